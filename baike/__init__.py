@@ -1,0 +1,1 @@
+"""baike: a distributed crawler of Baidu Baike on Scrapy and scrapy-redis."""

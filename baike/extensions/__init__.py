@@ -1,0 +1,1 @@
+"""extensions of the baike project."""

@@ -1,0 +1,233 @@
+"""The shared frontier with leases (``SCHEDULER_QUEUE_CLASS``).
+
+A request taken from the frontier is leased to one node until a deadline, not
+forgotten: it is settled (acknowledged) only when its page is fully handled, and
+if the node dies its lease expires and any node's next take puts it back. Taking
+also reserves one unit of the cluster-wide page budget per request, in the same
+atomic step, so the cluster never downloads more pages than the budget.
+
+Layout (see :mod:`baike.keys`): ``requests`` is a sorted set of request ids by
+score, ``requests:data`` holds their JSON payloads, ``leases`` holds leased ids by
+deadline and ``leases:owners`` the node and original score of each lease.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from scrapy.utils.request import request_from_dict
+from scrapy_redis.queue import Base
+
+from baike.frontier import scripts, serializer as json_serializer
+from baike.keys import CrawlKeys
+from baike.urls import canonicalize, download_url, normalize_origin
+
+if TYPE_CHECKING:
+    from redis import Redis
+    from scrapy import Request, Spider
+
+logger = logging.getLogger(__name__)
+
+# Request meta key carrying the lease id of a request taken from the frontier.
+LEASE_META_KEY = "baike_lease"
+# Meta keys that belong to one download and must not travel through Redis.
+_TRANSIENT_META = frozenset({LEASE_META_KEY, "download_slot", "download_latency", "download_timeout"})
+# Most expired leases one take puts back, so a take stays short after a mass death.
+RECLAIM_PER_TAKE = 200
+
+
+class PayloadError(ValueError):
+    """A frontier payload this crawler must not execute."""
+
+
+@dataclass(slots=True)
+class Taken:
+    """What one :meth:`LeasedQueue.take` returned."""
+
+    requests: list[tuple[str, Request]] = field(default_factory=list)
+    reclaimed: int = 0
+    budget_left: int = -1  # -1: no budget set
+    rejected: int = 0
+
+
+class LeasedQueue(Base):
+    """Priority frontier (FIFO among equal priorities) with leases and a page budget."""
+
+    def __init__(self, server: Redis, spider: Spider, key: str, serializer: Any = None):
+        super().__init__(server, spider, key, serializer or json_serializer)
+        self.keys = CrawlKeys.for_spider(spider.name, spider.settings)
+        self.mirror = normalize_origin(spider.settings.get("BAIKE_MIRROR"))
+        self.allowed_callbacks = frozenset(getattr(spider, "frontier_callbacks", ("parse",)))
+        self._push_and_ack = server.register_script(scripts.PUSH_AND_ACK)
+        self._lease = server.register_script(scripts.LEASE)
+        self._release = server.register_script(scripts.RELEASE)
+        self._heartbeat = server.register_script(scripts.HEARTBEAT)
+        self._dead_letter_raw = server.register_script(scripts.DEAD_LETTER_RAW)
+
+    # -- encoding ---------------------------------------------------------------
+
+    def encode(self, request: Request) -> str:
+        """Serialise ``request`` with its canonical URL and only durable meta.
+
+        Raises PayloadError for a request that is not a Baike entry.
+        """
+        canonical = canonicalize(request.url, mirror=self.mirror)
+        if canonical is None:
+            raise PayloadError(f"not a Baike entry URL: {request.url}")
+        obj = request.to_dict(spider=self.spider)
+        obj["url"] = canonical
+        obj["meta"] = {k: v for k, v in obj["meta"].items() if k not in _TRANSIENT_META and not k.startswith("_")}
+        return self.serializer.dumps(obj)
+
+    def decode(self, payload: bytes) -> Request:
+        """Build a request from a payload, refusing anything this crawler would not write.
+
+        Raises PayloadError with the reason.
+        """
+        try:
+            obj = self.serializer.loads(payload)
+        except ValueError as exc:
+            raise PayloadError(str(exc)) from None
+        url = obj["url"]
+        if canonicalize(url) != url:
+            raise PayloadError(f"not a canonical Baike entry URL: {url[:200]!r}")
+        if obj.get("method", "GET") != "GET" or obj.get("body"):
+            raise PayloadError("only GET requests without a body are crawled")
+        for name in (obj.get("callback"), obj.get("errback")):
+            if name is not None and name not in self.allowed_callbacks:
+                raise PayloadError(f"callback {str(name)[:100]!r} is not one of {sorted(self.allowed_callbacks)}")
+        obj["url"] = download_url(url, self.mirror)
+        try:
+            return request_from_dict(obj, spider=self.spider)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise PayloadError(f"not a request: {exc}") from None
+
+    # -- verbs ------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        """Requests waiting in the frontier (leased ones not included)."""
+        return self.server.zcard(self.key)
+
+    def push_and_ack(
+        self,
+        node: str,
+        pushes: list[tuple[str | None, bytes | None, int, str]],
+        acks: list[tuple[str, bool, str]],
+    ) -> tuple[int, int]:
+        """Enqueue new requests and settle leases in one atomic round trip.
+
+        ``pushes`` are ``(bucket key or None, fingerprint field, priority, payload)``;
+        a request whose fingerprint is already in its bucket is dropped.
+        ``acks`` are ``(request id, page downloaded, dead-letter reason or "")``.
+        Returns ``(added, filtered)``.
+        """
+        bucket_index: dict[str, int] = {}
+        argv: list[Any] = [node, len(pushes)]
+        for bucket, fingerprint, priority, payload in pushes:
+            index = bucket_index.setdefault(bucket, len(bucket_index) + 1) if bucket else 0
+            argv += [index, fingerprint or b"", priority, payload]
+        argv.append(len(acks))
+        now = time.time()
+        for request_id, page, reason in acks:
+            prefix = ""
+            if reason:
+                prefix = json.dumps({"reason": reason, "time": now, "node": node})[:-1] + ',"payload":'
+            argv += [request_id, int(page), prefix]
+        keys = [
+            self.key,
+            self.keys.request_data,
+            self.keys.request_seq,
+            self.keys.leases,
+            self.keys.lease_owners,
+            self.keys.budget,
+            self.keys.dead,
+            *bucket_index,
+        ]
+        added, filtered = self._push_and_ack(keys=keys, args=argv)
+        return int(added), int(filtered)
+
+    def push(self, request: Request) -> None:
+        """Enqueue one request unfiltered (scrapy-redis's queue contract)."""
+        self.push_and_ack("", [(None, None, request.priority, self.encode(request))], [])
+
+    def take(self, node: str, count: int, lease_seconds: float, budget: int = 0) -> Taken:
+        """Lease up to ``count`` requests to ``node`` for ``lease_seconds``.
+
+        Expired leases are put back first. With ``budget`` > 0 no more requests are
+        leased than the budget has units left. Payloads that fail :meth:`decode`
+        go to the dead-letter list and are counted in ``rejected``.
+        """
+        now = time.time()
+        reply = self._lease(
+            keys=[self.key, self.keys.request_data, self.keys.leases, self.keys.lease_owners, self.keys.budget],
+            args=[node, count, budget, now, now + lease_seconds, RECLAIM_PER_TAKE],
+        )
+        taken = Taken(reclaimed=int(reply[0]), budget_left=int(reply[1]))
+        for i in range(2, len(reply), 2):
+            request_id, payload = reply[i].decode(), reply[i + 1]
+            try:
+                request = self.decode(payload)
+            except PayloadError as exc:
+                self.reject(request_id, payload, str(exc))
+                taken.rejected += 1
+                continue
+            request.meta[LEASE_META_KEY] = request_id
+            taken.requests.append((request_id, request))
+        return taken
+
+    def pop(self, timeout: int = 0) -> Request | None:
+        """Lease one request for a minute (scrapy-redis's queue contract)."""
+        taken = self.take(f"pop-{id(self)}", 1, 60.0)
+        return taken.requests[0][1] if taken.requests else None
+
+    def reject(self, request_id: str, payload: bytes, reason: str) -> None:
+        """Move an unusable leased payload to the dead letters, logged with the reason."""
+        logger.warning(
+            "Rejected frontier payload %s (%s); moved to %s, see `scrapy deadletters`",
+            request_id,
+            reason,
+            self.keys.dead,
+        )
+        record = {
+            "reason": f"rejected payload: {reason}",
+            "time": time.time(),
+            "raw": payload[:1024].decode("utf-8", errors="replace"),
+        }
+        self._dead_letter_raw(
+            keys=[self.keys.request_data, self.keys.leases, self.keys.lease_owners, self.keys.budget, self.keys.dead],
+            args=[request_id, json.dumps(record, ensure_ascii=False)],
+        )
+
+    def release(self, node: str, request_ids: list[str]) -> int:
+        """Give ``node``'s leases back to the frontier unspent; returns how many."""
+        if not request_ids:
+            return 0
+        return int(
+            self._release(
+                keys=[self.key, self.keys.leases, self.keys.lease_owners, self.keys.budget],
+                args=[node, *request_ids],
+            )
+        )
+
+    def heartbeat(self, node: str, request_ids: list[str], lease_seconds: float, record: dict[str, Any]) -> int:
+        """Extend ``node``'s leases and record the node as alive; returns leases extended."""
+        return int(
+            self._heartbeat(
+                keys=[self.keys.leases, self.keys.lease_owners, self.keys.nodes],
+                args=[node, time.time() + lease_seconds, json.dumps(record), *request_ids],
+            )
+        )
+
+    def leased(self) -> int:
+        """Requests leased to any node right now."""
+        return self.server.zcard(self.keys.leases)
+
+    def clear(self) -> None:
+        """Delete the frontier and its leases (the explicit fresh-crawl operation only)."""
+        self.server.delete(
+            self.key, self.keys.request_data, self.keys.request_seq, self.keys.leases, self.keys.lease_owners
+        )

@@ -1,0 +1,18 @@
+"""The record of one Baike entry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class BaikeItem:
+    """One entry as stored in ``baike:items`` (keyed by ``url``)."""
+
+    url: str
+    title: str | None
+    subtitle: str | None = None
+    summary: str | None = None
+    infobox: dict[str, str] = field(default_factory=dict)
+    lemma_id: int | None = None
+    crawled_at: str | None = None

@@ -1,0 +1,83 @@
+"""Every Redis key of a crawl, built from one template table.
+
+Keys follow scrapy-redis's naming (``<spider>:start_urls``, ``<spider>:requests``,
+``<spider>:dupefilter``, ``<spider>:items``), so its tooling and habits still
+apply; the extra keys baike needs for leases, the page budget, dead letters
+and cluster stats sit beside them under the same prefix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+# scrapy-redis's own templates, kept verbatim so its settings keep working.
+START_URLS = "%(name)s:start_urls"
+REQUESTS = "%(spider)s:requests"
+DUPEFILTER = "%(spider)s:dupefilter"
+ITEMS = "%(spider)s:items"
+
+TEMPLATES: dict[str, str] = {
+    # hash: request id -> JSON payload of every queued or leased request
+    "request_data": "%(spider)s:requests:data",
+    # string: counter that orders requests of equal priority first in, first out
+    "request_seq": "%(spider)s:requests:seq",
+    # sorted set: leased request id -> lease deadline (unix seconds)
+    "leases": "%(spider)s:leases",
+    # hash: leased request id -> "<node id> <frontier score>"
+    "lease_owners": "%(spider)s:leases:owners",
+    # hash: budget fields "reserved" (pages downloaded or in flight) and "pages"
+    "budget": "%(spider)s:budget",
+    # list: JSON dead letters {"reason", "time", "payload"}
+    "dead": "%(spider)s:dead",
+    # hash: node id -> JSON heartbeat {host, pid, pages, started, seen, ...}
+    "nodes": "%(spider)s:nodes",
+    # hash: cluster-wide counters (pages, items, errors; per node and total)
+    "stats": "%(spider)s:stats",
+    # string: set once the first seed was accepted, so idle nodes know a crawl exists
+    "started": "%(spider)s:started",
+    # hash: timestamps of crawl state changes
+    "state": "%(spider)s:state",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CrawlKeys:
+    """The resolved key names of one spider's crawl."""
+
+    start_urls: str
+    requests: str
+    dupefilter: str
+    items: str
+    request_data: str
+    request_seq: str
+    leases: str
+    lease_owners: str
+    budget: str
+    dead: str
+    nodes: str
+    stats: str
+    started: str
+    state: str
+
+    @classmethod
+    def for_spider(cls, name: str, settings: object | None = None) -> CrawlKeys:
+        """Resolve every key for spider ``name``.
+
+        ``settings`` (a Scrapy Settings) may override the scrapy-redis keys with
+        ``REDIS_START_URLS_KEY``, ``SCHEDULER_QUEUE_KEY``,
+        ``SCHEDULER_DUPEFILTER_KEY`` and ``REDIS_ITEMS_KEY``.
+        """
+        get = getattr(settings, "get", lambda _name, default: default)
+        values = {"spider": name, "name": name}
+        requests = get("SCHEDULER_QUEUE_KEY", REQUESTS) % values
+        return cls(
+            start_urls=get("REDIS_START_URLS_KEY", START_URLS) % values,
+            requests=requests,
+            dupefilter=get("SCHEDULER_DUPEFILTER_KEY", DUPEFILTER) % values,
+            items=get("REDIS_ITEMS_KEY", ITEMS) % values,
+            **{field: template % values for field, template in TEMPLATES.items()},
+        )
+
+    def all(self) -> list[str]:
+        """Every fixed key of the crawl (dupefilter buckets live under ``dupefilter:*``)."""
+        return [getattr(self, item.name) for item in fields(self)]

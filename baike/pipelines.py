@@ -1,0 +1,166 @@
+"""Item pipelines, one concern each: validate, clean, store."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from itemadapter import ItemAdapter
+from scrapy.exceptions import DropItem
+from scrapy.utils.asyncio import create_looping_call
+from scrapy.utils.defer import deferred_to_future
+from scrapy_redis.connection import get_redis_from_settings
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.threads import deferToThread
+
+from baike.frontier.scheduler import REDIS_ERRORS
+from baike.keys import CrawlKeys
+from baike.parsing import clean_text
+from baike.urls import canonicalize
+
+if TYPE_CHECKING:
+    from redis import Redis
+    from scrapy.crawler import Crawler
+
+    # typing.Self requires Python 3.11
+    from typing_extensions import Self
+
+logger = logging.getLogger(__name__)
+
+RECORD_FIELDS = ("url", "title", "subtitle", "summary", "infobox", "lemma_id", "crawled_at")
+_BRACKETS = re.compile(r"^[（(](.*)[）)]$")
+
+
+class ValidatePipeline:
+    """Drops items that are not entries: no canonical URL or no title."""
+
+    def __init__(self, crawler: Crawler):
+        self.stats = crawler.stats
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        return cls(crawler)
+
+    def process_item(self, item: Any) -> Any:
+        adapter = ItemAdapter(item)
+        url = adapter.get("url")
+        if not isinstance(url, str) or canonicalize(url) != url:
+            self._drop("no_canonical_url", f"not a canonical entry URL: {url!r}")
+        title = adapter.get("title")
+        if not isinstance(title, str) or not title.strip():
+            self._drop("no_title", f"no title: {url}")
+        if not isinstance(adapter.get("infobox") or {}, dict):
+            self._drop("bad_infobox", f"infobox is not a mapping: {url}")
+        return item
+
+    def _drop(self, reason: str, message: str) -> None:
+        self.stats.inc_value(f"baike/items/invalid/{reason}")
+        raise DropItem(message)
+
+
+class CleanPipeline:
+    """Normalises text fields and stamps ``crawled_at``."""
+
+    def process_item(self, item: Any) -> Any:
+        adapter = ItemAdapter(item)
+        for name in ("title", "subtitle", "summary"):
+            value = adapter.get(name)
+            if isinstance(value, str):
+                adapter[name] = clean_text(value) or None
+        subtitle = adapter.get("subtitle")
+        if subtitle:
+            match = _BRACKETS.match(subtitle)
+            adapter["subtitle"] = match.group(1).strip() if match else subtitle
+        adapter["infobox"] = {
+            clean_text(name).replace(" ", ""): clean_text(str(value))
+            for name, value in (adapter.get("infobox") or {}).items()
+        }
+        if not adapter.get("crawled_at"):
+            adapter["crawled_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        return item
+
+
+class RedisStorePipeline:
+    """Stores one JSON record per entry in the hash ``baike:items``, keyed by URL.
+
+    Writing by key makes the store idempotent: a page crawled twice (a lease that
+    expired under a slow node) still leaves one record. Records are written in
+    batches from a thread, so the reactor never waits on Redis; an item leaves
+    this pipeline (and its request can be acknowledged) only once it is stored.
+    """
+
+    def __init__(self, server: Redis, key: str, batch_size: int, interval: float, retry_seconds: float = 300.0):
+        self.server = server
+        self.retry_seconds = retry_seconds
+        self.key = key
+        self.batch_size = batch_size
+        self.interval = interval
+        self._batch: dict[str, str] = {}
+        self._waiting: list[Deferred[None]] = []
+        self._loop = create_looping_call(self._flush)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        settings = crawler.settings
+        return cls(
+            server=get_redis_from_settings(settings),
+            key=CrawlKeys.for_spider(crawler.spidercls.name, settings).items,
+            batch_size=settings.getint("REDIS_STORE_BATCH_SIZE", 50),
+            interval=settings.getfloat("REDIS_STORE_FLUSH_INTERVAL", 0.05),
+            retry_seconds=settings.getfloat("REDIS_STORE_RETRY_SECONDS", 300.0),
+        )
+
+    def open_spider(self) -> None:
+        self._loop.start(self.interval, now=False)
+
+    async def close_spider(self) -> None:
+        if self._loop.running:
+            self._loop.stop()
+        await deferred_to_future(self._flush())
+
+    async def process_item(self, item: Any) -> Any:
+        record = {name: ItemAdapter(item).get(name) for name in RECORD_FIELDS}
+        stored: Deferred[None] = Deferred()
+        self._batch[record["url"]] = json.dumps(record, ensure_ascii=False)
+        self._waiting.append(stored)
+        if len(self._batch) >= self.batch_size:
+            self._flush()
+        await deferred_to_future(stored)
+        return item
+
+    def _flush(self) -> Deferred[None]:
+        if not self._batch:
+            return succeed(None)
+        batch, waiting = self._batch, self._waiting
+        self._batch, self._waiting = {}, []
+        writing = deferToThread(self._write, batch)
+        writing.addCallbacks(lambda _: _fire(waiting, None), lambda failure: _fire(waiting, failure))
+        return writing
+
+    def _write(self, batch: dict[str, str]) -> None:
+        """Write a batch, riding out a Redis outage of up to ``retry_seconds``."""
+        deadline = time.monotonic() + self.retry_seconds
+        pause = 0.5
+        while True:
+            try:
+                self.server.hset(self.key, mapping=batch)
+                return
+            except REDIS_ERRORS as exc:
+                if time.monotonic() + pause > deadline:
+                    raise
+                logger.warning("Storing %d items failed (%s); retrying in %.1f s", len(batch), exc, pause)
+                time.sleep(pause)
+                pause = min(pause * 2, 10.0)
+
+
+def _fire(waiting: list[Deferred[None]], result: Any) -> None:
+    for stored in waiting:
+        if result is None:
+            stored.callback(None)
+        else:
+            stored.errback(result)
+

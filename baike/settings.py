@@ -1,0 +1,96 @@
+"""Settings of the baike project: every default in one place.
+
+Every value can be overridden per node with ``scrapy crawl baike -s NAME=value``;
+REDIS_URL also comes from the environment. docs/settings.md documents each one.
+"""
+
+from __future__ import annotations
+
+import os
+
+BOT_NAME = "baike"
+SPIDER_MODULES = ["baike.spiders"]
+NEWSPIDER_MODULE = "baike.spiders"
+COMMANDS_MODULE = "baike.commands"
+
+# -- where the crawl lives -------------------------------------------------------------
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_PARAMS = {
+    "socket_timeout": 10,
+    "socket_connect_timeout": 5,
+    "retry_on_timeout": True,
+    "health_check_interval": 30,
+}
+# Download from this origin instead of https://baike.baidu.com (a mirror or the replica);
+# stored URLs and fingerprints stay canonical.
+BAIKE_MIRROR = os.environ.get("BAIKE_MIRROR", "")
+
+# -- the shared frontier (scrapy-redis plug points) ------------------------------------------
+SCHEDULER = "baike.frontier.scheduler.LeasedScheduler"
+SCHEDULER_QUEUE_CLASS = "baike.frontier.queue.LeasedQueue"
+SCHEDULER_SERIALIZER = "baike.frontier.serializer"
+DUPEFILTER_CLASS = "baike.frontier.dupefilter.BucketDupeFilter"
+REQUEST_FINGERPRINTER_CLASS = "baike.frontier.fingerprint.CanonicalRequestFingerprinter"
+SCHEDULER_PERSIST = True
+SCHEDULER_BATCH_SIZE = 8
+SCHEDULER_FLUSH_SIZE = 64
+SCHEDULER_LEASE_SECONDS = 60.0
+SCHEDULER_IDLE_POLL = 0.2
+DUPEFILTER_BUCKET_BYTES = 2
+# scrapy-redis's spider reads this many seeds per idle call
+REDIS_START_URLS_BATCH_SIZE = 16
+
+# -- cluster-wide stop -------------------------------------------------------------------
+# Pages for the whole cluster (not per process); 0 turns the budget off.
+CLOSESPIDER_PAGECOUNT = 2000
+# End the crawl when nothing is queued or in flight anywhere for this long.
+CLOSESPIDER_FINISHED_GRACE = 3.0
+CLOSESPIDER_POLL_INTERVAL = 0.2
+
+# -- politeness and robustness for the real site ---------------------------------------------
+ROBOTSTXT_OBEY = True
+USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+)
+DEFAULT_REQUEST_HEADERS = {
+    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.6",
+}
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 8
+DOWNLOAD_TIMEOUT = 30
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 1.0
+AUTOTHROTTLE_MAX_DELAY = 30.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 4.0
+RETRY_ENABLED = True
+RETRY_TIMES = 3
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429, 403]
+COOKIES_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+# Anti-bot (captcha) answers: how often one request is sent back to the frontier.
+BAIKE_CAPTCHA_RETRIES = 3
+
+DOWNLOADER_MIDDLEWARES = {
+    "baike.guard.BaikeGuardMiddleware": 650,
+    "baike.mirror.MirrorMiddleware": 620,
+}
+SPIDER_MIDDLEWARES = {
+    "baike.frontier.acks.LeaseAckMiddleware": 10,
+}
+EXTENSIONS = {
+    "scrapy.extensions.closespider.CloseSpider": None,
+    "baike.extensions.closespider.ClusterCloseSpider": 500,
+}
+ITEM_PIPELINES = {
+    "baike.pipelines.ValidatePipeline": 100,
+    "baike.pipelines.CleanPipeline": 200,
+    "baike.pipelines.RedisStorePipeline": 300,
+}
+# Items are written to Redis in batches of this size, or after this many seconds.
+REDIS_STORE_BATCH_SIZE = 50
+REDIS_STORE_FLUSH_INTERVAL = 0.05
+
+FEED_EXPORT_ENCODING = "utf-8"
+LOG_LEVEL = "INFO"

@@ -1,0 +1,1 @@
+"""spiders of the baike project."""

@@ -1,0 +1,172 @@
+"""The ``baike`` spider: seeds in from Redis, pages parsed, entry links followed.
+
+Thin on purpose: parsing lives in :mod:`baike.parsing`, URL rules in
+:mod:`baike.urls`, the shared frontier in :mod:`baike.frontier`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from scrapy import Request
+from scrapy.exceptions import IgnoreRequest
+from scrapy.spidermiddlewares.httperror import HttpError
+from scrapy_redis.spiders import RedisSpider
+
+from baike.guard import GiveUp
+from baike.items import BaikeItem
+from baike.keys import CrawlKeys
+from baike.parsing import parse_page
+from baike.urls import MAX_URL_LENGTH, canonicalize, download_url, normalize_origin
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+
+    from scrapy.http import Response
+    from twisted.python.failure import Failure
+
+# Longest seed accepted: a URL, or a JSON object carrying one and a little meta.
+MAX_SEED_BYTES = 8192
+
+
+class BadSeed(ValueError):
+    """A seed that cannot start a crawl, with the reason."""
+
+
+class BaikeSpider(RedisSpider):
+    """Crawls Baike entries from seeds pushed to ``baike:start_urls``."""
+
+    name = "baike"
+    # Callbacks a request read back from Redis may name; anything else is refused.
+    frontier_callbacks = ("parse", "errback")
+
+    def setup_redis(self, crawler: Any = None) -> None:
+        super().setup_redis(crawler)
+        settings = self.crawler.settings
+        self.redis_batch_size = settings.getint("REDIS_START_URLS_BATCH_SIZE", 16)
+        self.mirror = normalize_origin(settings.get("BAIKE_MIRROR"))
+        self.keys = CrawlKeys.for_spider(self.name, settings)
+
+    async def start(self) -> AsyncIterator[Request]:
+        """Read the seeds waiting in Redis as soon as the node starts.
+
+        Later seeds are read whenever the node idles (scrapy-redis's spider_idle).
+        """
+        for request in self.next_requests():
+            yield request
+
+    # -- seeds ------------------------------------------------------------------------
+
+    def make_request_from_data(self, data: bytes) -> Request | None:
+        """Build the request of one seed: a URL or ``{"url": ..., "meta": {...}}``.
+
+        A malformed seed is logged with the reason, counted, kept in the dead
+        letters, and skipped.
+        """
+        try:
+            url, meta, priority = self._read_seed(data)
+        except BadSeed as exc:
+            self._reject_seed(data, str(exc))
+            return None
+        self.server.set(self.keys.started, time.time(), nx=True)
+        self.crawler.stats.inc_value("baike/seeds/accepted")
+        self.logger.info("Seed accepted: %s", url)
+        return self.entry_request(url, meta=meta, priority=priority)
+
+    def _read_seed(self, data: bytes) -> tuple[str, dict[str, Any], int]:
+        if len(data) > MAX_SEED_BYTES:
+            raise BadSeed(f"seed of {len(data)} bytes is longer than {MAX_SEED_BYTES}")
+        try:
+            text = data.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise BadSeed("seed is not UTF-8 text") from None
+        meta: Any = {}
+        priority: Any = 0
+        if text.startswith("{"):
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise BadSeed(f"seed looks like JSON but is not: {exc}") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("url"), str):
+                raise BadSeed('a JSON seed must be an object with a string "url"')
+            text, meta, priority = obj["url"], obj.get("meta", {}), obj.get("priority", 0)
+            if not isinstance(meta, dict):
+                raise BadSeed('"meta" of a JSON seed must be an object')
+            if not isinstance(priority, int) or isinstance(priority, bool):
+                raise BadSeed('"priority" of a JSON seed must be an integer')
+        if len(text) > MAX_URL_LENGTH:
+            raise BadSeed(f"seed URL is longer than {MAX_URL_LENGTH} characters")
+        url = canonicalize(text, mirror=self.mirror)
+        if url is None:
+            raise BadSeed(f"not a Baike entry URL (expected https://baike.baidu.com/item/<name>): {text[:200]!r}")
+        return url, meta, priority
+
+    def _reject_seed(self, data: bytes, reason: str) -> None:
+        self.logger.error(
+            "Skipping seed %r: %s. Push a Baike entry URL or a JSON object {\"url\": ...}",
+            data[:200],
+            reason,
+        )
+        self.crawler.stats.inc_value("baike/seeds/rejected")
+        record = {"reason": f"bad seed: {reason}", "time": time.time(), "raw": data[:1024].decode("utf-8", "replace")}
+        self.server.rpush(self.keys.dead, json.dumps(record, ensure_ascii=False))
+
+    # -- pages --------------------------------------------------------------------------
+
+    def entry_request(self, url: str, meta: dict[str, Any] | None = None, priority: int = 0) -> Request:
+        """The request for canonical entry URL ``url``, downloaded from the mirror if set."""
+        return Request(
+            download_url(url, self.mirror),
+            callback=self.parse,
+            errback=self.errback,
+            meta=meta,
+            priority=priority,
+        )
+
+    def parse(self, response: Response) -> Iterator[BaikeItem | Request]:
+        page = parse_page(response.body, response.url, mirror=self.mirror)
+        self.crawler.stats.inc_value(f"baike/pages/{page.kind}")
+        if page.kind != "entry":
+            self.logger.info("Not an entry (%s): %s", page.kind, response.url)
+            return
+        url = canonicalize(response.url, mirror=self.mirror)
+        yield BaikeItem(
+            url=url or response.url,
+            title=page.title,
+            subtitle=page.subtitle,
+            summary=page.summary,
+            infobox=dict(page.infobox),
+            lemma_id=page.lemma_id,
+        )
+        for link in page.links:
+            yield self.entry_request(link)
+
+    def errback(self, failure: Failure) -> None:
+        """Settle the lease of a request that ended without a usable page.
+
+        Missing entries and redirects off the entries end normally; anything that
+        failed for good (errors after retries, captchas, 5xx/403/429) goes to the
+        dead letters with the reason.
+        """
+        request = failure.request
+        scheduler = self.crawler.engine.scheduler
+        lease = scheduler.lease_of(request) if hasattr(scheduler, "lease_of") else None
+        reason = self._dead_reason(failure)
+        if reason:
+            self.logger.warning("Giving up on %s: %s (kept in the dead letters)", request.url, reason)
+            self.crawler.stats.inc_value("baike/requests/failed")
+        if lease is not None:
+            scheduler.settle(lease, reason)
+
+    def _dead_reason(self, failure: Failure) -> str:
+        if failure.check(HttpError):
+            status = failure.value.response.status
+            retryable = status >= 500 or status in self.crawler.settings.getlist("RETRY_HTTP_CODES")
+            return f"HTTP {status} after retries" if retryable else ""
+        if failure.check(GiveUp):
+            return str(failure.value)
+        if failure.check(IgnoreRequest):
+            return ""
+        return f"{failure.type.__name__}: {failure.getErrorMessage()}"

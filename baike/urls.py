@@ -1,0 +1,143 @@
+"""Canonical Baike entry URLs: the one function every component calls.
+
+Baike writes the same entry in many forms (percent-encoded or raw names,
+``/item/<name>``, ``/item/<name>/<id>``, ``/item/<name>/0``, tracking queries,
+fragments, legacy ``/view/<n>.htm`` and ``/subview/<a>/<b>.htm``, http or
+https, relative or absolute). The shared dupefilter must see one fingerprint
+per entry, so every URL that enters the crawl goes through
+:func:`canonicalize` first, and every download goes through
+:func:`download_url` so that a mirror (``BAIKE_MIRROR``) can stand in for the
+real site without changing what is stored or fingerprinted.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote, unquote, urljoin, urlsplit
+
+BAIKE_ORIGIN = "https://baike.baidu.com"
+BAIKE_HOSTS = frozenset({"baike.baidu.com", "www.baike.baidu.com"})
+
+# Longest URL we accept at all; a longer one is hostile or broken.
+MAX_URL_LENGTH = 2048
+
+_ITEM_PATH = re.compile(r"^/item/(?P<name>[^/]+)(?:/(?P<id>\d+))?/?$")
+_VIEW_PATH = re.compile(r"^/view/(?P<id>\d+)\.html?$")
+_SUBVIEW_PATH = re.compile(r"^/subview/(?P<a>\d+)/(?P<b>\d+)\.html?$")
+# Name characters kept unescaped in canonical paths: none but the unreserved set,
+# so `C++` and `C%2B%2B` (and raw Chinese) all become one spelling.
+_NAME_SAFE = ""
+
+
+def normalize_origin(origin: str | None) -> str | None:
+    """Return ``scheme://host[:port]`` of a mirror setting, or None when unset.
+
+    Raises ValueError for anything that is not an absolute http(s) origin.
+    """
+    if not origin:
+        return None
+    parts = urlsplit(origin.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"not an http(s) origin: {origin!r}")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def canonicalize(url: str, base: str | None = None, mirror: str | None = None) -> str | None:
+    """Map any form of a Baike entry URL to its canonical spelling.
+
+    ``url`` may be relative (resolved against ``base``). URLs on ``mirror``'s
+    origin count as Baike URLs. Returns ``https://baike.baidu.com/item/<name>``,
+    ``.../item/<name>/<id>``, ``.../view/<n>.htm`` or ``.../subview/<a>/<b>.htm``
+    with the name percent-encoded one way, no query and no fragment; returns
+    None for anything that is not an entry (help, user, edit or history pages,
+    error and captcha pages, images, other hosts, malformed input).
+    """
+    if not isinstance(url, str) or not url or len(url) > MAX_URL_LENGTH:
+        return None
+    url = url.strip()
+    if base:
+        url = urljoin(base, url)
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or host is None:
+        return None
+    if not _is_baike_origin(parts.scheme, host, port, mirror):
+        return None
+    return _canonical_path(parts.path)
+
+
+def _is_baike_origin(scheme: str, host: str, port: int | None, mirror: str | None) -> bool:
+    if host in BAIKE_HOSTS and port in (None, 80, 443):
+        return True
+    if not mirror:
+        return False
+    mirror_parts = urlsplit(mirror)
+    return (
+        scheme == mirror_parts.scheme
+        and host == mirror_parts.hostname
+        and (port or _default_port(scheme)) == (mirror_parts.port or _default_port(scheme))
+    )
+
+
+def _default_port(scheme: str) -> int:
+    return 443 if scheme == "https" else 80
+
+
+def _canonical_path(path: str) -> str | None:
+    match = _ITEM_PATH.match(path)
+    if match:
+        name = _canonical_name(match.group("name"))
+        if name is None:
+            return None
+        lemma_id = match.group("id")
+        if lemma_id and int(lemma_id) != 0:
+            return f"{BAIKE_ORIGIN}/item/{name}/{int(lemma_id)}"
+        return f"{BAIKE_ORIGIN}/item/{name}"
+    match = _VIEW_PATH.match(path)
+    if match:
+        return f"{BAIKE_ORIGIN}/view/{int(match.group('id'))}.htm"
+    match = _SUBVIEW_PATH.match(path)
+    if match:
+        return f"{BAIKE_ORIGIN}/subview/{int(match.group('a'))}/{int(match.group('b'))}.htm"
+    return None
+
+
+def _canonical_name(raw: str) -> str | None:
+    try:
+        name = unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        return None
+    name = name.strip()
+    if not name or any(ord(ch) < 0x20 for ch in name):
+        return None
+    return quote(name, safe=_NAME_SAFE)
+
+
+def entry_name(url: str) -> str | None:
+    """Return the decoded entry name of a canonical ``/item/`` URL, else None."""
+    match = _ITEM_PATH.match(urlsplit(url).path)
+    return unquote(match.group("name")) if match else None
+
+
+def download_url(canonical_url: str, mirror: str | None) -> str:
+    """Return where to download ``canonical_url``: on ``mirror`` when set.
+
+    Path and query are kept; only the origin changes.
+    """
+    if not mirror:
+        return canonical_url
+    parts = urlsplit(canonical_url)
+    target = mirror + parts.path
+    if parts.query:
+        target += "?" + parts.query
+    return target
+
+
+def to_site_url(url: str, mirror: str | None) -> str:
+    """Map a URL on ``mirror``'s origin back to the real site (others unchanged)."""
+    if not mirror or not url.startswith(mirror + "/"):
+        return url
+    return BAIKE_ORIGIN + url[len(mirror):]

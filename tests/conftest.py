@@ -1,0 +1,232 @@
+"""Real parts for the tests: a private redis-server, the replica over HTTP, real nodes.
+
+The redis-server is started by the suite on a free loopback port in a temporary
+directory; it is the only Redis the suite ever flushes. Nodes are real
+``scrapy crawl baike`` processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+NODE_WARNINGS = "error::scrapy.exceptions.ScrapyDeprecationWarning"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def samples_dir() -> Path | None:
+    """The real Baike pages, read in place, or None where this checkout has none."""
+    configured = os.environ.get("BAIKE_SAMPLES")
+    candidate = Path(configured) if configured else ROOT.parent / "shared" / "baike-samples"
+    return candidate if candidate.is_dir() else None
+
+
+@dataclass
+class RedisServer:
+    port: int
+    directory: Path
+    process: subprocess.Popen | None = None
+    extra: tuple[str, ...] = ()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, db=0)
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed: run the README's test command, which installs it")
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+             "--save", "", "--protected-mode", "yes", *self.extra],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if self.client().ping():
+                    return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory):
+    server = RedisServer(port=free_port(), directory=tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def redis_db(redis_server: RedisServer) -> redis.Redis:
+    """The suite's own Redis, emptied for this test."""
+    client = redis_server.client()
+    client.flushdb()
+    return client
+
+
+@dataclass
+class Replica:
+    url: str
+    process: subprocess.Popen
+    entries: int
+    seed: int
+
+    def stats(self) -> dict:
+        with urllib.request.urlopen(f"{self.url}/__replica__/stats", timeout=10) as answer:
+            return json.load(answer)
+
+    def reset(self) -> None:
+        urllib.request.urlopen(f"{self.url}/__replica__/reset", timeout=10).read()
+
+    def answer_key(self, start: str) -> dict:
+        query = urllib.parse.urlencode({"start": start})
+        with urllib.request.urlopen(f"{self.url}/__replica__/answer?{query}", timeout=60) as answer:
+            return json.load(answer)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+def start_replica(entries: int = 300, seed: int = 1, *options: str) -> Replica:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "replica", "--port", "0", "--entries", str(entries), "--seed", str(seed), *options],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    line = process.stdout.readline()
+    match = re.search(r"(http://127\.0\.0\.1:\d+)", line)
+    if not match:
+        process.kill()
+        raise RuntimeError(f"the replica did not start: {line!r}")
+    return Replica(url=match.group(1), process=process, entries=entries, seed=seed)
+
+
+@pytest.fixture()
+def replica_factory():
+    started: list[Replica] = []
+
+    def factory(entries: int = 300, seed: int = 1, *options: str) -> Replica:
+        replica = start_replica(entries, seed, *options)
+        started.append(replica)
+        return replica
+
+    yield factory
+    for replica in started:
+        replica.stop()
+
+
+@pytest.fixture(scope="session")
+def small_replica():
+    """One 300-entry replica shared by tests that reset its counters first."""
+    replica = start_replica(300, 1)
+    yield replica
+    replica.stop()
+
+
+@dataclass
+class Node:
+    """One real ``scrapy crawl baike`` process."""
+
+    process: subprocess.Popen
+    log_path: Path
+    started: float = field(default_factory=time.time)
+
+    def wait(self, timeout: float = 120) -> int:
+        return self.process.wait(timeout=timeout)
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    @property
+    def finish_reason(self) -> str | None:
+        match = re.search(r"'finish_reason': '([^']+)'", self.log)
+        return match.group(1) if match else None
+
+    def stat(self, name: str) -> int:
+        match = re.search(rf"'{re.escape(name)}': (\d+)", self.log)
+        return int(match.group(1)) if match else 0
+
+    @property
+    def finish_time(self) -> float | None:
+        match = re.search(r"'finish_time': datetime\.datetime\((\d+), (\d+), (\d+), (\d+), (\d+), (\d+)(?:, (\d+))?", self.log)
+        if not match:
+            return None
+        from datetime import UTC, datetime
+
+        parts = [int(part or 0) for part in match.groups()]
+        return datetime(*parts[:6], parts[6], tzinfo=UTC).timestamp()
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+
+
+def start_node(redis_url: str, mirror: str, log_path: Path, *settings: str) -> Node:
+    """Start one node against ``redis_url`` downloading from ``mirror``."""
+    args = [
+        sys.executable, "-W", NODE_WARNINGS, "-m", "scrapy", "crawl", "baike",
+        "-s", f"REDIS_URL={redis_url}",
+        "-s", f"BAIKE_MIRROR={mirror}",
+        "-s", "AUTOTHROTTLE_ENABLED=False",
+        "-s", "ROBOTSTXT_OBEY=False",
+        "-s", "LOG_LEVEL=INFO",
+        "-s", f"LOG_FILE={log_path}",
+        "-s", "CLOSESPIDER_FINISHED_GRACE=1.5",
+    ]
+    for setting in settings:
+        args += ["-s", setting]
+    env = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "BAIKE_MIRROR")}
+    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(log_path.with_suffix(".err"), "w"))
+    return Node(process=process, log_path=log_path)
+
+
+@pytest.fixture()
+def node_factory(tmp_path: Path):
+    nodes: list[Node] = []
+
+    def factory(redis_url: str, mirror: str, *settings: str) -> Node:
+        node = start_node(redis_url, mirror, tmp_path / f"node{len(nodes)}.log", *settings)
+        nodes.append(node)
+        return node
+
+    yield factory
+    for node in nodes:
+        node.kill()
+        node.process.wait(timeout=10)

@@ -1,0 +1,33 @@
+"""Builds frontier components on the suite's Redis without running a crawl."""
+
+from __future__ import annotations
+
+from scrapy import Spider
+from scrapy.utils.test import get_crawler
+
+from scrapy.utils.reactor import install_reactor, is_reactor_installed
+
+from baike import settings as project_settings
+
+if not is_reactor_installed():
+    install_reactor("twisted.internet.asyncioreactor.AsyncioSelectorReactor")
+
+PROJECT_SETTINGS = {name: getattr(project_settings, name) for name in dir(project_settings) if name.isupper()}
+
+
+class FrontierSpider(Spider):
+    name = "baike"
+    frontier_callbacks = ("parse", "errback")
+
+    def parse(self, response):
+        return None
+
+    def errback(self, failure):
+        return None
+
+
+def make_crawler(redis_url: str, **overrides):
+    settings = {**PROJECT_SETTINGS, "REDIS_URL": redis_url, "BAIKE_MIRROR": "", **overrides}
+    crawler = get_crawler(FrontierSpider, settings)
+    crawler.spider = FrontierSpider.from_crawler(crawler)
+    return crawler

@@ -1,0 +1,151 @@
+"""The leased frontier queue and its Lua scripts, on a real redis-server."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from scrapy import Request
+
+from baike.frontier.queue import LEASE_META_KEY, LeasedQueue, PayloadError
+from baike.keys import CrawlKeys
+from tests.frontier_helpers import make_crawler
+
+KEYS = CrawlKeys.for_spider("baike")
+
+
+def entry(n: int) -> str:
+    return f"https://baike.baidu.com/item/entry{n}/{n}"
+
+
+@pytest.fixture()
+def queue(redis_db, redis_server) -> LeasedQueue:
+    crawler = make_crawler(redis_server.url)
+    return LeasedQueue(redis_db, crawler.spider, KEYS.requests)
+
+
+def push(queue: LeasedQueue, *requests: Request, node: str = "n1", acks=()) -> tuple[int, int]:
+    pushes = [(f"{KEYS.dupefilter}:00", r.url.encode(), r.priority, queue.encode(r)) for r in requests]
+    return queue.push_and_ack(node, pushes, list(acks))
+
+
+def test_push_filters_duplicates_in_the_same_round_trip(queue: LeasedQueue) -> None:
+    assert push(queue, Request(entry(1)), Request(entry(2)), Request(entry(1))) == (2, 1)
+    assert push(queue, Request(entry(2))) == (0, 1)
+    assert len(queue) == 2
+
+
+def test_priority_first_then_first_in_first_out(queue: LeasedQueue) -> None:
+    push(queue, *(Request(entry(n)) for n in (5, 3, 9)), Request(entry(7), priority=2), Request(entry(1), priority=-1))
+    taken = queue.take("n1", 10, 30)
+    assert [r.url for _, r in taken.requests] == [entry(n) for n in (7, 5, 3, 9, 1)]
+
+
+def test_take_leases_and_ack_settles(queue: LeasedQueue, redis_db) -> None:
+    push(queue, Request(entry(1)), Request(entry(2)))
+    taken = queue.take("n1", 1, 30)
+    (request_id, request), = taken.requests
+    assert request.meta[LEASE_META_KEY] == request_id
+    assert redis_db.zcard(KEYS.leases) == 1 and len(queue) == 1
+    child = Request(entry(3))
+    assert push(queue, child, acks=[(request_id, True, "")]) == (1, 0)
+    assert redis_db.zcard(KEYS.leases) == 0
+    assert not redis_db.hexists(KEYS.request_data, request_id)
+    assert redis_db.hgetall(KEYS.budget) == {b"reserved": b"1", b"pages": b"1"}
+
+
+def test_ack_of_a_lease_owned_by_another_node_is_ignored(queue: LeasedQueue, redis_db) -> None:
+    push(queue, Request(entry(1)))
+    (request_id, _), = queue.take("n1", 1, 30).requests
+    queue.push_and_ack("n2", [], [(request_id, False, "")])
+    assert redis_db.zcard(KEYS.leases) == 1
+
+
+def test_expired_leases_return_to_the_frontier_with_their_priority(queue: LeasedQueue, redis_db) -> None:
+    push(queue, Request(entry(1), priority=5), Request(entry(2)))
+    (request_id, _), = queue.take("dead-node", 1, 0.05).requests
+    time.sleep(0.1)
+    taken = queue.take("n2", 1, 30)
+    assert taken.reclaimed == 1
+    assert [r.url for _, r in taken.requests] == [entry(1)]
+    assert redis_db.hget(KEYS.budget, "reserved") == b"1"
+
+
+def test_heartbeat_keeps_a_lease_alive(queue: LeasedQueue, redis_db) -> None:
+    push(queue, Request(entry(1)))
+    (request_id, _), = queue.take("n1", 1, 0.3).requests
+    assert queue.heartbeat("n1", [request_id], 30, {"node": "n1"}) == 1
+    time.sleep(0.4)
+    assert queue.take("n2", 1, 30).reclaimed == 0
+    assert json.loads(redis_db.hget(KEYS.nodes, "n1")) == {"node": "n1"}
+
+
+def test_release_hands_back_untouched_requests_and_budget(queue: LeasedQueue, redis_db) -> None:
+    push(queue, *(Request(entry(n)) for n in range(1, 4)))
+    ids = [request_id for request_id, _ in queue.take("n1", 3, 30, budget=10).requests]
+    assert queue.release("n2", ids) == 0
+    assert queue.release("n1", ids) == 3
+    assert len(queue) == 3 and redis_db.hget(KEYS.budget, "reserved") == b"0"
+    assert [r.url for _, r in queue.take("n1", 3, 30).requests] == [entry(n) for n in range(1, 4)]
+
+
+def test_budget_caps_what_is_leased_across_nodes(queue: LeasedQueue) -> None:
+    push(queue, *(Request(entry(n)) for n in range(1, 11)))
+    first = queue.take("n1", 4, 30, budget=5)
+    second = queue.take("n2", 4, 30, budget=5)
+    third = queue.take("n3", 4, 30, budget=5)
+    assert (len(first.requests), len(second.requests), len(third.requests)) == (4, 1, 0)
+    assert third.budget_left == 0
+    # a lease settled without a page hands its unit back
+    request_id = second.requests[0][0]
+    queue.push_and_ack("n2", [], [(request_id, False, "")])
+    assert len(queue.take("n3", 4, 30, budget=5).requests) == 1
+
+
+def test_dead_letter_keeps_payload_and_reason(queue: LeasedQueue, redis_db) -> None:
+    push(queue, Request(entry(1)))
+    (request_id, _), = queue.take("n1", 1, 30).requests
+    queue.push_and_ack("n1", [], [(request_id, True, "HTTP 503 after retries")])
+    (record,) = [json.loads(raw) for raw in redis_db.lrange(KEYS.dead, 0, -1)]
+    assert record["reason"] == "HTTP 503 after retries"
+    assert record["payload"]["url"] == entry(1)
+    assert redis_db.hget(KEYS.budget, "pages") == b"1"
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"\x80\x04\x95garbage-pickle", "not a JSON payload"),
+        (b"cos\nsystem\n(S'echo pwned'\ntR.", "not a JSON payload"),
+        (b'["url"]', "not a request object"),
+        (b'{"url": 5}', "not a request object"),
+        (b'{"url": "https://evil.example/item/x/1"}', "not a canonical Baike entry URL"),
+        (b'{"url": "https://baike.baidu.com/item/x/1", "callback": "close"}', "callback"),
+        (b'{"url": "https://baike.baidu.com/item/x/1", "method": "POST"}', "only GET"),
+        (b"x" * (10 * 1024 * 1024), "exceeds"),
+    ],
+)
+def test_hostile_payloads_are_dead_lettered_never_executed(queue: LeasedQueue, redis_db, payload: bytes, reason: str) -> None:
+    redis_db.hset(KEYS.request_data, "666", payload)
+    redis_db.zadd(KEYS.requests, {"666": 0})
+    push(queue, Request(entry(1)))
+    taken = queue.take("n1", 5, 30)
+    assert taken.rejected == 1
+    assert [r.url for _, r in taken.requests] == [entry(1)]
+    (record,) = [json.loads(raw) for raw in redis_db.lrange(KEYS.dead, 0, -1)]
+    assert reason in record["reason"]
+    assert not redis_db.hexists(KEYS.request_data, "666")
+    assert redis_db.hget(KEYS.budget, "reserved") == b"1"
+
+
+def test_encode_refuses_non_entries(queue: LeasedQueue) -> None:
+    with pytest.raises(PayloadError):
+        queue.encode(Request("https://baike.baidu.com/help"))
+
+
+def test_encode_keeps_canonical_url_and_durable_meta(queue: LeasedQueue) -> None:
+    request = Request("https://baike.baidu.com/item/x/1?fr=aladdin", meta={LEASE_META_KEY: "9", "depth": 3, "_private": 1})
+    decoded = queue.decode(queue.encode(request).encode())
+    assert decoded.url == "https://baike.baidu.com/item/x/1"
+    assert decoded.meta == {"depth": 3}

@@ -1,0 +1,113 @@
+"""Canonical entry URLs: every form Baike writes maps to one spelling."""
+
+from __future__ import annotations
+
+import pytest
+
+from baike.urls import canonicalize, download_url, entry_name, normalize_origin, to_site_url
+
+NAME = "%E7%BD%91%E7%BB%9C%E7%88%AC%E8%99%AB"  # 网络爬虫
+ITEM = f"https://baike.baidu.com/item/{NAME}"
+PAGE = "https://baike.baidu.com/item/%E7%BD%91%E7%BB%9C%E7%88%AC%E8%99%AB/5162711"
+MIRROR = "http://127.0.0.1:8800"
+
+
+@pytest.mark.parametrize(
+    ("url", "base", "expected"),
+    [
+        # percent-encoded and raw names, with and without ids
+        (f"https://baike.baidu.com/item/{NAME}", None, ITEM),
+        ("https://baike.baidu.com/item/网络爬虫", None, ITEM),
+        (f"https://baike.baidu.com/item/{NAME.lower()}", None, ITEM),
+        ("https://baike.baidu.com/item/网络爬虫/5162711", None, PAGE),
+        (f"https://baike.baidu.com/item/{NAME}/5162711/", None, PAGE),
+        (f"https://baike.baidu.com/item/{NAME}/0", None, ITEM),
+        (f"https://baike.baidu.com/item/{NAME}/05162711", None, PAGE),
+        # tracking queries and fragments
+        (f"https://baike.baidu.com/item/{NAME}/5162711?fromModule=lemma_inlink", None, PAGE),
+        (f"https://baike.baidu.com/item/{NAME}?fr=aladdin", None, ITEM),
+        (f"https://baike.baidu.com/item/{NAME}/5162711?fromtitle=spider&fromid=1", None, PAGE),
+        (f"https://baike.baidu.com/item/{NAME}/5162711?force=1", None, PAGE),
+        (f"https://baike.baidu.com/item/{NAME}/5162711#1_2", None, PAGE),
+        (f"https://baike.baidu.com/item/{NAME}/0?fromModule=lemma_inlink#viewPageContent", None, ITEM),
+        # scheme and host variants
+        (f"http://baike.baidu.com/item/{NAME}/5162711", None, PAGE),
+        (f"https://baike.baidu.com:443/item/{NAME}/5162711", None, PAGE),
+        (f"//baike.baidu.com/item/{NAME}/5162711", "https://baike.baidu.com/item/x", PAGE),
+        # relative forms
+        (f"/item/{NAME}/5162711", "https://baike.baidu.com/item/x/1", PAGE),
+        ("/item/网络爬虫", "https://baike.baidu.com/", ITEM),
+        (f"/item/{NAME}/5162711", f"{MIRROR}/item/x/1", PAGE),
+        # legacy forms
+        ("https://baike.baidu.com/view/12345.htm", None, "https://baike.baidu.com/view/12345.htm"),
+        ("/view/12345.html#3", "https://baike.baidu.com/", "https://baike.baidu.com/view/12345.htm"),
+        ("/subview/568462/19518465.htm#viewPageContent", "https://baike.baidu.com/",
+         "https://baike.baidu.com/subview/568462/19518465.htm"),
+        # names that need escaping are spelled one way
+        ("https://baike.baidu.com/item/C++", None, "https://baike.baidu.com/item/C%2B%2B"),
+        ("https://baike.baidu.com/item/C%2b%2b", None, "https://baike.baidu.com/item/C%2B%2B"),
+        ("https://baike.baidu.com/item/Guido van Rossum", None, "https://baike.baidu.com/item/Guido%20van%20Rossum"),
+        ("https://baike.baidu.com/item/Guido%20van%20Rossum/7/", None,
+         "https://baike.baidu.com/item/Guido%20van%20Rossum/7"),
+        # the mirror's origin counts as Baike
+        (f"{MIRROR}/item/{NAME}/5162711?fromModule=lemma_inlink", None, PAGE),
+    ],
+)
+def test_entry_forms_map_to_one_url(url: str, base: str | None, expected: str) -> None:
+    assert canonicalize(url, base=base, mirror=MIRROR) == expected
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://baike.baidu.com/",
+        "https://baike.baidu.com/help",
+        "https://baike.baidu.com/usercenter/lemmas",
+        "https://baike.baidu.com/planet/talk?lemmaId=1",
+        "https://baike.baidu.com/historylist/%E7%BD%91/1",
+        "https://baike.baidu.com/error.html?status=404",
+        "https://baike.baidu.com/anticrawl/captchaview?x=1",
+        "https://wappass.baidu.com/static/captcha/tuxing.html",
+        "https://bkimg.cdn.bcebos.com/pic/abc.jpg",
+        "https://www.baidu.com/item/x",
+        "https://example.com/item/x/1",
+        "http://127.0.0.1:9999/item/x/1",
+        "ftp://baike.baidu.com/item/x",
+        "javascript:void(0)",
+        "mailto:someone@baidu.com",
+        "https://baike.baidu.com/item/",
+        "https://baike.baidu.com/item/%FF%FE",
+        "https://baike.baidu.com/item/a%0Ab",
+        "https://baike.baidu.com/item/x/abc",
+        "https://baike.baidu.com/item/x/1/2",
+        "https://baike.baidu.com:8080/item/x",
+        "https://[::1",
+        "",
+        "https://baike.baidu.com/item/" + "a" * 3000,
+    ],
+)
+def test_non_entries_are_never_followed(url: str) -> None:
+    assert canonicalize(url, mirror=MIRROR) is None
+
+
+def test_non_string_input_is_refused() -> None:
+    assert canonicalize(None) is None  # type: ignore[arg-type]
+
+
+def test_download_url_moves_only_the_origin() -> None:
+    assert download_url(PAGE, None) == PAGE
+    assert download_url(PAGE, MIRROR) == f"{MIRROR}/item/{NAME}/5162711"
+    assert canonicalize(download_url(PAGE, MIRROR), mirror=MIRROR) == PAGE
+    assert to_site_url(f"{MIRROR}/item/{NAME}/5162711", MIRROR) == PAGE
+
+
+def test_mirror_setting_is_checked() -> None:
+    assert normalize_origin("http://127.0.0.1:8800/") == MIRROR
+    assert normalize_origin("") is None
+    with pytest.raises(ValueError):
+        normalize_origin("127.0.0.1:8800")
+
+
+def test_entry_name_decodes() -> None:
+    assert entry_name(PAGE) == "网络爬虫"
+    assert entry_name("https://baike.baidu.com/view/1.htm") is None
