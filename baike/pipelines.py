@@ -101,7 +101,7 @@ class RedisStorePipeline:
         self.interval = interval
         self._batch: dict[str, str] = {}
         self._waiting: list[Deferred[None]] = []
-        self._loop = create_looping_call(self._flush)
+        self._loop = create_looping_call(self._flush_in_background)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -131,6 +131,9 @@ class RedisStorePipeline:
             self._flush()
         await deferred_to_future(stored)
         return item
+
+    def _flush_in_background(self) -> None:
+        self._flush()
 
     def _flush(self) -> Deferred[None]:
         if not self._batch:

@@ -69,6 +69,7 @@ RETRY_TIMES = 3
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429, 403]
 COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False
 # Anti-bot (captcha) answers: how often one request is sent back to the frontier.
 BAIKE_CAPTCHA_RETRIES = 3
 

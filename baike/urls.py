@@ -54,11 +54,8 @@ def canonicalize(url: str, base: str | None = None, mirror: str | None = None) -
     """
     if not isinstance(url, str) or not url or len(url) > MAX_URL_LENGTH:
         return None
-    url = url.strip()
-    if base:
-        url = urljoin(base, url)
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(urljoin(base, url.strip()) if base else url.strip())
         host, port = parts.hostname, parts.port
     except ValueError:
         return None
@@ -111,7 +108,7 @@ def _canonical_name(raw: str) -> str | None:
     except UnicodeDecodeError:
         return None
     name = name.strip()
-    if not name or any(ord(ch) < 0x20 for ch in name):
+    if not name or any(ord(ch) < 0x20 or 0xD800 <= ord(ch) <= 0xDFFF for ch in name):
         return None
     return quote(name, safe=_NAME_SAFE)
 

@@ -115,6 +115,11 @@ class Replica:
         with urllib.request.urlopen(f"{self.url}/__replica__/answer?{query}", timeout=60) as answer:
             return json.load(answer)
 
+    def start_url(self) -> str:
+        from replica.site import Site
+
+        return Site(entries=self.entries, seed=self.seed).start_url()
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()

@@ -111,3 +111,8 @@ def test_mirror_setting_is_checked() -> None:
 def test_entry_name_decodes() -> None:
     assert entry_name(PAGE) == "网络爬虫"
     assert entry_name("https://baike.baidu.com/view/1.htm") is None
+
+
+@pytest.mark.parametrize(("url", "base"), [("https://[::1/item/x", None), ("/item/x", "http://[::1"), ("/item/\ud800", "https://baike.baidu.com/")])
+def test_malformed_input_gives_none_not_an_exception(url: str, base: str | None) -> None:
+    assert canonicalize(url, base=base) is None

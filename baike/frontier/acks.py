@@ -59,7 +59,7 @@ class LeaseAckMiddleware:
     def scheduler(self) -> LeasedScheduler:
         return self.crawler.engine.scheduler
 
-    async def process_spider_output_async(
+    async def process_spider_output(
         self, response: Response, result: AsyncIterator[Any]
     ) -> AsyncIterator[Any]:
         lease = self.scheduler.lease_of(response.request)

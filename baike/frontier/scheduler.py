@@ -112,7 +112,14 @@ class LeasedScheduler(Scheduler):
             waiting = 0
         if waiting:
             logger.info("Resuming crawl (%d requests in the shared frontier)", waiting)
-        logger.info("Node %s joined the crawl at %s", self.node_id, self.server.connection_pool)
+        kwargs = self.server.connection_pool.connection_kwargs
+        logger.info(
+            "Node %s joined the crawl at redis://%s:%s/%s",
+            self.node_id,
+            kwargs.get("host"),
+            kwargs.get("port"),
+            kwargs.get("db"),
+        )
         self._start_loop(self._heartbeat, max(self.lease_seconds / 3, 0.05))
         self._start_loop(self._poll_when_idle, self.idle_poll)
 

@@ -1,0 +1,175 @@
+"""The main job: a whole multi-node crawl, with its own Redis, against the replica.
+
+Started by scripts/crawl.sh (which installs what is missing). It starts a private
+redis-server (data in .run/redis, AOF on) and the replica, starts a fresh crawl,
+seeds it, runs the nodes until they stop, prints a summary and writes the HTML
+report; then it stops its own services. With a seed URL it crawls the real site.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = ROOT / ".run"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_redis(port: int) -> subprocess.Popen:
+    data = RUN / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+         "--dir", str(data), "--appendonly", "yes", "--save", ""],
+        stdout=(RUN / "redis.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    client = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            return process
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    raise SystemExit(f"redis-server did not start on port {port}; see {RUN / 'redis.log'}")
+
+
+def start_replica(entries: int, seed: int) -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "replica", "--port", "0", "--entries", str(entries), "--seed", str(seed)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=(RUN / "replica.err").open("w"),
+        text=True,
+    )
+    line = process.stdout.readline()
+    match = re.search(r"(http://127\.0\.0\.1:\d+)", line)
+    if not match:
+        raise SystemExit(f"the replica did not start: {line!r}; see {RUN / 'replica.err'}")
+    return process, match.group(1)
+
+
+def scrapy(*args: str, env: dict[str, str], log: Path | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "scrapy", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL if log else None,
+        stderr=log.open("w") if log else None,
+    )
+
+
+def progress_line(client: redis.Redis, budget: int, started: float) -> str:
+    pages = int(client.hget("baike:budget", "pages") or 0)
+    items = client.hlen("baike:items")
+    queued = client.zcard("baike:requests")
+    leased = client.zcard("baike:leases")
+    width = 30
+    done = min(width, int(width * pages / budget)) if budget else 0
+    bar = "#" * done + "." * (width - done)
+    rate = pages / max(time.time() - started, 1e-6)
+    return f"[{bar}] {pages}/{budget or '-'} pages  {items} items  {queued} queued  {leased} leased  {rate:.0f} pages/s"
+
+
+def node_summary(log: Path) -> dict[str, object]:
+    text = log.read_text(encoding="utf-8", errors="replace")
+
+    def stat(name: str) -> int:
+        match = re.search(rf"'{re.escape(name)}': (\d+)", text)
+        return int(match.group(1)) if match else 0
+
+    reason = re.search(r"'finish_reason': '([^']+)'", text)
+    return {
+        "pages": stat("response_received_count"),
+        "items": stat("item_scraped_count"),
+        "reason": reason.group(1) if reason else "unknown",
+        "log": str(log.relative_to(ROOT)),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("seed_url", nargs="?", help="crawl the real site from this entry instead of the replica")
+    parser.add_argument("--nodes", type=int, default=2)
+    parser.add_argument("--pages", type=int, default=2000, help="cluster-wide page budget")
+    parser.add_argument("--entries", type=int, default=100_000, help="size of the replica")
+    parser.add_argument("--redis-port", type=int, default=int(os.environ.get("REDIS_PORT", 0)) or None)
+    options = parser.parse_args()
+
+    RUN.mkdir(exist_ok=True)
+    port = options.redis_port or free_port()
+    services: list[subprocess.Popen] = [start_redis(port)]
+    redis_url = f"redis://127.0.0.1:{port}/0"
+    env = {**os.environ, "REDIS_URL": redis_url}
+    try:
+        settings = ["-s", f"CLOSESPIDER_PAGECOUNT={options.pages}"]
+        if options.seed_url:
+            seed = options.seed_url
+        else:
+            replica, mirror = start_replica(options.entries, seed=1)
+            services.append(replica)
+            from replica.site import Site
+
+            seed = Site(entries=options.entries, seed=1).start_url()
+            settings += ["-s", f"BAIKE_MIRROR={mirror}", "-s", "AUTOTHROTTLE_ENABLED=False"]
+            print(f"replica of {options.entries} entries at {mirror}")
+        print(f"redis-server at {redis_url} (data in {(RUN / 'redis').relative_to(ROOT)})")
+        if scrapy("reset", "--yes", env=env).wait() != 0:
+            raise SystemExit("could not reset the crawl")
+        client = redis.Redis.from_url(redis_url)
+        client.lpush("baike:start_urls", seed)
+        print(f"seeded {seed}; starting {options.nodes} nodes")
+        started = time.time()
+        logs = [RUN / f"node{n}.log" for n in range(options.nodes)]
+        nodes = [scrapy("crawl", "baike", *settings, env=env, log=log) for log in logs]
+        while any(node.poll() is None for node in nodes):
+            print("\r" + progress_line(client, options.pages, started), end="", flush=True)
+            time.sleep(0.5)
+        print("\r" + progress_line(client, options.pages, started))
+        elapsed = time.time() - started
+        summaries = [node_summary(log) for log in logs]
+        report = RUN / "report.html"
+        scrapy("export", "-o", str(report), env=env).wait()
+        print_summary(summaries, elapsed, client, report, redis_url)
+        return 0 if all(node.returncode == 0 for node in nodes) else 1
+    finally:
+        for service in reversed(services):
+            service.send_signal(signal.SIGTERM)
+            service.wait(timeout=30)
+
+
+def print_summary(summaries: list[dict], elapsed: float, client: redis.Redis, report: Path, redis_url: str) -> None:
+    print(f"\n{'node':<6} {'pages':>7} {'items':>7}  {'stopped because':<24} log")
+    for number, summary in enumerate(summaries):
+        print(f"{number:<6} {summary['pages']:>7} {summary['items']:>7}  {summary['reason']:<24} {summary['log']}")
+    pages = sum(summary["pages"] for summary in summaries)
+    items = client.hlen("baike:items")
+    print(f"{'total':<6} {pages:>7} {items:>7}  in {elapsed:.1f} s ({pages / max(elapsed, 1e-6):.0f} pages/s)")
+    print(f"\nitems: Redis hash baike:items at {redis_url} (saved in {(RUN / 'redis').relative_to(ROOT)});")
+    if report.exists():
+        print(f"report: {report.relative_to(ROOT)}")
+    dead = client.llen("baike:dead")
+    if dead:
+        print(f"dead letters: {dead} (see `scrapy deadletters`)")
+    print(json.dumps({"pages": pages, "items": items, "seconds": round(elapsed, 1)}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""End to end: real `scrapy crawl baike` nodes crawl the replica together through one Redis."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from baike.keys import CrawlKeys
+
+pytestmark = pytest.mark.e2e
+KEYS = CrawlKeys.for_spider("baike")
+
+
+def stored_records(client) -> dict[str, dict]:
+    return {key.decode(): json.loads(value) for key, value in client.hgetall(KEYS.items).items()}
+
+
+def test_two_nodes_crawl_the_whole_replica_once(redis_db, redis_server, replica_factory, node_factory) -> None:
+    replica = replica_factory(300, 7)
+    start = replica.start_url()
+    answer = replica.answer_key(start)
+    assert len(answer) > 100, "the replica's default start should reach most of a 300-entry site"
+    redis_db.lpush(KEYS.start_urls, start)
+
+    nodes = [node_factory(redis_server.url, replica.url, "CLOSESPIDER_PAGECOUNT=0") for _ in range(2)]
+    for node in nodes:
+        assert node.wait(timeout=180) == 0, node.log[-3000:]
+
+    assert [node.finish_reason for node in nodes] == ["finished", "finished"]
+    assert all(node.stat("response_received_count") > 0 for node in nodes), "both nodes must crawl"
+    stats = replica.stats()
+    assert stats["page_paths"] and max(stats["page_paths"].values()) == 1, "no entry page is downloaded twice"
+    records = stored_records(redis_db)
+    assert set(records) == set(answer)
+    for url, record in records.items():
+        expected = answer[url]
+        assert record["url"] == url
+        for field in ("title", "subtitle", "summary", "infobox", "lemma_id"):
+            if expected.get(field) is not None:
+                assert record[field] == expected[field], (url, field)
+        assert record["crawled_at"].endswith("+00:00")
+    assert sum(node.stat("item_scraped_count") for node in nodes) == len(records)
+    # the shared state outlives the nodes: nothing is wiped when they close
+    assert redis_db.exists(KEYS.request_seq)
+    assert list(redis_db.scan_iter(match=f"{KEYS.dupefilter}:*", count=1000))
+    assert redis_db.zcard(KEYS.leases) == 0
+    assert redis_db.llen(KEYS.dead) == 0
