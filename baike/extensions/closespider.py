@@ -76,6 +76,7 @@ class ClusterCloseSpider(CloseSpider):
     def watch_cluster(self, spider: Any) -> None:
         if self.page_budget:
             logger.info("Cluster-wide page budget: %d pages (CLOSESPIDER_PAGECOUNT)", self.page_budget)
+        self._record_state(budget=self.page_budget)
         self._check_cluster()
         if not self._closing:
             self._watch.start(self.poll_interval, now=False)
@@ -127,4 +128,13 @@ class ClusterCloseSpider(CloseSpider):
         if self._closing:
             return
         self._closing = True
+        if reason in ("closespider_pagecount", "finished"):
+            self._record_state(reason=reason, ended_at=time.time())
         super()._close_spider(reason)
+
+    def _record_state(self, **fields: Any) -> None:
+        """Write the crawl's state where ``scrapy status`` finds it (hash ``baike:state``)."""
+        try:
+            self.server.hset(self.keys.state, mapping=fields)
+        except REDIS_ERRORS as exc:
+            logger.warning("Could not record the crawl state in %s: %s", self.keys.state, exc)

@@ -213,12 +213,14 @@ class LeasedQueue(Base):
             )
         )
 
-    def heartbeat(self, node: str, request_ids: list[str], lease_seconds: float, record: dict[str, Any]) -> int:
-        """Extend ``node``'s leases and record the node as alive; returns leases extended."""
+    def heartbeat(self, node: str, request_ids: list[str], lease_seconds: float) -> int:
+        """Extend ``node``'s leases by ``lease_seconds`` from now; returns how many."""
+        if not request_ids:
+            return 0
         return int(
             self._heartbeat(
-                keys=[self.keys.leases, self.keys.lease_owners, self.keys.nodes],
-                args=[node, time.time() + lease_seconds, json.dumps(record), *request_ids],
+                keys=[self.keys.leases, self.keys.lease_owners],
+                args=[node, time.time() + lease_seconds, *request_ids],
             )
         )
 

@@ -66,6 +66,9 @@ class LeasedScheduler(Scheduler):
         self.flush_size = settings.getint("SCHEDULER_FLUSH_SIZE", 64)
         self.lease_seconds = settings.getfloat("SCHEDULER_LEASE_SECONDS", 60.0)
         self.idle_poll = settings.getfloat("SCHEDULER_IDLE_POLL", 0.2)
+        self.heartbeat_interval = min(
+            settings.getfloat("SCHEDULER_HEARTBEAT_INTERVAL", 5.0), self.lease_seconds / 3
+        )
         self.page_budget = max(settings.getint("CLOSESPIDER_PAGECOUNT"), 0)
         self.started_at = time.time()
         # leased to this node: buffered (not yet handed to the engine) and active
@@ -120,7 +123,7 @@ class LeasedScheduler(Scheduler):
             kwargs.get("port"),
             kwargs.get("db"),
         )
-        self._start_loop(self._heartbeat, max(self.lease_seconds / 3, 0.05))
+        self._start_loop(self._heartbeat, self.heartbeat_interval)
         self._start_loop(self._poll_when_idle, self.idle_poll)
 
     def close(self, reason: str) -> None:
@@ -290,18 +293,8 @@ class LeasedScheduler(Scheduler):
         if not self._redis_ready():
             return
         leased = [request_id for request_id, _ in self._buffer] + list(self._active)
-        record = {
-            "node": self.node_id,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "started": self.started_at,
-            "seen": time.time(),
-            "pages": self.stats.get_value("response_received_count", 0),
-            "items": self.stats.get_value("item_scraped_count", 0),
-            "leased": len(leased),
-        }
         try:
-            self.queue.heartbeat(self.node_id, leased, self.lease_seconds, record)
+            self.queue.heartbeat(self.node_id, leased, self.lease_seconds)
         except REDIS_ERRORS as exc:
             self._redis_failed(exc)
             return

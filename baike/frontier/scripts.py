@@ -140,15 +140,14 @@ end
 return released
 """
 
-# HEARTBEAT: extend this node's leases and record that the node is alive.
-# KEYS[1] leases zset   KEYS[2] lease_owners hash   KEYS[3] nodes hash
-# ARGV[1] node id   ARGV[2] new deadline   ARGV[3] node record (JSON)   ARGV[4..] request ids
+# HEARTBEAT: extend this node's leases, so a slow page is not taken from a live node.
+# KEYS[1] leases zset   KEYS[2] lease_owners hash
+# ARGV[1] node id   ARGV[2] new deadline   ARGV[3..] request ids
 # Returns the number of leases extended (a lease taken over by another node is skipped).
 HEARTBEAT = """
 local node = ARGV[1]
-redis.call('HSET', KEYS[3], node, ARGV[3])
 local extended = 0
-for i = 4, #ARGV do
+for i = 3, #ARGV do
   local owner = redis.call('HGET', KEYS[2], ARGV[i])
   if owner and string.sub(owner, 1, #node + 1) == node .. ' ' then
     redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[i])
