@@ -124,6 +124,7 @@ class Replica:
         if self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+        self.process.stdout.close()
 
 
 def start_replica(entries: int = 300, seed: int = 1, *options: str) -> Replica:
@@ -218,7 +219,8 @@ def start_node(redis_url: str, mirror: str, log_path: Path, *settings: str) -> N
     for setting in settings:
         args += ["-s", setting]
     env = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "BAIKE_MIRROR")}
-    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(log_path.with_suffix(".err"), "w"))
+    with log_path.with_suffix(".err").open("w") as errors:
+        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=errors)
     return Node(process=process, log_path=log_path)
 
 
