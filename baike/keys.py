@@ -33,6 +33,8 @@ TEMPLATES: dict[str, str] = {
     "nodes": "%(spider)s:nodes",
     # hash: cluster-wide counters (pages, items, errors; per node and total)
     "stats": "%(spider)s:stats",
+    # list: JSON samples {node, t, pages} for the report's chart, capped by LTRIM
+    "timeline": "%(spider)s:timeline",
     # string: set once the first seed was accepted, so idle nodes know a crawl exists
     "started": "%(spider)s:started",
     # hash: timestamps of crawl state changes
@@ -56,6 +58,7 @@ class CrawlKeys:
     dead: str
     nodes: str
     stats: str
+    timeline: str
     started: str
     state: str
 

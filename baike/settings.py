@@ -84,6 +84,10 @@ SPIDER_MIDDLEWARES = {
 EXTENSIONS = {
     "scrapy.extensions.closespider.CloseSpider": None,
     "baike.extensions.closespider.ClusterCloseSpider": 500,
+    # Scrapy's stats line, with the cluster's pages and rate added
+    "scrapy.extensions.logstats.LogStats": None,
+    "baike.extensions.logstats.ClusterLogStats": 0,
+    "baike.extensions.clusterstats.ClusterStats": 100,
 }
 ITEM_PIPELINES = {
     "baike.pipelines.ValidatePipeline": 100,
@@ -93,6 +97,21 @@ ITEM_PIPELINES = {
 # Items are written to Redis in batches of this size, or after this many seconds.
 REDIS_STORE_BATCH_SIZE = 50
 REDIS_STORE_FLUSH_INTERVAL = 0.05
+
+# -- cluster stats (baike:nodes, baike:stats, baike:timeline) ----------------------------
+CLUSTERSTATS_ENABLED = True
+# Seconds between two writes of this node's record and counter deltas.
+CLUSTERSTATS_INTERVAL = 2.0
+# Window of the pages/min rate in each node's record.
+CLUSTERSTATS_RATE_WINDOW = 60.0
+# Samples kept in baike:timeline for the report's chart (0: none).
+CLUSTERSTATS_TIMELINE_LENGTH = 20000
+# Local stats summed into a node's "errors".
+CLUSTERSTATS_ERROR_STATS = ["log_count/ERROR", "baike/requests/failed"]
+# `scrapy status`: a node silent for this long (or 3 of its intervals) is lost.
+CLUSTERSTATS_LOST_AFTER = 10.0
+# Seconds between two stats lines in a node's log (Scrapy's setting, baike's line).
+LOGSTATS_INTERVAL = 60.0
 
 FEED_EXPORT_ENCODING = "utf-8"
 LOG_LEVEL = "INFO"

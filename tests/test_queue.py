@@ -52,7 +52,7 @@ def test_take_leases_and_ack_settles(queue: LeasedQueue, redis_db) -> None:
     assert push(queue, child, acks=[(request_id, True, "")]) == (1, 0)
     assert redis_db.zcard(KEYS.leases) == 0
     assert not redis_db.hexists(KEYS.request_data, request_id)
-    assert redis_db.hgetall(KEYS.budget) == {b"reserved": b"1", b"pages": b"1"}
+    assert redis_db.hgetall(KEYS.budget) == {b"reserved": b"1", b"pages": b"1", b"enqueued": b"3", b"settled": b"1"}
 
 
 def test_ack_of_a_lease_owned_by_another_node_is_ignored(queue: LeasedQueue, redis_db) -> None:

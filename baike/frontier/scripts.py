@@ -20,6 +20,9 @@ from __future__ import annotations
 #             "0": none was (the unit is handed back)
 #   dead-letter prefix "": settled normally; otherwise the payload goes to the dead
 #             list as <prefix> .. payload .. "}"
+# The budget hash also keeps the ledger: "enqueued" (requests ever added) and "settled"
+# (leases ever settled or dead-lettered), so that at any moment
+# enqueued == settled + queued + leased.
 # Returns {added, filtered}.
 PUSH_AND_ACK = """
 local node = ARGV[1]
@@ -41,6 +44,7 @@ if n_push > 0 then
       filtered = filtered + 1
     end
   end
+  if added > 0 then redis.call('HINCRBY', KEYS[6], 'enqueued', added) end
 end
 local n_ack = tonumber(ARGV[i])
 i = i + 1
@@ -56,6 +60,7 @@ for _ = 1, n_ack do
       if payload then redis.call('RPUSH', KEYS[7], dead_prefix .. payload .. '}') end
     end
     redis.call('HDEL', KEYS[2], id)
+    redis.call('HINCRBY', KEYS[6], 'settled', 1)
     if page == '1' then
       redis.call('HINCRBY', KEYS[6], 'pages', 1)
     else
@@ -166,6 +171,7 @@ redis.call('RPUSH', KEYS[5], ARGV[2])
 redis.call('HDEL', KEYS[1], ARGV[1])
 if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
   redis.call('HINCRBY', KEYS[4], 'reserved', -1)
+  redis.call('HINCRBY', KEYS[4], 'settled', 1)
 end
 redis.call('HDEL', KEYS[3], ARGV[1])
 return 1

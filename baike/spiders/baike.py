@@ -11,10 +11,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from scrapy import Request
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import DontCloseSpider, IgnoreRequest
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy_redis.spiders import RedisSpider
 
+from baike.frontier.scheduler import REDIS_ERRORS
 from baike.guard import GiveUp
 from baike.items import BaikeItem
 from baike.keys import CrawlKeys
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 # Longest seed accepted: a URL, or a JSON object carrying one and a little meta.
 MAX_SEED_BYTES = 8192
+SEED_FIELDS = frozenset({"url", "meta", "priority"})
 
 
 class BadSeed(ValueError):
@@ -54,8 +56,20 @@ class BaikeSpider(RedisSpider):
 
         Later seeds are read whenever the node idles (scrapy-redis's spider_idle).
         """
-        for request in self.next_requests():
-            yield request
+        try:
+            for request in self.next_requests():
+                yield request
+        except REDIS_ERRORS as exc:
+            self.logger.error("Cannot read seeds from Redis (%s); will try again when idle", exc)
+
+    def spider_idle(self) -> None:
+        """scrapy-redis's idle handler, riding out a Redis outage instead of logging a traceback."""
+        try:
+            super().spider_idle()
+        except REDIS_ERRORS as exc:
+            self.crawler.stats.inc_value("baike/redis/errors")
+            self.logger.warning("Cannot read seeds from Redis (%s); retrying when idle", exc)
+            raise DontCloseSpider from None
 
     # -- seeds ------------------------------------------------------------------------
 
@@ -91,6 +105,9 @@ class BaikeSpider(RedisSpider):
                 raise BadSeed(f"seed looks like JSON but is not: {exc}") from None
             if not isinstance(obj, dict) or not isinstance(obj.get("url"), str):
                 raise BadSeed('a JSON seed must be an object with a string "url"')
+            unknown = sorted(set(obj) - SEED_FIELDS)
+            if unknown:
+                raise BadSeed(f"unknown fields in a JSON seed: {', '.join(map(str, unknown))[:200]}")
             text, meta, priority = obj["url"], obj.get("meta", {}), obj.get("priority", 0)
             if not isinstance(meta, dict):
                 raise BadSeed('"meta" of a JSON seed must be an object')
@@ -163,7 +180,7 @@ class BaikeSpider(RedisSpider):
     def _dead_reason(self, failure: Failure) -> str:
         if failure.check(HttpError):
             status = failure.value.response.status
-            retryable = status >= 500 or status in self.crawler.settings.getlist("RETRY_HTTP_CODES")
+            retryable = status >= 500 or str(status) in map(str, self.crawler.settings.getlist("RETRY_HTTP_CODES"))
             return f"HTTP {status} after retries" if retryable else ""
         if failure.check(GiveUp):
             return str(failure.value)

@@ -1,0 +1,367 @@
+"""The state of a crawl as read from Redis: one snapshot, rendered for people.
+
+Shared by ``scrapy status``, the header of the HTML report (``scrapy export``) and
+the live progress line of scripts/crawl.py. Reading only: nothing here writes.
+
+A snapshot is a plain dict (it is also what ``scrapy status --json`` prints)::
+
+    state         "waiting for seeds" | "running" | "stopped at budget" | "finished"
+    budget        {"limit", "pages", "reserved", "in_flight", "fraction"}
+    frontier, seeds, leased, fingerprints, dead_letters, items
+    cluster       {"pages", "items", "errors", "start_time", "finish_time"}
+    nodes         [{node, host, pid, started, seen, pages, items, errors,
+                    pages_per_min, pages_per_sec, finished, reason, status}, ...]
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+    from baike.keys import CrawlKeys
+
+WAITING = "waiting for seeds"
+RUNNING = "running"
+STOPPED = "stopped at budget"
+FINISHED = "finished"
+TERMINAL_STATES = frozenset({STOPPED, FINISHED})
+
+ALIVE, LOST, GONE = "alive", "lost", "stopped"
+
+# The Redis type of every key baike writes (by CrawlKeys field); a key of another
+# type was written by someone else.
+KEY_TYPES = {
+    "start_urls": "list",
+    "requests": "zset",
+    "items": "hash",
+    "request_data": "hash",
+    "request_seq": "string",
+    "leases": "zset",
+    "lease_owners": "hash",
+    "budget": "hash",
+    "dead": "list",
+    "nodes": "hash",
+    "stats": "hash",
+    "timeline": "list",
+    "started": "string",
+    "state": "hash",
+}
+
+
+class CrawlDataError(Exception):
+    """Redis holds no baike crawl, or another project's data; the message is one line."""
+
+
+class NoCrawlError(CrawlDataError):
+    """None of the crawl's keys exist (yet)."""
+
+
+class ForeignDataError(CrawlDataError):
+    """A key with a crawl key's name holds data baike did not write."""
+
+
+# -- checks -----------------------------------------------------------------------------
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password, fit for a terminal or a report."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def check_keys(server: Redis, keys: CrawlKeys) -> list[str]:
+    """The crawl keys that exist; raises ForeignDataError when one is not of baike's type."""
+    names = [(getattr(keys, field), kind) for field, kind in KEY_TYPES.items() if hasattr(keys, field)]
+    with server.pipeline(transaction=False) as pipe:
+        for key, _ in names:
+            pipe.type(key)
+        found = [_text(kind) for kind in pipe.execute()]
+    present = []
+    for (key, expected), kind in zip(names, found, strict=True):
+        if kind == "none":
+            continue
+        if kind != expected:
+            raise ForeignDataError(
+                f"{key} is a Redis {kind}, not the {expected} baike writes: this database holds another"
+                " project's data (point REDIS_URL at another database)"
+            )
+        present.append(key)
+    return present
+
+
+def require_crawl(server: Redis, keys: CrawlKeys, where: str) -> None:
+    """Raise NoCrawlError with a one-line explanation unless ``where`` holds a baike crawl."""
+    if check_keys(server, keys):
+        return
+    others = server.dbsize()
+    if others:
+        raise NoCrawlError(
+            f"no baike crawl at {where}: none of its keys ({keys.items}, {keys.nodes}, ...) exist, but"
+            f" {others} other keys do (another project's database? check REDIS_URL)"
+        )
+    raise NoCrawlError(
+        f"no baike crawl at {where}: the database is empty (push a seed to {keys.start_urls}"
+        " and start nodes with `scrapy crawl baike`)"
+    )
+
+
+# -- the snapshot -----------------------------------------------------------------------
+
+
+def count_fingerprints(server: Redis, prefix: str, batch: int = 1000) -> int:
+    """Fingerprints in the dupefilter buckets ``<prefix>:*`` (one HLEN per bucket, pipelined)."""
+    total = 0
+    cursor = 0
+    while True:
+        cursor, buckets = server.scan(cursor, match=f"{prefix}:*", count=batch)
+        if buckets:
+            with server.pipeline(transaction=False) as pipe:
+                for bucket in buckets:
+                    pipe.hlen(bucket)
+                total += sum(pipe.execute())
+        if not cursor:
+            return total
+
+
+def crawl_state(state: dict[str, str], started: bool, pages: int, limit: int) -> str:
+    """The crawl's state from ``baike:state``, ``baike:started`` and the budget."""
+    reason = state.get("reason")
+    if reason == "finished":
+        return FINISHED
+    if reason == "closespider_pagecount" or (limit and pages >= limit):
+        return STOPPED
+    return RUNNING if started else WAITING
+
+
+def node_view(record: dict[str, Any], now: float, lost_after: float) -> dict[str, Any]:
+    """One node's record with its status: alive, lost (silent too long) or stopped."""
+    seen = _float(record.get("seen")) or 0.0
+    # a node that writes rarely is given three of its own intervals before it is lost
+    patience = max(lost_after, 3 * (_float(record.get("interval")) or 0.0))
+    if record.get("finished"):
+        status = GONE
+    else:
+        status = LOST if now - seen > patience else ALIVE
+    per_min = _float(record.get("pages_per_min")) or 0.0
+    return {
+        "node": str(record.get("node", "?")),
+        "host": str(record.get("host", "?")),
+        "pid": record.get("pid"),
+        "started": _float(record.get("started")),
+        "seen": seen,
+        "pages": _int(record.get("pages")),
+        "items": _int(record.get("items")),
+        "errors": _int(record.get("errors")),
+        "pages_per_min": per_min,
+        "pages_per_sec": round(per_min / 60.0, 2),
+        "finished": _float(record.get("finished")),
+        "reason": record.get("reason"),
+        "status": status,
+    }
+
+
+def read_nodes(raw: dict[bytes, bytes], now: float, lost_after: float) -> list[dict[str, Any]]:
+    """Every node record of ``baike:nodes`` (unreadable ones skipped), oldest first."""
+    nodes = []
+    for node, value in raw.items():
+        try:
+            record = json.loads(value)
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if isinstance(record, dict):
+            record.setdefault("node", _text(node))
+            nodes.append(node_view(record, now, lost_after))
+    return sorted(nodes, key=lambda node: (node["started"] or 0.0, node["node"]))
+
+
+def snapshot(
+    server: Redis,
+    keys: CrawlKeys,
+    now: float | None = None,
+    *,
+    budget: int = 0,
+    lost_after: float = 10.0,
+    fingerprints: bool = True,
+) -> dict[str, Any]:
+    """Everything ``scrapy status`` shows, read in one pipelined round trip.
+
+    ``budget`` is the page budget to assume when no node recorded one; with
+    ``fingerprints`` off the dupefilter buckets are not counted (the one part whose
+    cost grows with the crawl).
+    """
+    now = time.time() if now is None else now
+    with server.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.state)
+        pipe.hmget(keys.budget, "pages", "reserved")
+        pipe.get(keys.started)
+        pipe.zcard(keys.requests)
+        pipe.llen(keys.start_urls)
+        pipe.zcard(keys.leases)
+        pipe.llen(keys.dead)
+        pipe.hlen(keys.items)
+        pipe.hmget(keys.stats, "pages", "items", "errors", "start_time", "finish_time")
+        pipe.hgetall(keys.nodes)
+        state_raw, (pages, reserved), started, frontier, seeds, leased, dead, items, totals, nodes = pipe.execute()
+    state = {_text(name): _text(value) for name, value in state_raw.items()}
+    pages, reserved = _int(pages), _int(reserved)
+    limit = _int(state.get("budget")) if state.get("budget") is not None else max(budget, 0)
+    started_at = _float(started)
+    node_list = read_nodes(nodes, now, lost_after)
+    return {
+        "time": now,
+        "state": crawl_state(state, started is not None, pages, limit),
+        "reason": state.get("reason"),
+        "started_at": started_at,
+        "ended_at": _float(state.get("ended_at")),
+        "budget": {
+            "limit": limit,
+            "pages": pages,
+            "reserved": reserved,
+            "in_flight": max(reserved - pages, 0),
+            "fraction": round(min(pages / limit, 1.0), 4) if limit else None,
+        },
+        "frontier": frontier,
+        "seeds": seeds,
+        "leased": leased,
+        "fingerprints": count_fingerprints(server, keys.dupefilter) if fingerprints else None,
+        "dead_letters": dead,
+        "items": items,
+        "cluster": {
+            "pages": _int(totals[0]),
+            "items": _int(totals[1]),
+            "errors": _int(totals[2]),
+            "start_time": _float(totals[3]),
+            "finish_time": _float(totals[4]),
+        },
+        "nodes": node_list,
+        "nodes_alive": sum(node["status"] == ALIVE for node in node_list),
+        "nodes_lost": sum(node["status"] == LOST for node in node_list),
+    }
+
+
+def is_over(snap: dict[str, Any]) -> bool:
+    """The crawl ended and no node is still closing."""
+    return snap["state"] in TERMINAL_STATES and not snap["nodes_alive"]
+
+
+def cluster_rate(snap: dict[str, Any]) -> float:
+    """Pages per second of the nodes alive, each over its last minute."""
+    return sum(node["pages_per_sec"] for node in snap["nodes"] if node["status"] == ALIVE)
+
+
+# -- rendering --------------------------------------------------------------------------
+
+
+def render(snap: dict[str, Any], width: int = 40) -> str:
+    """The snapshot as the text of ``scrapy status``."""
+    budget = snap["budget"]
+    where = f" at {snap['redis']}" if snap.get("redis") else ""
+    lines = [f"baike crawl{where}: {snap['state']}{_running_for(snap)}"]
+    if budget["limit"]:
+        lines.append(
+            f"budget       {bar(budget['fraction'] or 0.0, width)} {budget['pages']}/{budget['limit']} pages"
+            f" ({100 * (budget['fraction'] or 0.0):.0f}%)"
+        )
+    else:
+        lines.append(f"budget       none set; {budget['pages']} pages downloaded")
+    fingerprints = "-" if snap["fingerprints"] is None else snap["fingerprints"]
+    lines += [
+        f"frontier     {snap['frontier']} queued, {snap['seeds']} seeds waiting, {fingerprints} fingerprints seen",
+        f"in flight    {snap['leased']} leased, {budget['in_flight']} downloading",
+        f"stored       {snap['items']} items, {snap['dead_letters']} dead letters",
+        f"cluster      {snap['cluster']['pages']} pages, {snap['cluster']['items']} items,"
+        f" {snap['cluster']['errors']} errors, {cluster_rate(snap):.1f} pages/s",
+        "",
+        f"nodes: {snap['nodes_alive']} alive, {snap['nodes_lost']} lost, {len(snap['nodes'])} in all",
+    ]
+    lines += _node_table(snap["nodes"], snap["time"])
+    return "\n".join(lines)
+
+
+def _node_table(nodes: list[dict[str, Any]], now: float) -> list[str]:
+    if not nodes:
+        return ["  (no node has reported yet)"]
+    header = ("NODE", "HOST", "PID", "PAGES", "PAGES/S", "LAST HEARTBEAT", "STATUS")
+    rows = [
+        (
+            node["node"],
+            node["host"],
+            str(node["pid"] or "-"),
+            str(node["pages"]),
+            f"{node['pages_per_sec']:.1f}",
+            f"{clock(node['seen'])} ({duration(now - node['seen'])} ago)",
+            node["status"] + (f" ({node['reason']})" if node["status"] == GONE and node["reason"] else ""),
+        )
+        for node in nodes
+    ]
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    right = {2, 3, 4}
+    return [
+        "  " + "  ".join(cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+        for row in (header, *rows)
+    ]
+
+
+def progress_line(snap: dict[str, Any], width: int = 30) -> str:
+    """One line for a terminal that refreshes it in place."""
+    budget = snap["budget"]
+    limit = budget["limit"] or "-"
+    return (
+        f"[{bar(budget['fraction'] or 0.0, width)}] {budget['pages']}/{limit} pages  {snap['items']} items"
+        f"  {snap['frontier']} queued  {snap['leased']} leased  {snap['nodes_alive']} nodes"
+        f"  {cluster_rate(snap):.1f} pages/s  {snap['state']}"
+    )
+
+
+def bar(fraction: float, width: int) -> str:
+    done = max(0, min(width, int(width * fraction)))
+    return "#" * done + "." * (width - done)
+
+
+def duration(seconds: float) -> str:
+    seconds = max(int(seconds), 0)
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def clock(timestamp: float | None) -> str:
+    if not timestamp:
+        return "-"
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _running_for(snap: dict[str, Any]) -> str:
+    start = snap["started_at"] or snap["cluster"]["start_time"]
+    if not start:
+        return ""
+    end = snap["ended_at"] if snap["state"] in TERMINAL_STATES and snap["ended_at"] else snap["time"]
+    verb = "ran for" if snap["state"] in TERMINAL_STATES else "for"
+    return f" ({verb} {duration(end - start)})"
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(_text(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _int(value: Any) -> int:
+    number = _float(value)
+    return int(number) if number is not None else 0
