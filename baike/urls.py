@@ -12,6 +12,7 @@ real site without changing what is stored or fingerprinted.
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
@@ -54,8 +55,20 @@ def canonicalize(url: str, base: str | None = None, mirror: str | None = None) -
     """
     if not isinstance(url, str) or not url or len(url) > MAX_URL_LENGTH:
         return None
+    if base:
+        try:
+            url = urljoin(base, url.strip())
+        except ValueError:
+            return None
+    return _canonicalize_absolute(url.strip(), mirror)
+
+
+# Every link of every page passes here (parser, fingerprinter, frontier): the same
+# popular entries recur on most pages, so a bounded memo pays for itself.
+@functools.lru_cache(maxsize=1 << 16)
+def _canonicalize_absolute(url: str, mirror: str | None) -> str | None:
     try:
-        parts = urlsplit(urljoin(base, url.strip()) if base else url.strip())
+        parts = urlsplit(url)
         host, port = parts.hostname, parts.port
     except ValueError:
         return None

@@ -7,14 +7,15 @@ of an entry never makes a second fingerprint.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
-from scrapy.utils.request import RequestFingerprinter
+from scrapy import Request
+from scrapy.utils.request import RequestFingerprinter, fingerprint
 
 from baike.urls import canonicalize, normalize_origin
 
 if TYPE_CHECKING:
-    from scrapy import Request
     from scrapy.crawler import Crawler
 
 
@@ -28,6 +29,14 @@ class CanonicalRequestFingerprinter(RequestFingerprinter):
 
     def fingerprint(self, request: Request) -> bytes:
         canonical = canonicalize(request.url, mirror=self.mirror)
-        if canonical and canonical != request.url:
-            request = request.replace(url=canonical)
-        return super().fingerprint(request)
+        if canonical is None or canonical == request.url:
+            return super().fingerprint(request)
+        if request.method == "GET" and not request.body:
+            return _entry_fingerprint(canonical)
+        return super().fingerprint(request.replace(url=canonical))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _entry_fingerprint(canonical_url: str) -> bytes:
+    """Scrapy's fingerprint of a plain GET of ``canonical_url`` (cached: links recur)."""
+    return fingerprint(Request(canonical_url))

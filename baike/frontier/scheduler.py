@@ -75,6 +75,9 @@ class LeasedScheduler(Scheduler):
         self._buffer: deque[tuple[str, Request]] = deque()
         self._active: set[str] = set()
         self._pushes: list[tuple[str | None, bytes | None, int, str]] = []
+        # fingerprints this node knows are in the shared dupefilter (a subset of it)
+        self._known: set[tuple[str, bytes]] = set()
+        self.known_limit = settings.getint("SCHEDULER_KNOWN_FINGERPRINTS", 1_000_000)
         self._pages: set[str] = set()
         self._acks: list[tuple[str, bool, str]] = []
         self._next_take = 0.0
@@ -165,13 +168,16 @@ class LeasedScheduler(Scheduler):
         parent = request.meta.pop(LEASE_META_KEY, None)
         if parent is not None and parent in self._active:
             self.settle(parent)
+        bucket, fingerprint = (None, None) if request.dont_filter else self.df.slot(request)
+        if fingerprint is not None and (bucket, fingerprint) in self._known:
+            self._inc("baike/frontier/duplicates")
+            return False
         try:
             payload = self.queue.encode(request)
         except (PayloadError, TypeError, ValueError) as exc:
             logger.warning("Not scheduling %s: %s", request.url, exc)
             self._inc("baike/frontier/unschedulable")
             return False
-        bucket, fingerprint = (None, None) if request.dont_filter else self.df.slot(request)
         self._pushes.append((bucket, fingerprint, request.priority, payload))
         if len(self._pushes) >= self.flush_size:
             self._flush()
@@ -236,9 +242,17 @@ class LeasedScheduler(Scheduler):
             return
         self._redis_ok()
         self._pushes, self._acks = [], []
+        self._remember(pushes)
         self._inc("scheduler/enqueued/redis", added)
         self._inc("baike/frontier/duplicates", filtered)
         self._inc("baike/frontier/settled", len(acks))
+
+    def _remember(self, pushes: list[tuple[str | None, bytes | None, int, str]]) -> None:
+        """Keep the fingerprints just flushed: they are in Redis now, so a later link to
+        the same entry is dropped here without encoding it or asking Redis again."""
+        if len(self._known) > self.known_limit:
+            self._known.clear()
+        self._known.update((bucket, fingerprint) for bucket, fingerprint, _, _ in pushes if fingerprint is not None)
 
     def _take(self) -> None:
         now = time.monotonic()
