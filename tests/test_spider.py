@@ -1,0 +1,122 @@
+"""The baike spider: seeds, parsing into items and requests, and failure reasons."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from scrapy import Request
+from scrapy.http import HtmlResponse, Response
+from scrapy.spidermiddlewares.httperror import HttpError
+from scrapy.utils.test import get_crawler
+from twisted.internet.error import ConnectionRefusedError
+from twisted.python.failure import Failure
+
+from baike.guard import GiveUp
+from baike.items import BaikeItem
+from baike.keys import CrawlKeys
+from baike.spiders.baike import MAX_SEED_BYTES, BaikeSpider
+from tests.frontier_helpers import PROJECT_SETTINGS
+
+KEYS = CrawlKeys.for_spider("baike")
+MIRROR = "http://127.0.0.1:8800"
+PAGE = "https://baike.baidu.com/item/%E7%BD%91%E7%BB%9C%E7%88%AC%E8%99%AB/5162711"
+
+
+@pytest.fixture()
+def spider(redis_db, redis_server) -> BaikeSpider:
+    crawler = get_crawler(BaikeSpider, {**PROJECT_SETTINGS, "REDIS_URL": redis_server.url, "BAIKE_MIRROR": MIRROR})
+    return BaikeSpider.from_crawler(crawler)
+
+
+@pytest.mark.parametrize(
+    ("seed", "url", "meta", "priority"),
+    [
+        ("https://baike.baidu.com/item/网络爬虫/5162711", PAGE, {}, 0),
+        (f"{PAGE}?fromModule=lemma_inlink#1", PAGE, {}, 0),
+        (f"  {MIRROR}/item/%E7%BD%91%E7%BB%9C%E7%88%AC%E8%99%AB/5162711\n", PAGE, {}, 0),
+        (json.dumps({"url": PAGE, "meta": {"job": "a"}, "priority": 5}), PAGE, {"job": "a"}, 5),
+    ],
+)
+def test_good_seeds_become_entry_requests(spider: BaikeSpider, redis_db, seed: str, url: str, meta: dict, priority: int) -> None:
+    request = spider.make_request_from_data(seed.encode())
+    assert request.url == f"{MIRROR}{url.removeprefix('https://baike.baidu.com')}"
+    assert request.meta == meta and request.priority == priority
+    assert request.callback == spider.parse and request.errback == spider.errback
+    assert not request.dont_filter, "a seed already crawled is not crawled again"
+    assert redis_db.exists(KEYS.started)
+
+
+@pytest.mark.parametrize(
+    ("seed", "reason"),
+    [
+        (b"not a url", "not a Baike entry URL"),
+        (b"https://example.com/item/x", "not a Baike entry URL"),
+        (b"https://baike.baidu.com/help", "not a Baike entry URL"),
+        (b"\xff\xfe\x00", "not UTF-8"),
+        (b"{bad json", "looks like JSON"),
+        (b'["https://baike.baidu.com/item/x"]', "not a Baike entry URL"),
+        (b'{"meta": {}}', 'string "url"'),
+        (b'{"url": 5}', 'string "url"'),
+        (b'{"url": "https://baike.baidu.com/item/x", "meta": []}', '"meta"'),
+        (b'{"url": "https://baike.baidu.com/item/x", "priority": "high"}', '"priority"'),
+        (b'{"url": "https://baike.baidu.com/item/x", "callback": "close"}', "unknown fields"),
+        (b"https://baike.baidu.com/item/" + b"x" * MAX_SEED_BYTES, "longer than"),
+    ],
+)
+def test_bad_seeds_are_logged_counted_and_dead_lettered(spider: BaikeSpider, redis_db, seed: bytes, reason: str) -> None:
+    assert spider.make_request_from_data(seed) is None
+    assert spider.crawler.stats.get_value("baike/seeds/rejected") == 1
+    (record,) = [json.loads(raw) for raw in redis_db.lrange(KEYS.dead, 0, -1)]
+    assert record["reason"].startswith("bad seed") and reason in record["reason"]
+    assert not redis_db.exists(KEYS.started)
+
+
+ENTRY_HTML = """<html><head><title>网络爬虫_百度百科</title></head><body>
+<dd class="lemmaWgt-lemmaTitle-title"><h1>网络爬虫</h1><h2>（程序）</h2></dd>
+<div class="lemma-summary"><div class="para">网络爬虫是一种程序。<sup>[1]</sup></div></div>
+<a href="/item/%E6%90%9C%E7%B4%A2%E5%BC%95%E6%93%8E/1?fromModule=lemma_inlink">搜索引擎</a>
+<a href="https://baike.baidu.com/item/Python">Python</a><a href="/help">帮助</a>
+<script>lemmaId:"5162711"</script></body></html>"""
+
+
+def test_an_entry_page_gives_one_item_and_its_entry_links(spider: BaikeSpider) -> None:
+    url = f"{MIRROR}/item/%E7%BD%91%E7%BB%9C%E7%88%AC%E8%99%AB/5162711"
+    response = HtmlResponse(url, body=ENTRY_HTML.encode(), encoding="utf-8", request=Request(url))
+    output = list(spider.parse(response))
+    items = [element for element in output if isinstance(element, BaikeItem)]
+    requests = [element for element in output if isinstance(element, Request)]
+    assert len(items) == 1
+    assert items[0].url == PAGE and items[0].title == "网络爬虫" and items[0].subtitle == "程序"
+    assert items[0].summary == "网络爬虫是一种程序。"
+    assert [r.url for r in requests] == [
+        f"{MIRROR}/item/%E6%90%9C%E7%B4%A2%E5%BC%95%E6%93%8E/1",
+        f"{MIRROR}/item/Python",
+    ]
+
+
+def test_captcha_and_error_pages_never_become_items(spider: BaikeSpider) -> None:
+    for body in ("<html><title>百度安全验证</title></html>", "<html><title>百度百科</title><p>页面不存在</p></html>"):
+        response = HtmlResponse(f"{MIRROR}/item/x/1", body=body.encode(), encoding="utf-8")
+        assert list(spider.parse(response)) == []
+
+
+def failure_of(exc: Exception, request: Request) -> Failure:
+    failure = Failure(exc)
+    failure.request = request
+    return failure
+
+
+@pytest.mark.parametrize(
+    ("exception", "dead"),
+    [
+        (HttpError(Response(PAGE, status=503)), "HTTP 503 after retries"),
+        (HttpError(Response(PAGE, status=429)), "HTTP 429 after retries"),
+        (HttpError(Response(PAGE, status=404)), ""),
+        (GiveUp("captcha answered 4 times"), "captcha answered 4 times"),
+        (ConnectionRefusedError("refused"), "ConnectionRefusedError"),
+    ],
+)
+def test_failure_reasons(spider: BaikeSpider, exception: Exception, dead: str) -> None:
+    reason = spider._dead_reason(failure_of(exception, Request(PAGE)))
+    assert (reason.startswith(dead) if dead else reason == "")
