@@ -46,3 +46,12 @@ def test_two_nodes_crawl_the_whole_replica_once(redis_db, redis_server, replica_
     assert list(redis_db.scan_iter(match=f"{KEYS.dupefilter}:*", count=1000))
     assert redis_db.zcard(KEYS.leases) == 0
     assert redis_db.llen(KEYS.dead) == 0
+
+
+def test_scrapy_feed_exports_keep_working(redis_db, redis_server, small_replica, node_factory, tmp_path) -> None:
+    feed = tmp_path / "items.jsonl"
+    redis_db.lpush(KEYS.start_urls, small_replica.start_url())
+    node = node_factory(redis_server.url, small_replica.url, "CLOSESPIDER_PAGECOUNT=15", f"FEEDS={{\"{feed}\": {{\"format\": \"jsonlines\"}}}}")
+    assert node.wait(timeout=120) == 0, node.log[-3000:]
+    exported = [json.loads(line) for line in feed.read_text(encoding="utf-8").splitlines()]
+    assert exported and {record["url"] for record in exported} == {key.decode() for key in redis_db.hkeys(KEYS.items)}
