@@ -79,6 +79,8 @@ class ClusterCloseSpider(CloseSpider):
         self._record_state(budget=self.page_budget)
         self._check_cluster()
         if not self._closing:
+            # this node goes on crawling (a resume, a larger budget): the crawl has not ended
+            self._clear_state("reason", "ended_at")
             self._watch.start(self.poll_interval, now=False)
 
     def spider_closed(self, spider: Any, reason: str = "") -> None:
@@ -131,6 +133,12 @@ class ClusterCloseSpider(CloseSpider):
         if reason in ("closespider_pagecount", "finished"):
             self._record_state(reason=reason, ended_at=time.time())
         super()._close_spider(reason)
+
+    def _clear_state(self, *fields: str) -> None:
+        try:
+            self.server.hdel(self.keys.state, *fields)
+        except REDIS_ERRORS as exc:
+            logger.warning("Could not update the crawl state in %s: %s", self.keys.state, exc)
 
     def _record_state(self, **fields: Any) -> None:
         """Write the crawl's state where ``scrapy status`` finds it (hash ``baike:state``)."""
