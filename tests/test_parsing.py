@@ -783,7 +783,7 @@ def test_replica_real_samples(replica_site) -> None:
 def test_replica_fixed_pages(replica_site, page: str, path: str, kind: str) -> None:
     _site, _renderer, mirrored = replica_site
     render = getattr(mirrored, page)
-    body = render(path) if page == "help_page" else render()
+    body = render()
     assert parse_page(body, MIRROR + path, mirror=MIRROR) == ParsedPage(kind=kind)
 
 
