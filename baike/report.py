@@ -25,7 +25,8 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e
 MAX_POINTS_PER_NODE = 400
 
 STYLE = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI","PingFang SC","Microsoft YaHei",sans-serif;margin:24px;color:#222}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI","PingFang SC","Microsoft YaHei",sans-serif;
+margin:24px;color:#222}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
 .meta{color:#666;margin:0 0 16px}
 table{border-collapse:collapse}th,td{border:1px solid #ddd;padding:4px 8px;vertical-align:top;text-align:left}
@@ -112,9 +113,12 @@ def svg_chart(samples: list[dict[str, Any]], width: int = 760, height: int = 280
         )
         at = span * i / 4
         parts.append(
-            f'<text x="{x(start + at):.1f}" y="{upper + plot_h + 16}" text-anchor="middle">{escape(duration(at))}</text>'
+            f'<text x="{x(start + at):.1f}" y="{upper + plot_h + 16}" text-anchor="middle">'
+            f"{escape(duration(at))}</text>"
         )
-    parts.append(f'<text x="{left + plot_w / 2:.0f}" y="{height - 4}" text-anchor="middle">time since the first sample</text>')
+    parts.append(
+        f'<text x="{left + plot_w / 2:.0f}" y="{height - 4}" text-anchor="middle">time since the first sample</text>'
+    )
     for index, (node, points) in enumerate(sorted(series.items())):
         color = PALETTE[index % len(PALETTE)]
         coords = " ".join(f"{x(t):.1f},{y(p):.1f}" for t, p in thin(sorted(points), MAX_POINTS_PER_NODE))
@@ -137,7 +141,13 @@ def svg_chart(samples: list[dict[str, Any]], width: int = 760, height: int = 280
 class HtmlReport:
     """Writes the report to a binary file, one record at a time."""
 
-    def __init__(self, file: IO[bytes], snap: dict[str, Any], timeline: list[dict[str, Any]], title: str = "Baidu Baike crawl report"):
+    def __init__(
+        self,
+        file: IO[bytes],
+        snap: dict[str, Any],
+        timeline: list[dict[str, Any]],
+        title: str = "Baidu Baike crawl report",
+    ):
         self.file = file
         self.snap = snap
         self.timeline = timeline
@@ -148,13 +158,16 @@ class HtmlReport:
         self._write(
             "<!DOCTYPE html>\n"
             f'<html lang="zh-CN"><head><meta charset="utf-8"><title>{escape(self.title)}</title>'
-            f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{STYLE}</style></head>\n<body>\n'
+            '<meta name="viewport" content="width=device-width,initial-scale=1">'
+            f"<style>{STYLE}</style></head>\n<body>\n"
             f"<h1>{escape(self.title)}</h1>\n"
-            f'<p class="meta">Generated {escape(clock(time.time()))} from {escape(str(self.snap.get("redis", "Redis")))}</p>\n'
+            f'<p class="meta">Generated {escape(clock(time.time()))}'
+            f" from {escape(str(self.snap.get('redis', 'Redis')))}</p>\n"
             f"{self._stats_table()}\n<h2>Nodes</h2>\n{self._nodes_table()}\n"
             f"<h2>Pages over time</h2>\n<figure>{svg_chart(self.timeline)}</figure>\n"
             '<h2>Records</h2>\n<table class="records">'
-            '<colgroup><col class="n"><col class="url"><col class="title"><col class="summary"><col class="infobox"></colgroup>\n'
+            '<colgroup><col class="n"><col class="url"><col class="title"><col class="summary">'
+            '<col class="infobox"></colgroup>\n'
             "<thead><tr><th>#</th><th>URL</th><th>Title</th><th>Summary</th><th>Infobox</th></tr></thead>\n<tbody>\n"
         )
 

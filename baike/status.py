@@ -69,6 +69,16 @@ class ForeignDataError(CrawlDataError):
 # -- checks -----------------------------------------------------------------------------
 
 
+def connect(settings: Any, where: str) -> Redis:
+    """The crawl's Redis client (scrapy-redis's, from REDIS_URL and REDIS_PARAMS)."""
+    from scrapy_redis.connection import get_redis_from_settings
+
+    try:
+        return get_redis_from_settings(settings)
+    except ValueError as exc:
+        raise CrawlDataError(f"REDIS_URL {where} is not a Redis URL: {exc}") from None
+
+
 def redacted(url: str) -> str:
     """``url`` without its password, fit for a terminal or a report."""
     parts = urlsplit(url)
@@ -132,9 +142,13 @@ def count_fingerprints(server: Redis, prefix: str, batch: int = 1000) -> int:
             return total
 
 
-def crawl_state(state: dict[str, str], started: bool, pages: int, limit: int) -> str:
-    """The crawl's state from ``baike:state``, ``baike:started`` and the budget."""
-    reason = state.get("reason")
+def crawl_state(state: dict[str, str], started: bool, pages: int, limit: int, resumed: bool = False) -> str:
+    """The crawl's state from ``baike:state``, ``baike:started`` and the budget.
+
+    ``resumed``: a node alive now started after the recorded end, so the recorded
+    reason belongs to the previous run.
+    """
+    reason = None if resumed else state.get("reason")
     if reason == "finished":
         return FINISHED
     if reason == "closespider_pagecount" or (limit and pages >= limit):
@@ -215,13 +229,17 @@ def snapshot(
     pages, reserved = _int(pages), _int(reserved)
     limit = _int(state.get("budget")) if state.get("budget") is not None else max(budget, 0)
     started_at = _float(started)
+    ended_at = _float(state.get("ended_at"))
     node_list = read_nodes(nodes, now, lost_after)
+    resumed = ended_at is not None and any(
+        node["status"] == ALIVE and (node["started"] or 0.0) > ended_at for node in node_list
+    )
     return {
         "time": now,
-        "state": crawl_state(state, started is not None, pages, limit),
+        "state": crawl_state(state, started is not None, pages, limit, resumed),
         "reason": state.get("reason"),
         "started_at": started_at,
-        "ended_at": _float(state.get("ended_at")),
+        "ended_at": None if resumed else ended_at,
         "budget": {
             "limit": limit,
             "pages": pages,
@@ -304,11 +322,14 @@ def _node_table(nodes: list[dict[str, Any]], now: float) -> list[str]:
         for node in nodes
     ]
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-    right = {2, 3, 4}
-    return [
-        "  " + "  ".join(cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
-        for row in (header, *rows)
-    ]
+    numeric = {2, 3, 4}
+
+    def line(row: tuple[str, ...]) -> str:
+        pairs = enumerate(zip(row, widths, strict=True))
+        cells = (cell.rjust(width) if i in numeric else cell.ljust(width) for i, (cell, width) in pairs)
+        return ("  " + "  ".join(cells)).rstrip()
+
+    return [line(row) for row in (header, *rows)]
 
 
 def progress_line(snap: dict[str, Any], width: int = 30) -> str:

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import redis
@@ -66,6 +67,11 @@ def start_replica(entries: int, seed: int) -> tuple[subprocess.Popen, str]:
     return process, match.group(1)
 
 
+def replica_start_url(replica_url: str) -> str:
+    with urllib.request.urlopen(f"{replica_url}/__replica__/info", timeout=30) as answer:
+        return json.load(answer)["start_url"]
+
+
 def scrapy(*args: str, env: dict[str, str], log: Path | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "scrapy", *args],
@@ -77,15 +83,22 @@ def scrapy(*args: str, env: dict[str, str], log: Path | None = None) -> subproce
 
 
 def progress_line(client: redis.Redis, budget: int, started: float) -> str:
-    pages = int(client.hget("baike:budget", "pages") or 0)
-    items = client.hlen("baike:items")
-    queued = client.zcard("baike:requests")
-    leased = client.zcard("baike:leases")
-    width = 30
-    done = min(width, int(width * pages / budget)) if budget else 0
-    bar = "#" * done + "." * (width - done)
-    rate = pages / max(time.time() - started, 1e-6)
-    return f"[{bar}] {pages}/{budget or '-'} pages  {items} items  {queued} queued  {leased} leased  {rate:.0f} pages/s"
+    """The live line while the nodes run: budget bar, items, frontier, nodes, rate, state."""
+    status, keys = _baike_status()
+    snap = status.snapshot(client, keys, budget=budget, fingerprints=False)
+    line = f"{status.progress_line(snap)}  {status.duration(time.time() - started)}"
+    # padded so a shorter line fully covers the previous one after "\r"
+    return line.ljust(120)
+
+
+def _baike_status():
+    """baike.status and the crawl's keys (run as a script, the project is not on sys.path)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import baike.status
+    from baike.keys import CrawlKeys
+
+    return baike.status, CrawlKeys.for_spider("baike")
 
 
 def node_summary(log: Path) -> dict[str, object]:
@@ -125,9 +138,7 @@ def main() -> int:
         else:
             replica, mirror = start_replica(options.entries, seed=1)
             services.append(replica)
-            from replica.site import Site
-
-            seed = Site(entries=options.entries, seed=1).start_url()
+            seed = replica_start_url(mirror)
             settings += ["-s", f"BAIKE_MIRROR={mirror}", "-s", "AUTOTHROTTLE_ENABLED=False"]
             print(f"replica of {options.entries} entries at {mirror}")
         print(f"redis-server at {redis_url} (data in {(RUN / 'redis').relative_to(ROOT)})")
@@ -156,19 +167,34 @@ def main() -> int:
 
 
 def print_summary(summaries: list[dict], elapsed: float, client: redis.Redis, report: Path, redis_url: str) -> None:
-    print(f"\n{'node':<6} {'pages':>7} {'items':>7}  {'stopped because':<24} log")
+    """Per node and in total, from the cluster stats in Redis; the report's path last."""
+    status, keys = _baike_status()
+    snap = status.snapshot(client, keys, fingerprints=False)
+    records = {node["node"]: node for node in snap["nodes"]}
+    print(f"\n{'node':<6} {'pages':>7} {'items':>7} {'errors':>6}  {'stopped because':<24} log")
     for number, summary in enumerate(summaries):
-        print(f"{number:<6} {summary['pages']:>7} {summary['items']:>7}  {summary['reason']:<24} {summary['log']}")
-    pages = sum(summary["pages"] for summary in summaries)
-    items = client.hlen("baike:items")
-    print(f"{'total':<6} {pages:>7} {items:>7}  in {elapsed:.1f} s ({pages / max(elapsed, 1e-6):.0f} pages/s)")
-    print(f"\nitems: Redis hash baike:items at {redis_url} (saved in {(RUN / 'redis').relative_to(ROOT)});")
+        log = (ROOT / summary["log"]).read_text(encoding="utf-8", errors="replace")
+        joined = re.search(r"Node (\S+) joined the crawl", log)
+        node = records.get(joined.group(1) if joined else "", {})
+        pages, items = node.get("pages", summary["pages"]), node.get("items", summary["items"])
+        reason = node.get("reason") or summary["reason"]
+        print(f"{number:<6} {pages:>7} {items:>7} {node.get('errors', 0):>6}  {reason:<24} {summary['log']}")
+    cluster = snap["cluster"]
+    pages = cluster["pages"] or sum(summary["pages"] for summary in summaries)
+    items = snap["items"]
+    print(
+        f"{'total':<6} {pages:>7} {items:>7} {cluster['errors']:>6}  in {elapsed:.1f} s"
+        f" ({pages / max(elapsed, 1e-6):.0f} pages/s); crawl {snap['state']},"
+        f" budget {snap['budget']['pages']}/{snap['budget']['limit'] or '-'} pages"
+    )
+    print(f"\nitems: Redis hash baike:items at {redis_url} (saved in {(RUN / 'redis').relative_to(ROOT)})")
+    if snap["dead_letters"]:
+        print(f"dead letters: {snap['dead_letters']} (see `scrapy deadletters`)")
+    print(json.dumps({"pages": pages, "items": items, "errors": cluster["errors"], "seconds": round(elapsed, 1)}))
     if report.exists():
         print(f"report: {report.relative_to(ROOT)}")
-    dead = client.llen("baike:dead")
-    if dead:
-        print(f"dead letters: {dead} (see `scrapy deadletters`)")
-    print(json.dumps({"pages": pages, "items": items, "seconds": round(elapsed, 1)}))
+    else:
+        print(f"report: not written (run `scrapy export -o {report.relative_to(ROOT)}` with REDIS_URL={redis_url})")
 
 
 if __name__ == "__main__":

@@ -27,12 +27,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 from scrapy.exporters import CsvItemExporter, JsonItemExporter, JsonLinesItemExporter
-from scrapy_redis.connection import get_redis_from_settings
 
 from baike.keys import CrawlKeys
 from baike.pipelines import RECORD_FIELDS
 from baike.report import HtmlReport, read_timeline
-from baike.status import CrawlDataError, redacted, require_crawl, snapshot
+from baike.status import CrawlDataError, connect, redacted, require_crawl, snapshot
 
 if TYPE_CHECKING:
     import argparse
@@ -204,7 +203,9 @@ class Command(ScrapyCommand):
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
         parser.add_argument("-o", "--output", metavar="FILE", help="file to write (required)")
-        parser.add_argument("--format", choices=sorted(set(FORMATS.values())), help="format, instead of the extension's")
+        parser.add_argument(
+            "--format", choices=sorted(set(FORMATS.values())), help="format, instead of the extension's"
+        )
         parser.add_argument("--delete", action="store_true", help="delete the exported records from Redis afterwards")
         parser.add_argument("--batch", type=int, default=1000, help="records per HSCAN call (default 1000)")
 
@@ -213,6 +214,8 @@ class Command(ScrapyCommand):
             raise UsageError("export takes no arguments; the file goes with -o FILE")
         if not opts.output:
             raise UsageError("export needs -o FILE")
+        if opts.batch < 1:
+            raise UsageError("--batch must be at least 1")
         path = Path(opts.output)
         fmt = output_format(path, opts.format)
         try:
@@ -239,7 +242,7 @@ class Command(ScrapyCommand):
     def _export(self, output: Output, fmt: str, where: str, opts: argparse.Namespace) -> str:
         started = time.monotonic()
         keys = CrawlKeys.for_spider("baike", self.settings)
-        server = get_redis_from_settings(self.settings)
+        server = connect(self.settings, where)
         require_crawl(server, keys, where)
         report = None
         if fmt == "html":
@@ -266,7 +269,8 @@ class Command(ScrapyCommand):
             if source != keys.items:
                 restore(server, source, keys.items)
             raise
-        message = f"Exported {tally.exported} records from {keys.items} to {output.path} ({fmt}) in {time.monotonic() - started:.1f} s"
+        elapsed = time.monotonic() - started
+        message = f"Exported {tally.exported} records from {keys.items} to {output.path} ({fmt}) in {elapsed:.1f} s"
         if tally.skipped:
             message += f"; skipped {tally.skipped} unreadable records"
         if source != keys.items:

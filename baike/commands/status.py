@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -12,10 +13,18 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
-from scrapy_redis.connection import get_redis_from_settings
 
 from baike.keys import CrawlKeys
-from baike.status import CrawlDataError, NoCrawlError, is_over, redacted, render, require_crawl, snapshot
+from baike.status import (
+    CrawlDataError,
+    NoCrawlError,
+    connect,
+    is_over,
+    redacted,
+    render,
+    require_crawl,
+    snapshot,
+)
 
 if TYPE_CHECKING:
     import argparse
@@ -59,7 +68,7 @@ class Command(ScrapyCommand):
         where = redacted(self.settings.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
         keys = CrawlKeys.for_spider("baike", self.settings)
         try:
-            server = get_redis_from_settings(self.settings)
+            server = connect(self.settings, where)
             if opts.watch:
                 self._watch(server, keys, where, opts)
             else:
@@ -67,6 +76,10 @@ class Command(ScrapyCommand):
                 self._show(self._snapshot(server, keys, where), opts.json, clear=False)
         except KeyboardInterrupt:
             print()
+        except BrokenPipeError:
+            # the reader left (`scrapy status --watch | head`): stop quietly, and keep
+            # Python's final flush of stdout from failing again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         except (RedisConnectionError, RedisTimeoutError) as exc:
             self._fail(f"cannot reach Redis at {where}: {exc}")
         except (RedisError, CrawlDataError) as exc:  # one line, not a traceback: a user-facing command

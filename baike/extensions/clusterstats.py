@@ -18,8 +18,9 @@ node and publishes from them instead:
   the HTML report.
 
 Everything goes in one MULTI/EXEC round trip every ``CLUSTERSTATS_INTERVAL`` seconds
-and once more at close. A Redis error is logged and that write skipped: the deltas
-are carried over to the next one, so nothing is lost or counted twice.
+and once more at close. A Redis error is logged and the writes back off (the reactor
+must not wait on a dead Redis every two seconds); the deltas are carried over to the
+next write that succeeds, so no count is lost.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ COUNTERS = ("pages", "items", "errors")
 PAGES_STAT = "response_received_count"
 ITEMS_STAT = "item_scraped_count"
 DEFAULT_ERROR_STATS = ("log_count/ERROR", "baike/requests/failed")
+# Longest pause between two writes while Redis is unreachable, in seconds.
+MAX_BACKOFF = 30.0
 # Local stats holding the cluster totals last read back from Redis (for the log line).
 CLUSTER_STAT = "clusterstats/%s"
 
@@ -88,7 +91,8 @@ class ClusterStats:
         self._published = dict.fromkeys(COUNTERS, 0)
         self._samples: deque[tuple[float, int]] = deque()
         self._last_sampled: int | None = None
-        self._failing = False
+        self._down_since: float | None = None
+        self._retry_at = 0.0
         self._loop = create_looping_call(self._write)
 
     @classmethod
@@ -167,19 +171,23 @@ class ClusterStats:
         }
 
     def _write(self, finished: float | None = None, reason: str | None = None) -> None:
+        # while Redis is down, writes back off (each failure may block the reactor for
+        # a connect timeout); the last one, at close, is always tried
+        if finished is None and time.monotonic() < self._retry_at:
+            return
         now = time.time()
         counts = self.counts()
         deltas = {name: counts[name] - self._published[name] for name in COUNTERS}
         record = self.record(now, counts, finished, reason)
-        sample = self.timeline_length and (counts["pages"] != self._last_sampled or finished is not None)
+        sample = self.timeline_length > 0 and (counts["pages"] != self._last_sampled or finished is not None)
         try:
-            totals = self._send(record, deltas, finished, sample=bool(sample))
+            totals = self._send(record, deltas, finished, sample=sample)
         except RedisError as exc:
             self._failed(exc)
             return
-        if self._failing:
+        if self._down_since is not None:
             logger.info("Cluster stats are written to Redis again")
-            self._failing = False
+            self._down_since = None
         self._published = counts
         if sample:
             self._last_sampled = counts["pages"]
@@ -207,13 +215,14 @@ class ClusterStats:
         return replies[: len(COUNTERS)]
 
     def _failed(self, exc: Exception) -> None:
-        if self._failing:
+        now = time.monotonic()
+        if self._down_since is None:
+            self._down_since = now
+            logger.warning(
+                "Cluster stats not written to %s (%s); retrying with back-off, counts are kept",
+                self.keys.stats,
+                exc,
+            )
+        else:
             logger.debug("Cluster stats still not written to Redis: %s", exc)
-            return
-        self._failing = True
-        logger.warning(
-            "Cluster stats not written to %s (%s); retrying every %.1f s, counts are kept",
-            self.keys.stats,
-            exc,
-            self.interval,
-        )
+        self._retry_at = now + min(max(now - self._down_since, self.interval), MAX_BACKOFF)

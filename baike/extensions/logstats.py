@@ -49,7 +49,9 @@ class ClusterLogStats(LogStats):
 
     def log(self, spider: Any) -> None:
         self.calculate_stats()
-        message = "Crawled %(pages)d pages (at %(pagerate)d pages/min), scraped %(items)d items (at %(itemrate)d items/min)"
+        message = (
+            "Crawled %(pages)d pages (at %(pagerate)d pages/min), scraped %(items)d items (at %(itemrate)d items/min)"
+        )
         args: dict[str, Any] = {
             "pages": self.pages,
             "pagerate": self.prate,

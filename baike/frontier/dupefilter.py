@@ -1,24 +1,44 @@
 """Shared duplicate filter with compact fingerprints (``DUPEFILTER_CLASS``).
 
-scrapy-redis keeps 40-character SHA1 hex strings in one set: about 80 bytes of
-Redis memory per URL. Here a fingerprint is cut to 8 bytes, bucketed by its first
-bytes into many small hashes that Redis stores as listpacks, and the rest is the
-field name: about a sixth of the memory, still exact for any crawl of Baike's size
-(the chance of two of 100 million URLs sharing 64 bits is below 0.03%).
+scrapy-redis keeps 40-character SHA1 hex strings in one set: about 90 bytes of
+Redis memory per URL. Here each fingerprint is split in two independent parts:
+a few bytes pick one of many small hashes (the bucket), and the first
+``DUPEFILTER_FIELD_BYTES`` bytes are the field stored in it, with an empty value.
+Redis keeps a hash of at most ``hash-max-listpack-entries`` (128 by default)
+short fields as one listpack, where a 5-byte field and its empty value take
+7 + 2 bytes; the per-key cost (key name, dict entry, object header, allocator
+rounding: about 160 bytes) is shared by the bucket's entries. The number of
+buckets is chosen so that a crawl of ``DUPEFILTER_EXPECTED_URLS`` fills each one
+to ``DUPEFILTER_BUCKET_ENTRIES`` (80) on average, far enough below 128 that
+practically no bucket ever turns into a hash table:
+
+    9 + 160 / 80 = 11 bytes per URL (measured: bench/README.md)
+
+The filter is exact for practical purposes: a new URL is taken for a seen one only
+when its bucket already holds the same 40-bit field, a chance of about
+80 / 2**40 (7e-11) per URL, or 0.07% that a single URL of a 10-million-URL crawl
+is skipped.
+
+Every node must cut fingerprints the same way, so the layout (bucket count and
+field size) is recorded in the hash ``<dupefilter key>`` by the first node of a
+crawl; later nodes adopt it whatever their own settings say.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import RedisError
 from scrapy.dupefilters import BaseDupeFilter
 
 from baike.keys import CrawlKeys
 
 if TYPE_CHECKING:
     from redis import Redis
-    from scrapy import Request
+    from scrapy import Request, Spider
     from scrapy.crawler import Crawler
 
     # typing.Self requires Python 3.11
@@ -26,26 +46,72 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-FINGERPRINT_BYTES = 8
+DEFAULT_EXPECTED_URLS = 10_000_000
+DEFAULT_BUCKET_ENTRIES = 80
+DEFAULT_FIELD_BYTES = 5
+# Fingerprint bytes after the field that choose the bucket (up to 2**32 buckets).
+BUCKET_INDEX_BYTES = 4
+# Fingerprints shorter than field + index are hashed first (Scrapy's are 20 bytes).
+_MIN_FINGERPRINT = 20
+
+
+@dataclass(frozen=True, slots=True)
+class BucketLayout:
+    """How fingerprints are cut: ``buckets`` hashes, ``field_bytes`` bytes per field."""
+
+    buckets: int
+    field_bytes: int = DEFAULT_FIELD_BYTES
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.buckets <= 1 << (8 * BUCKET_INDEX_BYTES):
+            raise ValueError(f"bucket count must be 1..2**32, not {self.buckets}")
+        if not 1 <= self.field_bytes <= _MIN_FINGERPRINT - BUCKET_INDEX_BYTES:
+            raise ValueError(f"field bytes must be 1..{_MIN_FINGERPRINT - BUCKET_INDEX_BYTES}, not {self.field_bytes}")
+
+    @classmethod
+    def for_size(
+        cls,
+        expected_urls: int = DEFAULT_EXPECTED_URLS,
+        bucket_entries: int = DEFAULT_BUCKET_ENTRIES,
+        field_bytes: int = DEFAULT_FIELD_BYTES,
+    ) -> BucketLayout:
+        """The layout that fills buckets to ``bucket_entries`` at ``expected_urls``."""
+        if expected_urls < 1 or bucket_entries < 1:
+            raise ValueError("expected URLs and bucket entries must be positive")
+        return cls(buckets=-(-expected_urls // bucket_entries), field_bytes=field_bytes)
+
+    def cut(self, fingerprint: bytes) -> tuple[int, bytes]:
+        """``(bucket index, field)`` of a fingerprint."""
+        if len(fingerprint) < _MIN_FINGERPRINT:
+            fingerprint = hashlib.sha1(fingerprint).digest()
+        end = self.field_bytes + BUCKET_INDEX_BYTES
+        return int.from_bytes(fingerprint[self.field_bytes : end], "big") % self.buckets, fingerprint[: self.field_bytes]
+
+    def as_record(self) -> dict[str, int]:
+        return {"buckets": self.buckets, "field_bytes": self.field_bytes}
 
 
 class BucketDupeFilter(BaseDupeFilter):
-    """Fingerprints in ``<dupefilter key>:<bucket>`` hashes; never cleared on close."""
+    """Fingerprints in ``<dupefilter key>:<bucket>`` hashes; never cleared on close.
+
+    ``slot()`` gives the scheduler the bucket and field of a request so that its
+    Lua push can test and record many fingerprints in one round trip (``HSETNX
+    bucket field ''``); ``request_seen()`` does the same for one request, for use
+    with other schedulers.
+    """
 
     def __init__(
         self,
         server: Redis,
         key: str,
-        fingerprinter,
-        bucket_bytes: int = 2,
+        fingerprinter: Any,
+        layout: BucketLayout | None = None,
         debug: bool = False,
     ):
-        if not 1 <= bucket_bytes < FINGERPRINT_BYTES:
-            raise ValueError(f"bucket bytes must be 1..{FINGERPRINT_BYTES - 1}, not {bucket_bytes}")
         self.server = server
         self.key = key
         self.fingerprinter = fingerprinter
-        self.bucket_bytes = bucket_bytes
+        self.layout = layout or BucketLayout.for_size()
         self.debug = debug
         self.logged_first_duplicate = False
 
@@ -55,19 +121,68 @@ class BucketDupeFilter(BaseDupeFilter):
 
         settings = crawler.settings
         keys = CrawlKeys.for_spider(crawler.spidercls.name, settings)
-        return cls(
+        wanted = BucketLayout.for_size(
+            expected_urls=settings.getint("DUPEFILTER_EXPECTED_URLS", DEFAULT_EXPECTED_URLS),
+            bucket_entries=settings.getint("DUPEFILTER_BUCKET_ENTRIES", DEFAULT_BUCKET_ENTRIES),
+            field_bytes=settings.getint("DUPEFILTER_FIELD_BYTES", DEFAULT_FIELD_BYTES),
+        )
+        dupefilter = cls(
             server=get_redis_from_settings(settings),
             key=keys.dupefilter,
             fingerprinter=crawler.request_fingerprinter,
-            bucket_bytes=settings.getint("DUPEFILTER_BUCKET_BYTES", 2),
+            layout=wanted,
             debug=settings.getbool("DUPEFILTER_DEBUG"),
         )
+        dupefilter.adopt_layout()
+        return dupefilter
+
+    @classmethod
+    def from_spider(cls, spider: Spider) -> Self:
+        """scrapy-redis's own scheduler builds its dupefilter from the spider."""
+        return cls.from_crawler(spider.crawler)
+
+    def adopt_layout(self) -> BucketLayout:
+        """Record this filter's layout for the crawl, or take the one already recorded.
+
+        One MULTI/EXEC round trip, so two nodes starting together agree.
+        """
+        try:
+            with self.server.pipeline(transaction=True) as pipe:
+                for name, value in self.layout.as_record().items():
+                    pipe.hsetnx(self.key, name, value)
+                pipe.hmget(self.key, ["buckets", "field_bytes"])
+                *_, (buckets, field_bytes) = pipe.execute()
+        except RedisError as exc:
+            logger.warning(
+                "Could not read the dupefilter layout from %s (%s); using %d buckets of %d-byte fields",
+                self.key,
+                exc,
+                self.layout.buckets,
+                self.layout.field_bytes,
+            )
+            return self.layout
+        recorded = BucketLayout(buckets=int(buckets), field_bytes=int(field_bytes))
+        if recorded != self.layout:
+            logger.warning(
+                "This crawl's dupefilter has %d buckets of %d-byte fields (recorded in %s);"
+                " using them, not the %d buckets of %d-byte fields this node's settings give",
+                recorded.buckets,
+                recorded.field_bytes,
+                self.key,
+                self.layout.buckets,
+                self.layout.field_bytes,
+            )
+            self.layout = recorded
+        return recorded
+
+    def slot_of(self, fingerprint: bytes) -> tuple[str, bytes]:
+        """``(bucket key, field)`` of a raw fingerprint."""
+        index, field = self.layout.cut(fingerprint)
+        return f"{self.key}:{index:x}", field
 
     def slot(self, request: Request) -> tuple[str, bytes]:
-        """Return ``(bucket key, field)`` holding ``request``'s fingerprint."""
-        fingerprint = self.fingerprinter.fingerprint(request)[:FINGERPRINT_BYTES]
-        bucket = fingerprint[: self.bucket_bytes].hex()
-        return f"{self.key}:{bucket}", fingerprint[self.bucket_bytes :]
+        """``(bucket key, field)`` holding ``request``'s fingerprint."""
+        return self.slot_of(self.fingerprinter.fingerprint(request))
 
     def request_seen(self, request: Request) -> bool:
         """Mark ``request`` seen; True when it already was (one round trip)."""
@@ -75,16 +190,16 @@ class BucketDupeFilter(BaseDupeFilter):
         return self.server.hsetnx(key, field, b"") == 0
 
     def clear(self) -> int:
-        """Delete every bucket; only the explicit fresh-crawl operation calls this."""
+        """Delete every bucket and the layout; only the explicit fresh-crawl operation calls this."""
         deleted = 0
         for key in self.server.scan_iter(match=f"{self.key}:*", count=1000):
             deleted += self.server.unlink(key)
-        return deleted
+        return deleted + self.server.unlink(self.key)
 
     def close(self, reason: str = "") -> None:
         """Keep the fingerprints: they belong to the whole cluster's crawl."""
 
-    def log(self, request: Request, spider) -> None:
+    def log(self, request: Request, spider: Any) -> None:
         if self.debug:
             logger.debug("Filtered duplicate request: %(request)s", {"request": request})
         elif not self.logged_first_duplicate:

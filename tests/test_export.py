@@ -1,0 +1,316 @@
+"""`scrapy export`: every format parsed back, the HTML report, bad input, --delete, memory."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import tracemalloc
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from baike.commands.export import export_records
+from baike.keys import CrawlKeys
+from baike.pipelines import RECORD_FIELDS
+from baike.report import HtmlReport, nice_ceiling, svg_chart, thin
+from tests.conftest import ROOT, free_port
+
+KEYS = CrawlKeys.for_spider("baike")
+SCRIPT_TITLE = "<script>alert('x')</script> & \"friends\""
+
+
+def scrapy(redis_url: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+    return subprocess.run(
+        [sys.executable, "-m", "scrapy", *args, "-s", f"REDIS_URL={redis_url}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def make_record(n: int) -> dict:
+    return {
+        "url": f"https://baike.baidu.com/item/%E8%AF%8D%E6%9D%A1{n}/{1000 + n}",
+        "title": f"词条{n}",
+        "subtitle": None if n % 2 else f"副标题 {n}",
+        "summary": f"第{n}个词条，含“引号”, commas, and\na newline.",
+        "infobox": {"中文名": f"词条{n}", "quote\"d, key": "a,b\n\"c\"", "年份": str(1900 + n)},
+        "lemma_id": 1000 + n,
+        "crawled_at": "2025-01-02T03:04:05+00:00",
+    }
+
+
+@pytest.fixture()
+def records(redis_db) -> dict[str, dict]:
+    """40 stored records, one of them with a hostile title and URL, plus one unreadable value."""
+    stored = {record["url"]: record for record in (make_record(n) for n in range(40))}
+    hostile = make_record(99)
+    hostile.update(title=SCRIPT_TITLE, summary="<img src=x onerror=alert(1)>", infobox={"<b>": "</td></tr>"})
+    stored[hostile["url"]] = hostile
+    redis_db.hset(KEYS.items, mapping={url: json.dumps(record, ensure_ascii=False) for url, record in stored.items()})
+    redis_db.hset(KEYS.items, "https://baike.baidu.com/item/broken/1", b"{not json")
+    redis_db.hset(KEYS.state, mapping={"budget": 50, "reason": "closespider_pagecount", "ended_at": 1_700_000_005})
+    redis_db.set(KEYS.started, 1_700_000_000)
+    redis_db.hset(KEYS.budget, mapping={"pages": 45, "reserved": 45})
+    for node, pages in (("a:1:0001", (0, 10, 25)), ("b:2:0002", (0, 8, 20))):
+        for step, count in enumerate(pages):
+            redis_db.rpush(KEYS.timeline, json.dumps({"node": node, "t": 1_700_000_000 + 2 * step, "pages": count}))
+        redis_db.hset(KEYS.nodes, node, json.dumps({"node": node, "host": node[0], "pid": int(node[2]),
+                                                    "started": 1_700_000_000, "seen": 1_700_000_004,
+                                                    "pages": pages[-1], "items": pages[-1], "errors": 0,
+                                                    "pages_per_min": 600.0, "finished": 1_700_000_004,
+                                                    "reason": "closespider_pagecount"}))
+    return stored
+
+
+class ReportParser(HTMLParser):
+    """Collects the report's record rows (cell texts and links) and every element seen."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[str] = []
+        self.rows: list[list[str]] = []
+        self.row_links: list[str | None] = []
+        self.links: list[str] = []
+        self.polylines: list[dict] = []
+        self._table: str | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        self.tags.append(tag)
+        attributes = dict(attrs)
+        if tag == "table":
+            self._table = attributes.get("class")
+        elif tag == "tr" and self._table == "records":
+            self.rows.append([])
+            self.row_links.append(None)
+        elif tag == "td" and self._table == "records":
+            self._cell = []
+        elif tag == "a" and self._table == "records":
+            self.links.append(attributes["href"])
+            self.row_links[-1] = attributes["href"]
+        elif tag == "polyline":
+            self.polylines.append(attributes)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self._cell is not None and self.rows:
+            self.rows[-1].append("".join(self._cell))
+            self._cell = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def parse_report(path: Path) -> ReportParser:
+    parser = ReportParser()
+    parser.feed(path.read_text(encoding="utf-8"))
+    parser.close()
+    return parser
+
+
+# -- every format, through the real command ----------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["out.jsonl", "out.json", "out.csv"])
+def test_export_formats_parse_back(records, redis_server, tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    result = scrapy(redis_server.url, "export", "-o", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"Exported {len(records)} records from baike:items to {path}")
+    assert "skipped 1 unreadable records" in result.stdout
+    text = path.read_text(encoding="utf-8")
+    if name.endswith(".jsonl"):
+        exported = [json.loads(line) for line in text.splitlines()]
+    elif name.endswith(".json"):
+        exported = json.loads(text)
+    else:
+        exported = list(csv.DictReader(io.StringIO(text, newline="")))
+        assert list(exported[0]) == list(RECORD_FIELDS)
+        for row in exported:
+            row["infobox"] = json.loads(row["infobox"])
+            row["lemma_id"] = int(row["lemma_id"])
+            row["subtitle"] = row["subtitle"] or None
+    assert {row["url"]: row for row in exported} == records
+    assert all(list(row) == list(RECORD_FIELDS) for row in exported)
+
+
+def test_html_report_escapes_and_charts(records, redis_server, tmp_path: Path) -> None:
+    path = tmp_path / "report.html"
+    result = scrapy(redis_server.url, "export", "-o", str(path))
+    assert result.returncode == 0, result.stderr
+    report = parse_report(path)
+    assert "script" not in report.tags and "img" not in report.tags and "b" not in report.tags
+    header, *rows = report.rows
+    assert len(rows) == len(records)
+    by_url = dict(zip(report.row_links[1:], rows, strict=True))
+    for url, record in records.items():
+        number, link, title, summary, infobox = by_url[url]
+        assert link.startswith(url)
+        assert title == record["title"] + (record["subtitle"] or "")
+        assert summary == record["summary"]
+        assert all(name in infobox and value in infobox for name, value in record["infobox"].items())
+    hostile = next(row for row in rows if row[2].startswith("<script>"))
+    assert hostile[2] == SCRIPT_TITLE
+    assert "<b>" in hostile[4] and "</td></tr>" in hostile[4]
+    assert all(link.startswith("https://baike.baidu.com/item/") for link in report.links)
+    assert {line["data-node"] for line in report.polylines} == {"a:1:0001", "b:2:0002"}
+    html = path.read_text(encoding="utf-8")
+    svg = html[html.index("<svg"): html.index("</svg>") + len("</svg>")]
+    ET.fromstring(svg)  # well-formed SVG
+    assert "stopped at budget" in html and "45 / 50 pages" in html
+    assert f'id="count">{len(records)} records.' in html
+
+
+def test_report_never_links_a_non_web_url(tmp_path: Path) -> None:
+    out = io.BytesIO()
+    report = HtmlReport(out, snap=_empty_snapshot(), timeline=[])
+    report.start_exporting()
+    report.export_item({"url": "javascript:alert(1)", "title": "t", "summary": None, "infobox": None})
+    report.finish_exporting()
+    parser = ReportParser()
+    parser.feed(out.getvalue().decode())
+    assert parser.links == [] and parser.rows[-1][1].startswith("javascript:alert(1)")
+
+
+def test_chart_helpers() -> None:
+    assert [nice_ceiling(v) for v in (0, 1, 3, 7, 12, 150, 999)] == [1, 1, 5, 10, 20, 200, 1000]
+    points = [(float(t), t) for t in range(1000)]
+    kept = thin(points, 50)
+    assert len(kept) == 50 and kept[0] == points[0] and kept[-1] == points[-1]
+    assert "No samples" in svg_chart([])
+    svg = svg_chart([{"node": "<n>", "t": 0.0, "pages": 0}, {"node": "<n>", "t": 5.0, "pages": 3}])
+    root = ET.fromstring(svg)
+    assert root.find("{http://www.w3.org/2000/svg}polyline").get("data-node") == "<n>"
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+
+def test_an_unwritable_path_fails_before_redis_is_read(redis_server, tmp_path: Path) -> None:
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"
+    for target in (tmp_path / "missing" / "out.csv", tmp_path):
+        result = scrapy(unreachable, "export", "-o", str(target), "--format", "csv")
+        assert result.returncode == 1
+        assert result.stderr.startswith(f"export: cannot write {target}: ")
+        assert len(result.stderr.splitlines()) == 1 and "Redis" not in result.stderr
+
+
+def test_a_failed_export_keeps_the_previous_file(tmp_path: Path) -> None:
+    previous = tmp_path / "out.jsonl"
+    previous.write_text("previous export\n")
+    result = scrapy(f"redis://127.0.0.1:{free_port()}/0", "export", "-o", str(previous))
+    assert result.returncode == 1 and "export: cannot reach Redis at" in result.stderr
+    assert previous.read_text() == "previous export\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"], "no partial file is left behind"
+
+
+@pytest.mark.parametrize(("setup", "expected"), [
+    ("empty", "export: no baike crawl at "),
+    ("foreign", "export: baike:items is a Redis set, not the hash baike writes"),
+])
+def test_empty_or_foreign_redis_gives_one_line(
+    redis_db, redis_server, tmp_path: Path, setup: str, expected: str
+) -> None:
+    if setup == "foreign":
+        redis_db.sadd(KEYS.items, "x")
+    result = scrapy(redis_server.url, "export", "-o", str(tmp_path / "out.json"))
+    assert result.returncode == 1 and result.stderr.startswith(expected)
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_unknown_extension_is_a_usage_error(redis_server, tmp_path: Path) -> None:
+    result = scrapy(redis_server.url, "export", "-o", str(tmp_path / "out.txt"))
+    assert result.returncode == 2 and "cannot tell the format of 'out.txt'" in result.stderr
+
+
+# -- deleting ---------------------------------------------------------------------------------
+
+
+def test_nothing_is_deleted_without_the_flag_and_only_items_with_it(records, redis_db, redis_server, tmp_path) -> None:
+    before = {key: redis_db.type(key) for key in redis_db.keys()}
+    assert scrapy(redis_server.url, "export", "-o", str(tmp_path / "a.jsonl")).returncode == 0
+    assert {key: redis_db.type(key) for key in redis_db.keys()} == before
+    assert redis_db.hlen(KEYS.items) == len(records) + 1
+
+    result = scrapy(redis_server.url, "export", "-o", str(tmp_path / "b.jsonl"), "--delete")
+    assert result.returncode == 0 and "deleted them from" in result.stdout
+    assert len((tmp_path / "b.jsonl").read_text().splitlines()) == len(records)
+    assert redis_db.hkeys(KEYS.items) == [b"https://baike.baidu.com/item/broken/1"], "the unreadable record is kept"
+    assert set(redis_db.keys()) == set(before), "no other key is touched"
+
+
+# -- memory -----------------------------------------------------------------------------------
+
+
+def test_export_of_100k_records_runs_in_bounded_memory(redis_db, tmp_path: Path) -> None:
+    count = 100_000
+    filler = "百科" * 150  # ~900 bytes of UTF-8 per record: ~90 MB in all
+    with redis_db.pipeline(transaction=False) as pipe:
+        for start in range(0, count, 2000):
+            mapping = {}
+            for n in range(start, start + 2000):
+                record = make_record(n)
+                record["summary"] = filler
+                mapping[record["url"]] = json.dumps(record, ensure_ascii=False)
+            pipe.hset(KEYS.items, mapping=mapping)
+        pipe.execute()
+    assert redis_db.memory_usage(KEYS.items) > 80_000_000
+
+    for fmt, report in (("jsonl", None), ("html", (_empty_snapshot(), []))):
+        path = tmp_path / f"big.{fmt}"
+        tracemalloc.start()
+        try:
+            with path.open("wb") as file:
+                tally = export_records(redis_db, KEYS.items, file, fmt, report=report)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert tally.exported == count and tally.skipped == 0
+        assert path.stat().st_size > 80_000_000
+        # loading the hash at once (HGETALL) would hold all ~90 MB of values in this process
+        assert peak < 16_000_000, f"{fmt}: peak {peak / 1e6:.1f} MB"
+
+
+def _empty_snapshot() -> dict:
+    return {
+        "time": 1_700_000_010.0, "state": "finished", "reason": "finished", "started_at": None, "ended_at": None,
+        "budget": {"limit": 0, "pages": 0, "reserved": 0, "in_flight": 0, "fraction": None},
+        "frontier": 0, "seeds": 0, "leased": 0, "fingerprints": 0, "dead_letters": 0, "items": 0,
+        "cluster": {"pages": 0, "items": 0, "errors": 0, "start_time": None, "finish_time": None},
+        "nodes": [], "nodes_alive": 0, "nodes_lost": 0,
+    }
+
+
+# -- end to end -------------------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_report_of_a_real_two_node_crawl(redis_db, redis_server, replica_factory, node_factory, tmp_path) -> None:
+    replica = replica_factory(300, 8, "--latency-ms", "30")
+    redis_db.lpush(KEYS.start_urls, replica.start_url())
+    settings = ("CLOSESPIDER_PAGECOUNT=100", "CLUSTERSTATS_INTERVAL=0.3")
+    nodes = [node_factory(redis_server.url, replica.url, *settings) for _ in range(2)]
+    for node in nodes:
+        assert node.wait(timeout=60) == 0, node.log[-3000:]
+
+    path = tmp_path / "report.html"
+    result = scrapy(redis_server.url, "export", "-o", str(path))
+    assert result.returncode == 0, result.stderr
+    report = parse_report(path)
+    assert len(report.rows) - 1 == redis_db.hlen(KEYS.items) > 0
+    node_ids = {key.decode() for key in redis_db.hkeys(KEYS.nodes)}
+    assert {line["data-node"] for line in report.polylines} == node_ids and len(node_ids) == 2
+    html = path.read_text(encoding="utf-8")
+    assert "stopped at budget" in html and "100 / 100 pages" in html
+    for url, row in zip(report.row_links[1:], report.rows[1:], strict=True):
+        stored = json.loads(redis_db.hget(KEYS.items, url))
+        assert row[2].startswith(stored["title"]) and row[3] == (stored["summary"] or "")
