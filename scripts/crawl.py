@@ -24,6 +24,14 @@ from pathlib import Path
 import redis
 
 ROOT = Path(__file__).resolve().parents[1]
+# run as a script, the project itself is not on the import path
+sys.path.insert(0, str(ROOT))
+
+from baike import status  # noqa: E402
+from baike.keys import CrawlKeys  # noqa: E402
+
+KEYS = CrawlKeys.for_spider("baike")
+
 RUN = ROOT / ".run"
 
 
@@ -84,21 +92,17 @@ def scrapy(*args: str, env: dict[str, str], log: Path | None = None) -> subproce
 
 def progress_line(client: redis.Redis, budget: int, started: float) -> str:
     """The live line while the nodes run: budget bar, items, frontier, nodes, rate, state."""
-    status, keys = _baike_status()
-    snap = status.snapshot(client, keys, budget=budget, fingerprints=False)
-    line = f"{status.progress_line(snap)}  {status.duration(time.time() - started)}"
-    # padded so a shorter line fully covers the previous one after "\r"
-    return line.ljust(120)
+    snap = status.snapshot(client, KEYS, budget=budget, fingerprints=False)
+    return f"{status.progress_line(snap)}  {status.duration(time.time() - started)}"
 
 
-def _baike_status():
-    """baike.status and the crawl's keys (run as a script, the project is not on sys.path)."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    import baike.status
-    from baike.keys import CrawlKeys
-
-    return baike.status, CrawlKeys.for_spider("baike")
+def show_progress(line: str, final: bool = False) -> None:
+    """Redraw one line on a terminal; elsewhere (a log, CI) print a line now and then."""
+    if sys.stdout.isatty():
+        width = shutil.get_terminal_size().columns - 1
+        print("\r" + line[:width].ljust(width), end="\n" if final else "", flush=True)
+    else:
+        print(line, flush=True)
 
 
 def node_summary(log: Path) -> dict[str, object]:
@@ -151,9 +155,9 @@ def main() -> int:
         logs = [RUN / f"node{n}.log" for n in range(options.nodes)]
         nodes = [scrapy("crawl", "baike", *settings, env=env, log=log) for log in logs]
         while any(node.poll() is None for node in nodes):
-            print("\r" + progress_line(client, options.pages, started), end="", flush=True)
-            time.sleep(0.5)
-        print("\r" + progress_line(client, options.pages, started))
+            show_progress(progress_line(client, options.pages, started))
+            time.sleep(0.5 if sys.stdout.isatty() else 5)
+        show_progress(progress_line(client, options.pages, started), final=True)
         elapsed = time.time() - started
         summaries = [node_summary(log) for log in logs]
         report = RUN / "report.html"
@@ -168,8 +172,7 @@ def main() -> int:
 
 def print_summary(summaries: list[dict], elapsed: float, client: redis.Redis, report: Path, redis_url: str) -> None:
     """Per node and in total, from the cluster stats in Redis; the report's path last."""
-    status, keys = _baike_status()
-    snap = status.snapshot(client, keys, fingerprints=False)
+    snap = status.snapshot(client, KEYS, fingerprints=False)
     records = {node["node"]: node for node in snap["nodes"]}
     print(f"\n{'node':<6} {'pages':>7} {'items':>7} {'errors':>6}  {'stopped because':<24} log")
     for number, summary in enumerate(summaries):
