@@ -39,7 +39,6 @@ SCHEDULER_IDLE_POLL = 0.2
 SCHEDULER_HEARTBEAT_INTERVAL = 5.0
 # fingerprints a node remembers having sent, to drop repeated links without a round trip
 SCHEDULER_KNOWN_FINGERPRINTS = 1_000_000
-DUPEFILTER_BUCKET_BYTES = 2
 # scrapy-redis's spider reads this many seeds per idle call
 REDIS_START_URLS_BATCH_SIZE = 16
 

@@ -168,10 +168,19 @@ class LeasedScheduler(Scheduler):
         parent = request.meta.pop(LEASE_META_KEY, None)
         if parent is not None and parent in self._active:
             self.settle(parent)
-        bucket, fingerprint = (None, None) if request.dont_filter else self.df.slot(request)
-        if fingerprint is not None and (bucket, fingerprint) in self._known:
-            self._inc("baike/frontier/duplicates")
-            return False
+        bucket, fingerprint = None, None
+        if not request.dont_filter:
+            if not hasattr(self.df, "slot"):
+                # a dupefilter without bucket slots (e.g. the Bloom filter) is asked
+                # directly, one round trip per request, and the push is unfiltered
+                if self.df.request_seen(request):
+                    self._inc("baike/frontier/duplicates")
+                    return False
+            else:
+                bucket, fingerprint = self.df.slot(request)
+                if (bucket, fingerprint) in self._known:
+                    self._inc("baike/frontier/duplicates")
+                    return False
         try:
             payload = self.queue.encode(request)
         except (PayloadError, TypeError, ValueError) as exc:
