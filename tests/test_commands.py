@@ -29,6 +29,8 @@ def test_reset_deletes_the_crawl_but_keeps_seeds_and_other_keys(redis_db, redis_
     for key in (KEYS.requests, KEYS.leases):
         redis_db.zadd(key, {"1": 1})
     redis_db.hset(f"{KEYS.dupefilter}:00ff", b"abc", b"")
+    redis_db.hset("baike:bloom", "hashes", 10)
+    redis_db.set("baike:bloom:0", b"\x01")
     redis_db.hset(KEYS.items, "u", "{}")
     redis_db.hset(KEYS.budget, "pages", 5)
     redis_db.lpush(KEYS.start_urls, "https://baike.baidu.com/item/x")
@@ -38,6 +40,7 @@ def test_reset_deletes_the_crawl_but_keeps_seeds_and_other_keys(redis_db, redis_
     assert kept_items.returncode == 0, kept_items.stderr
     assert redis_db.exists(KEYS.items) and not redis_db.exists(KEYS.requests, KEYS.leases, KEYS.budget)
     assert not list(redis_db.scan_iter(match=f"{KEYS.dupefilter}:*"))
+    assert not redis_db.exists("baike:bloom", "baike:bloom:0")
 
     assert scrapy(redis_server.url, "reset", "--yes").returncode == 0
     assert not redis_db.exists(KEYS.items)

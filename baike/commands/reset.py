@@ -9,6 +9,8 @@ from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 from scrapy_redis.connection import get_redis_from_settings
 
+from baike.frontier.bloom import DEFAULT_KEY as BLOOM_KEY
+from baike.frontier.bloom import BloomDupeFilter
 from baike.frontier.dupefilter import BucketDupeFilter
 from baike.keys import CrawlKeys
 
@@ -29,7 +31,8 @@ class Command(ScrapyCommand):
     def long_desc(self) -> str:
         return (
             "Starts a fresh crawl for every node sharing REDIS_URL: deletes the frontier "
-            "(baike:requests and its data), the dupefilter (baike:dupefilter:*), leases, the page "
+            "(baike:requests and its data), the dupefilter (baike:dupefilter:*, or the Bloom filter's "
+            "baike:bloom:*), leases, the page "
             "budget counter, dead letters, node records, cluster stats and, unless --keep-items, the "
             "stored items (baike:items). Seeds waiting in baike:start_urls are kept. "
             "Nothing else ever deletes this state."
@@ -55,6 +58,8 @@ class Command(ScrapyCommand):
         try:
             deleted = server.delete(*doomed)
             deleted += BucketDupeFilter(server, keys.dupefilter, fingerprinter=None).clear()
+            bloom_key = settings.get("BLOOM_KEY", BLOOM_KEY) % {"spider": "baike", "name": "baike"}
+            deleted += BloomDupeFilter(server, bloom_key, fingerprinter=None).clear()
         except Exception as exc:  # one line, not a traceback: this is a user-facing command
             print(f"reset failed: {exc}", file=sys.stderr)
             self.exitcode = 1
