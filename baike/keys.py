@@ -15,6 +15,8 @@ START_URLS = "%(name)s:start_urls"
 REQUESTS = "%(spider)s:requests"
 DUPEFILTER = "%(spider)s:dupefilter"
 ITEMS = "%(spider)s:items"
+# the Bloom-filter dupefilter's layout hash; its shards are <key>:0, <key>:1, ...
+BLOOM = "%(spider)s:bloom"
 
 TEMPLATES: dict[str, str] = {
     # hash: request id -> JSON payload of every queued or leased request

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import RedisError
 from scrapy.dupefilters import BaseDupeFilter
 
+from baike import keys
+
 if TYPE_CHECKING:
     from redis import Redis
     from scrapy import Request, Spider
@@ -46,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CAPACITY = 10_000_000
 DEFAULT_ERROR_RATE = 0.001
-DEFAULT_KEY = "%(spider)s:bloom"
+DEFAULT_KEY = keys.BLOOM
 # A shard string of this many bytes plus Redis's 10-byte string header is a 256 KiB allocation.
 SHARD_BYTES = (1 << 18) - 10
 # Filter bits per full shard: all but the last one, which allocates the shard.

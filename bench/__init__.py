@@ -1,0 +1,1 @@
+"""Benchmarks of the baike crawler: one command per benchmark, see bench/README.md."""

@@ -1,0 +1,66 @@
+"""Profile real nodes with cProfile: where a page's CPU goes, case by case.
+
+    .venv/bin/python bench/profile.py                      # baike-1 and scrapy, 2000 pages
+    .venv/bin/python bench/profile.py --cases baike-1 --budget 500 --top 40
+
+Each node runs as ``python -m cProfile -o <file> -m bench.node crawl baike ...``;
+the profiles land in bench/results/ (open them with ``python -m pstats``) and the
+top functions by own time are printed, in milliseconds per page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import pstats
+import shutil
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.harness import RESULTS, Lab, crawl, logger, setup_logging
+from bench.cases import common_settings
+from bench.speed import CASES
+
+
+def top_functions(profile: Path, pages: int, top: int, sort: str) -> str:
+    out = io.StringIO()
+    stats = pstats.Stats(str(profile), stream=out)
+    stats.strip_dirs().sort_stats(sort).print_stats(top)
+    text = out.getvalue()
+    total = stats.total_tt  # type: ignore[attr-defined]
+    return f"{profile.name}: {total:.1f} s CPU in the profile, {1000 * total / max(pages, 1):.2f} ms per page\n{text}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", nargs="+", choices=list(CASES), default=["baike-1", "scrapy"])
+    parser.add_argument("--budget", type=int, default=2000)
+    parser.add_argument("--entries", type=int, default=100_000)
+    parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--sort", default="tottime", help="pstats sort key (default tottime)")
+    args = parser.parse_args(argv)
+    setup_logging()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with Lab("profile") as lab:
+        lab.start_redis()
+        lab.start_replica(args.entries, 1, "--cache-mb", "0")
+        for name in args.cases:
+            count, settings = CASES[name]
+            per_node = [[*common_settings(args.budget, 16), *settings] for _ in range(count)]
+            run = crawl(lab, name, per_node, budget=args.budget, profile_dir=lab.directory)
+            summary = run.summary()
+            logger.info("%s: %.1f pages/s under the profiler", name, summary["pages_per_s"])
+            for index in range(count):
+                source = lab.directory / f"{name}-{index}.prof"
+                target = RESULTS / f"profile-{name}-{index}.prof"
+                shutil.copyfile(source, target)
+                pages = run.nodes[index].stat("response_received_count")
+                print(top_functions(target, pages, args.top, args.sort))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
