@@ -39,6 +39,13 @@ SCHEDULER_IDLE_POLL = 0.2
 SCHEDULER_HEARTBEAT_INTERVAL = 5.0
 # fingerprints a node remembers having sent, to drop repeated links without a round trip
 SCHEDULER_KNOWN_FINGERPRINTS = 1_000_000
+# compact dupefilter: buckets sized for this many URLs, 5-byte fields (docs/settings.md)
+DUPEFILTER_EXPECTED_URLS = 10_000_000
+DUPEFILTER_BUCKET_ENTRIES = 80
+DUPEFILTER_FIELD_BYTES = 5
+# only read when DUPEFILTER_CLASS is baike.frontier.bloom.BloomDupeFilter
+BLOOM_CAPACITY = 10_000_000
+BLOOM_ERROR_RATE = 0.001
 # scrapy-redis's spider reads this many seeds per idle call
 REDIS_START_URLS_BATCH_SIZE = 16
 

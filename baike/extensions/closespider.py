@@ -97,17 +97,18 @@ class ClusterCloseSpider(CloseSpider):
         if self._closing:
             return
         try:
+            if self._node_busy():
+                # the end of the crawl cannot be near while this node works: one command
+                self._idle_since = None
+                self._check_budget(int(self.server.hget(self.keys.budget, "pages") or 0))
+                return
             pages, waiting, leased, seeds, started = self._cluster_state()
         except REDIS_ERRORS as exc:
             logger.debug("Cluster state unavailable: %s", exc)
             return
-        if self.page_budget and pages >= self.page_budget:
-            logger.info("Cluster page budget spent: %d of %d pages", pages, self.page_budget)
-            self._close_spider("closespider_pagecount")
+        if self._check_budget(pages):
             return
-        scheduler = self.crawler.engine.scheduler
-        busy = waiting or leased or seeds or not started or (scheduler and scheduler.has_pending_requests())
-        if busy:
+        if waiting or leased or seeds or not started:
             self._idle_since = None
             return
         now = time.monotonic()
@@ -115,6 +116,21 @@ class ClusterCloseSpider(CloseSpider):
         if now - self._idle_since >= self.finished_grace:
             logger.info("Nothing queued or in flight on any node for %.1f s: the crawl is finished", self.finished_grace)
             self._close_spider("finished")
+
+    def _node_busy(self) -> bool:
+        engine = self.crawler.engine
+        scheduler = engine.scheduler
+        if scheduler is None:
+            return False
+        return scheduler.has_pending_requests() or bool(engine.downloader.active)
+
+    def _check_budget(self, pages: int) -> bool:
+        """Close when the cluster's budget is spent; True when it is."""
+        if not self.page_budget or pages < self.page_budget:
+            return False
+        logger.info("Cluster page budget spent: %d of %d pages", pages, self.page_budget)
+        self._close_spider("closespider_pagecount")
+        return True
 
     def _cluster_state(self) -> tuple[int, int, int, int, bool]:
         with self.server.pipeline(transaction=False) as pipe:

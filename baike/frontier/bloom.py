@@ -222,12 +222,13 @@ class BloomDupeFilter(BaseDupeFilter):
     def _call(self, script: Any, fingerprints: list[bytes]) -> list[bool]:
         if not fingerprints:
             return []
-        keys: dict[str, int] = {}
+        # shard key -> its 1-based index in KEYS
+        shard_keys: dict[str, int] = {}
         argv: list[int] = [self.layout.hashes, self.layout.shard_bits]
         for fingerprint in fingerprints:
             shard, h1, h2 = self.layout.place(fingerprint)
-            argv += [keys.setdefault(self.shard_key(shard), len(keys) + 1), h1, h2]
-        return [flag == 1 for flag in script(keys=list(keys), args=argv)]
+            argv += [shard_keys.setdefault(self.shard_key(shard), len(shard_keys) + 1), h1, h2]
+        return [flag == 1 for flag in script(keys=list(shard_keys), args=argv)]
 
     def add_fingerprints(self, fingerprints: list[bytes]) -> list[bool]:
         """Add raw fingerprints; for each, True when it was (probably) there already."""

@@ -29,50 +29,66 @@ local node = ARGV[1]
 local n_push = tonumber(ARGV[2])
 local added, filtered = 0, 0
 local i = 3
+-- Writes are gathered and sent as one command per key (in chunks that stay within
+-- Lua's stack): a page brings dozens of new requests, and each redis.call costs.
+local function call_chunked(command, key, values, width)
+  local chunk = 1000 * width
+  for first = 1, #values, chunk do
+    redis.call(command, key, unpack(values, first, math.min(first + chunk - 1, #values)))
+  end
+end
 if n_push > 0 then
   local seq = redis.call('INCRBY', KEYS[3], n_push) - n_push
+  local data, scores = {}, {}
   for _ = 1, n_push do
     local bucket, field, priority, payload = tonumber(ARGV[i]), ARGV[i+1], tonumber(ARGV[i+2]), ARGV[i+3]
     i = i + 4
     if bucket == 0 or redis.call('HSETNX', KEYS[7 + bucket], field, '') == 1 then
       seq = seq + 1
       local id = tostring(seq)
-      redis.call('HSET', KEYS[2], id, payload)
-      redis.call('ZADD', KEYS[1], -priority * 4294967296 + seq, id)
+      data[#data + 1] = id
+      data[#data + 1] = payload
+      scores[#scores + 1] = -priority * 4294967296 + seq
+      scores[#scores + 1] = id
       added = added + 1
     else
       filtered = filtered + 1
     end
   end
-  if added > 0 then redis.call('HINCRBY', KEYS[6], 'enqueued', added) end
+  if added > 0 then
+    call_chunked('HSET', KEYS[2], data, 2)
+    call_chunked('ZADD', KEYS[1], scores, 2)
+    redis.call('HINCRBY', KEYS[6], 'enqueued', added)
+  end
 end
 local n_ack = tonumber(ARGV[i])
 i = i + 1
+local settled, pages, unreserved, late_pages = {}, 0, 0, 0
 for _ = 1, n_ack do
   local id, page, dead_prefix = ARGV[i], ARGV[i+1], ARGV[i+2]
   i = i + 3
   local owner = redis.call('HGET', KEYS[5], id)
   if owner and string.sub(owner, 1, #node + 1) == node .. ' ' then
-    redis.call('ZREM', KEYS[4], id)
-    redis.call('HDEL', KEYS[5], id)
+    settled[#settled + 1] = id
     if dead_prefix ~= '' then
       local payload = redis.call('HGET', KEYS[2], id)
       if payload then redis.call('RPUSH', KEYS[7], dead_prefix .. payload .. '}') end
     end
-    redis.call('HDEL', KEYS[2], id)
-    redis.call('HINCRBY', KEYS[6], 'settled', 1)
-    if page == '1' then
-      redis.call('HINCRBY', KEYS[6], 'pages', 1)
-    else
-      redis.call('HINCRBY', KEYS[6], 'reserved', -1)
-    end
+    if page == '1' then pages = pages + 1 else unreserved = unreserved + 1 end
   elseif page == '1' then
     -- the lease expired and went back to the frontier, but the page was downloaded:
     -- count it as spent so the budget stays a count of real downloads
-    redis.call('HINCRBY', KEYS[6], 'pages', 1)
-    redis.call('HINCRBY', KEYS[6], 'reserved', 1)
+    late_pages = late_pages + 1
   end
 end
+if #settled > 0 then
+  call_chunked('ZREM', KEYS[4], settled, 1)
+  call_chunked('HDEL', KEYS[5], settled, 1)
+  call_chunked('HDEL', KEYS[2], settled, 1)
+  redis.call('HINCRBY', KEYS[6], 'settled', #settled)
+end
+if pages + late_pages > 0 then redis.call('HINCRBY', KEYS[6], 'pages', pages + late_pages) end
+if late_pages - unreserved ~= 0 then redis.call('HINCRBY', KEYS[6], 'reserved', late_pages - unreserved) end
 return {added, filtered}
 """
 
