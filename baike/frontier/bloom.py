@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
-from scrapy.dupefilters import BaseDupeFilter
 
 from baike import keys
+from baike.frontier.dupefilter import SharedDupeFilter
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -143,8 +143,10 @@ class BloomLayout:
         return {"shards": self.shards, "shard_bits": self.shard_bits, "hashes": self.hashes}
 
 
-class BloomDupeFilter(BaseDupeFilter):
+class BloomDupeFilter(SharedDupeFilter):
     """Approximate shared dupefilter in Redis bitmaps; never cleared on close."""
+
+    duplicate_word = "(probable) duplicate"
 
     def __init__(
         self,
@@ -241,24 +243,3 @@ class BloomDupeFilter(BaseDupeFilter):
     def request_seen(self, request: Request) -> bool:
         """Mark ``request`` seen; True when it (probably) already was (one round trip)."""
         return self.add_fingerprints([self.fingerprinter.fingerprint(request)])[0]
-
-    def clear(self) -> int:
-        """Delete the shards and the layout; only a fresh crawl calls this."""
-        deleted = 0
-        for key in self.server.scan_iter(match=f"{self.key}:*", count=1000):
-            deleted += self.server.unlink(key)
-        return deleted + self.server.unlink(self.key)
-
-    def close(self, reason: str = "") -> None:
-        """Keep the fingerprints: they belong to the whole cluster's crawl."""
-
-    def log(self, request: Request, spider: Any) -> None:
-        if self.debug:
-            logger.debug("Filtered (probable) duplicate request: %(request)s", {"request": request})
-        elif not self.logged_first_duplicate:
-            logger.debug(
-                "Filtered (probable) duplicate request %(request)s - no more duplicates will be shown"
-                " (see DUPEFILTER_DEBUG to show all duplicates)",
-                {"request": request},
-            )
-            self.logged_first_duplicate = True

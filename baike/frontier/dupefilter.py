@@ -91,7 +91,38 @@ class BucketLayout:
         return {"buckets": self.buckets, "field_bytes": self.field_bytes}
 
 
-class BucketDupeFilter(BaseDupeFilter):
+class SharedDupeFilter(BaseDupeFilter):
+    """What the cluster's dupefilters share: state under ``key`` that outlives every node.
+
+    Subclasses set ``server``, ``key``, ``debug`` and ``logged_first_duplicate``.
+    """
+
+    # how a filtered request is called in the log
+    duplicate_word = "duplicate"
+
+    def clear(self) -> int:
+        """Delete ``key`` and everything under ``key:*``; only the fresh-crawl operation calls this."""
+        deleted = 0
+        for key in self.server.scan_iter(match=f"{self.key}:*", count=1000):
+            deleted += self.server.unlink(key)
+        return deleted + self.server.unlink(self.key)
+
+    def close(self, reason: str = "") -> None:
+        """Keep the fingerprints: they belong to the whole cluster's crawl."""
+
+    def log(self, request: Request, spider: Any) -> None:
+        if self.debug:
+            logger.debug("Filtered %s request: %s", self.duplicate_word, request)
+        elif not self.logged_first_duplicate:
+            logger.debug(
+                "Filtered %s request %s - no more duplicates will be shown (see DUPEFILTER_DEBUG to show all duplicates)",
+                self.duplicate_word,
+                request,
+            )
+            self.logged_first_duplicate = True
+
+
+class BucketDupeFilter(SharedDupeFilter):
     """Fingerprints in ``<dupefilter key>:<bucket>`` hashes; never cleared on close.
 
     ``slot()`` gives the scheduler the bucket and field of a request so that its
@@ -189,23 +220,3 @@ class BucketDupeFilter(BaseDupeFilter):
         key, field = self.slot(request)
         return self.server.hsetnx(key, field, b"") == 0
 
-    def clear(self) -> int:
-        """Delete every bucket and the layout; only the explicit fresh-crawl operation calls this."""
-        deleted = 0
-        for key in self.server.scan_iter(match=f"{self.key}:*", count=1000):
-            deleted += self.server.unlink(key)
-        return deleted + self.server.unlink(self.key)
-
-    def close(self, reason: str = "") -> None:
-        """Keep the fingerprints: they belong to the whole cluster's crawl."""
-
-    def log(self, request: Request, spider: Any) -> None:
-        if self.debug:
-            logger.debug("Filtered duplicate request: %(request)s", {"request": request})
-        elif not self.logged_first_duplicate:
-            logger.debug(
-                "Filtered duplicate request %(request)s - no more duplicates will be shown"
-                " (see DUPEFILTER_DEBUG to show all duplicates)",
-                {"request": request},
-            )
-            self.logged_first_duplicate = True

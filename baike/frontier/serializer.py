@@ -1,6 +1,6 @@
 """JSON serializer for scrapy-redis's ``SCHEDULER_SERIALIZER`` (a module with
-``dumps`` and ``loads``), used instead of pickle so that nobody who can write to
-Redis can run code on a node.
+``dumps`` and ``loads``), in place of scrapy-redis's default object serialisation,
+so that nobody who can write to Redis can run code on a node.
 
 Bytes (request bodies and headers) are tagged ``{"$b": "<base64>"}``; fields that
 hold their default value are left out, which keeps the payload of a Baike request
