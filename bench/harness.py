@@ -25,12 +25,13 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
 import redis
+
+from bench.nodelog import NodeLog
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -214,7 +215,7 @@ def downloaded_twice(stats: dict[str, Any]) -> int:
 
 
 @dataclass
-class Node:
+class Node(NodeLog):
     """One real ``scrapy crawl baike`` process."""
 
     name: str
@@ -291,33 +292,6 @@ class Node:
         if not self.wait(timeout):
             self.kill(signal.SIGKILL)
             self.wait(10)
-
-    @property
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    @property
-    def finish_reason(self) -> str | None:
-        match = re.search(r"'finish_reason': '([^']+)'", self.log)
-        return match.group(1) if match else None
-
-    def stat(self, name: str) -> int:
-        match = re.search(rf"'{re.escape(name)}': (\d+)", self.log)
-        return int(match.group(1)) if match else 0
-
-    @property
-    def finish_time(self) -> float | None:
-        """When the spider closed (Scrapy's ``finish_time`` stat, to the microsecond), Unix time."""
-        match = re.search(
-            r"'finish_time': datetime\.datetime\((\d+), (\d+), (\d+), (\d+), (\d+), (\d+)(?:, (\d+))?", self.log
-        )
-        if not match:
-            return None
-        parts = [int(part or 0) for part in match.groups()]
-        return datetime(*parts[:6], parts[6], tzinfo=UTC).timestamp()
 
     @property
     def node_id(self) -> str | None:

@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from bench.nodelog import NodeLog
+
 ROOT = Path(__file__).resolve().parents[1]
 # A node's log must not show these: Scrapy deprecations fail the tests.
 NODE_WARNING_MARKERS = ("ScrapyDeprecationWarning", "DeprecationWarning")
@@ -167,7 +169,7 @@ def small_replica():
 
 
 @dataclass
-class Node:
+class Node(NodeLog):
     """One real ``scrapy crawl baike`` process."""
 
     process: subprocess.Popen
@@ -182,29 +184,6 @@ class Node:
         warned = [line for line in output.splitlines() if any(marker in line for marker in NODE_WARNING_MARKERS)]
         assert not warned, f"node logged deprecation warnings: {warned[:5]}"
         return code
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    @property
-    def finish_reason(self) -> str | None:
-        match = re.search(r"'finish_reason': '([^']+)'", self.log)
-        return match.group(1) if match else None
-
-    def stat(self, name: str) -> int:
-        match = re.search(rf"'{re.escape(name)}': (\d+)", self.log)
-        return int(match.group(1)) if match else 0
-
-    @property
-    def finish_time(self) -> float | None:
-        match = re.search(r"'finish_time': datetime\.datetime\((\d+), (\d+), (\d+), (\d+), (\d+), (\d+)(?:, (\d+))?", self.log)
-        if not match:
-            return None
-        from datetime import UTC, datetime
-
-        parts = [int(part or 0) for part in match.groups()]
-        return datetime(*parts[:6], parts[6], tzinfo=UTC).timestamp()
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.process.poll() is None:
