@@ -17,7 +17,7 @@ from scrapy_redis.connection import get_redis_from_settings
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.threads import deferToThread
 
-from baike.frontier.scheduler import REDIS_ERRORS
+from baike.connection import REDIS_ERRORS
 from baike.keys import CrawlKeys
 from baike.parsing import clean_text
 from baike.urls import canonicalize

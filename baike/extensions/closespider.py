@@ -26,7 +26,7 @@ from scrapy.extensions.closespider import CloseSpider
 from scrapy.utils.asyncio import create_looping_call
 from scrapy_redis.connection import get_redis_from_settings
 
-from baike.frontier.scheduler import REDIS_ERRORS
+from baike.connection import REDIS_ERRORS
 from baike.keys import CrawlKeys
 
 if TYPE_CHECKING:

@@ -24,14 +24,13 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from scrapy import signals
 from scrapy.utils.asyncio import create_looping_call
 from scrapy.utils.misc import load_object
 from scrapy_redis.connection import get_redis_from_settings
 from scrapy_redis.scheduler import Scheduler
 
+from baike.connection import REDIS_ERRORS
 from baike.frontier.queue import LEASE_META_KEY, PayloadError
 from baike.keys import CrawlKeys
 
@@ -44,9 +43,6 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 logger = logging.getLogger(__name__)
-
-REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError)
-
 
 def make_node_id() -> str:
     """A node id unique across machines and restarts: ``host:pid:random``."""

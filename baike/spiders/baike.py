@@ -15,7 +15,7 @@ from scrapy.exceptions import DontCloseSpider, IgnoreRequest
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy_redis.spiders import RedisSpider
 
-from baike.frontier.scheduler import REDIS_ERRORS
+from baike.connection import REDIS_ERRORS
 from baike.guard import GiveUp
 from baike.items import BaikeItem
 from baike.keys import CrawlKeys
