@@ -21,13 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 from scrapy.exporters import CsvItemExporter, JsonItemExporter, JsonLinesItemExporter
 
+from baike.connection import REDIS_ERRORS
 from baike.keys import CrawlKeys
 from baike.pipelines import RECORD_FIELDS
 from baike.report import HtmlReport, read_timeline
@@ -230,7 +229,7 @@ class Command(ScrapyCommand):
             output.discard()
             if isinstance(exc, KeyboardInterrupt):
                 self._fail("interrupted; nothing written")
-            elif isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
+            elif isinstance(exc, REDIS_ERRORS):
                 self._fail(f"cannot reach Redis at {where}: {exc}")
             elif isinstance(exc, (RedisError, CrawlDataError, OSError)):  # one line, not a traceback
                 self._fail(str(exc))

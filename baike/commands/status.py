@@ -8,12 +8,11 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
+from baike.connection import REDIS_ERRORS
 from baike.keys import CrawlKeys
 from baike.status import (
     CrawlDataError,
@@ -80,7 +79,7 @@ class Command(ScrapyCommand):
             # the reader left (`scrapy status --watch | head`): stop quietly, and keep
             # Python's final flush of stdout from failing again
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        except (RedisConnectionError, RedisTimeoutError) as exc:
+        except REDIS_ERRORS as exc:
             self._fail(f"cannot reach Redis at {where}: {exc}")
         except (RedisError, CrawlDataError) as exc:  # one line, not a traceback: a user-facing command
             self._fail(str(exc))
