@@ -19,7 +19,8 @@ ITEMS = "%(spider)s:items"
 BLOOM = "%(spider)s:bloom"
 
 TEMPLATES: dict[str, str] = {
-    # hash: request id -> JSON payload of every queued or leased request
+    # hash: entry id -> JSON payload of a queued or leased request, or a batch of
+    # queued ones ("\n" before each payload)
     "request_data": "%(spider)s:requests:data",
     # string: counter that orders requests of equal priority first in, first out
     "request_seq": "%(spider)s:requests:seq",

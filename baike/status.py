@@ -213,20 +213,22 @@ def snapshot(
     cost grows with the crawl).
     """
     now = time.time() if now is None else now
-    with server.pipeline(transaction=False) as pipe:
+    # one transaction, so the ledger and the leases are read at the same instant
+    with server.pipeline() as pipe:
         pipe.hgetall(keys.state)
-        pipe.hmget(keys.budget, "pages", "reserved")
+        pipe.hmget(keys.budget, "pages", "reserved", "enqueued", "settled")
         pipe.get(keys.started)
-        pipe.zcard(keys.requests)
         pipe.llen(keys.start_urls)
         pipe.zcard(keys.leases)
         pipe.llen(keys.dead)
         pipe.hlen(keys.items)
         pipe.hmget(keys.stats, "pages", "items", "errors", "start_time", "finish_time")
         pipe.hgetall(keys.nodes)
-        state_raw, (pages, reserved), started, frontier, seeds, leased, dead, items, totals, nodes = pipe.execute()
+        state_raw, ledger, started, seeds, leased, dead, items, totals, nodes = pipe.execute()
     state = {_text(name): _text(value) for name, value in state_raw.items()}
-    pages, reserved = _int(pages), _int(reserved)
+    pages, reserved, enqueued, settled = (_int(value) for value in ledger)
+    # the frontier holds batched entries; its length in requests is the ledger's
+    frontier = max(enqueued - settled - leased, 0)
     limit = _int(state.get("budget")) if state.get("budget") is not None else max(budget, 0)
     started_at = _float(started)
     ended_at = _float(state.get("ended_at"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 
@@ -25,8 +26,12 @@ def queue(redis_db, redis_server) -> LeasedQueue:
     return LeasedQueue(redis_db, crawler.spider, KEYS.requests)
 
 
+def field(url: str) -> bytes:
+    return hashlib.sha1(url.encode()).digest()[:5]
+
+
 def push(queue: LeasedQueue, *requests: Request, node: str = "n1", acks=()) -> tuple[int, int]:
-    pushes = [(f"{KEYS.dupefilter}:00", r.url.encode(), r.priority, queue.encode(r)) for r in requests]
+    pushes = [(f"{KEYS.dupefilter}:00", field(r.url), r.priority, queue.encode(r)) for r in requests]
     return queue.push_and_ack(node, pushes, list(acks))
 
 
@@ -149,3 +154,74 @@ def test_encode_keeps_canonical_url_and_durable_meta(queue: LeasedQueue) -> None
     decoded = queue.decode(queue.encode(request).encode())
     assert decoded.url == "https://baike.baidu.com/item/x/1"
     assert decoded.meta == {"depth": 3}
+
+
+# -- batched entries ----------------------------------------------------------------------
+
+
+def test_one_flush_at_one_priority_is_one_entry(queue: LeasedQueue, redis_db) -> None:
+    push(queue, *(Request(entry(n)) for n in range(1, 11)), Request(entry(11), priority=3))
+    assert redis_db.zcard(KEYS.requests) == 2
+    assert len(queue) == 11
+    assert [r.url for _, r in queue.take("n1", 11, 30).requests] == [entry(n) for n in (11, *range(1, 11))]
+
+
+def test_a_batch_is_split_and_its_rest_keeps_its_place(queue: LeasedQueue, redis_db) -> None:
+    push(queue, *(Request(entry(n)) for n in range(1, 6)))
+    push(queue, Request(entry(6)))
+    first = queue.take("n1", 2, 30)
+    assert [r.url for _, r in first.requests] == [entry(1), entry(2)]
+    assert len({request_id for request_id, _ in first.requests}) == 2
+    assert len(queue) == 4 and redis_db.zcard(KEYS.leases) == 2
+    assert [r.url for _, r in queue.take("n2", 10, 30).requests] == [entry(n) for n in range(3, 7)]
+
+
+def test_requests_split_from_a_batch_are_settled_reclaimed_and_released_one_by_one(
+    queue: LeasedQueue, redis_db
+) -> None:
+    push(queue, *(Request(entry(n)) for n in range(1, 5)))
+    push(queue, Request(entry(5)))
+    (settled_id, _), (lost_id, _), (kept_id, _) = queue.take("n1", 3, 0.05).requests
+    assert push(queue, acks=[(settled_id, True, "")]) == (0, 0)
+    assert queue.release("n1", [kept_id]) == 1
+    time.sleep(0.1)
+    taken = queue.take("n2", 10, 30)
+    assert taken.reclaimed == 1
+    # both back with their batch's score: ahead of the request pushed after the batch
+    urls = [r.url for _, r in taken.requests]
+    assert sorted(urls[:3]) == [entry(2), entry(3), entry(4)] and urls[3] == entry(5)
+    assert not redis_db.hexists(KEYS.request_data, settled_id)
+
+
+def test_the_budget_cuts_a_batch(queue: LeasedQueue) -> None:
+    push(queue, *(Request(entry(n)) for n in range(1, 11)))
+    assert len(queue.take("n1", 8, 30, budget=3).requests) == 3
+    assert len(queue.take("n2", 8, 30, budget=3).requests) == 0
+    assert len(queue) == 7
+
+
+def test_a_hostile_batch_loses_only_its_bad_parts(queue: LeasedQueue, redis_db) -> None:
+    good = queue.encode(Request(entry(1))).encode()
+    redis_db.hset(KEYS.request_data, "666", b"\ncos\nsystem\n" + good)
+    redis_db.zadd(KEYS.requests, {"666": 0})
+    taken = queue.take("n1", 5, 30)
+    assert taken.rejected == 2
+    assert [r.url for _, r in taken.requests] == [entry(1)]
+    assert redis_db.llen(KEYS.dead) == 2 and redis_db.zcard(KEYS.requests) == 0
+
+
+def test_payloads_never_hold_the_batch_separator(queue: LeasedQueue) -> None:
+    request = Request(entry(1), meta={"note": "two\nlines", "tab": "\t"}, cb_kwargs={"x": "\r\n"})
+    assert "\n" not in queue.encode(request)
+
+
+def test_only_the_new_requests_of_a_group_are_kept(queue: LeasedQueue, redis_db) -> None:
+    push(queue, Request(entry(2)), Request(entry(4)))
+    assert push(queue, *(Request(entry(n)) for n in range(1, 6))) == (3, 2)
+    assert [r.url for _, r in queue.take("n1", 10, 30).requests] == [entry(n) for n in (2, 4, 1, 3, 5)]
+
+
+def test_fingerprints_of_different_widths_are_refused(queue: LeasedQueue) -> None:
+    pushes = [(f"{KEYS.dupefilter}:00", width * b"x", 0, queue.encode(Request(entry(width)))) for width in (5, 8)]
+    with pytest.raises(ValueError, match="different widths"):
+        queue.push_and_ack("n1", pushes, [])

@@ -61,8 +61,9 @@ def crawl(redis_db):
     """A running crawl: 2 nodes, a budget of 100, 40 pages, a frontier, items, fingerprints."""
     redis_db.hset(KEYS.state, mapping={"budget": 100})
     redis_db.set(KEYS.started, NOW - 100)
-    redis_db.hset(KEYS.budget, mapping={"pages": 40, "reserved": 46})
-    redis_db.zadd(KEYS.requests, {str(n): n for n in range(30)})
+    # the ledger says 30 requests are queued: 110 enqueued, 78 settled, 2 leased
+    redis_db.hset(KEYS.budget, mapping={"pages": 40, "reserved": 46, "enqueued": 110, "settled": 78})
+    redis_db.zadd(KEYS.requests, {str(n): n for n in range(3)})
     redis_db.zadd(KEYS.leases, {"a": NOW + 60, "b": NOW + 60})
     redis_db.hset(f"{KEYS.dupefilter}:00ab", mapping={b"x1": b"", b"x2": b""})
     redis_db.hset(f"{KEYS.dupefilter}:ff01", mapping={b"y1": b""})

@@ -12,6 +12,7 @@ from scrapy.exceptions import UsageError
 from scrapy_redis.connection import get_redis_from_settings
 
 from baike.frontier import scripts, serializer
+from baike.frontier.queue import push_and_ack
 from baike.keys import CrawlKeys
 from baike.urls import canonicalize
 
@@ -76,11 +77,7 @@ class Command(ScrapyCommand):
                 continue
             payload.pop("meta", None)
             text = serializer.dumps(payload)
-            push(
-                keys=[keys.requests, keys.request_data, keys.request_seq, keys.leases, keys.lease_owners,
-                      keys.budget, keys.dead],
-                args=["", 1, 0, b"", payload.get("priority", 0), text, 0],
-            )
+            push_and_ack(push, keys, "", [(None, None, payload.get("priority", 0), text)], [])
             requeued += 1
         print(f"Requeued {requeued} requests into {keys.requests}; kept {kept} that are not requests.")
 

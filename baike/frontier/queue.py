@@ -6,15 +6,19 @@ if the node dies its lease expires and any node's next take puts it back. Taking
 also reserves one unit of the cluster-wide page budget per request, in the same
 atomic step, so the cluster never downloads more pages than the budget.
 
-Layout (see :mod:`baike.keys`): ``requests`` is a sorted set of request ids by
+Layout (see :mod:`baike.keys`): ``requests`` is a sorted set of entry ids by
 score, ``requests:data`` holds their JSON payloads, ``leases`` holds leased ids by
-deadline and ``leases:owners`` the node and original score of each lease.
+deadline and ``leases:owners`` the node and original score of each lease. An entry
+is one request or a batch of the requests one flush added at one priority (see
+:data:`baike.frontier.scripts.PUSH_AND_ACK`), so the frontier's length in requests
+comes from the ledger in ``budget``, not from the sorted set.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import struct
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -28,6 +32,7 @@ from baike.urls import canonicalize, download_url, normalize_origin
 
 if TYPE_CHECKING:
     from redis import Redis
+    from redis.commands.core import Script
     from scrapy import Request, Spider
 
 logger = logging.getLogger(__name__)
@@ -38,6 +43,9 @@ LEASE_META_KEY = "baike_lease"
 _TRANSIENT_META = frozenset({LEASE_META_KEY, "download_slot", "download_latency", "download_timeout"})
 # Most expired leases one take puts back, so a take stays short after a mass death.
 RECLAIM_PER_TAKE = 200
+# A push's slot starts with its dupefilter bucket's index among the call's keys; 0: none.
+_SLOT_INDEX = struct.Struct(">H")
+_UNFILTERED = _SLOT_INDEX.pack(0)
 
 
 class PayloadError(ValueError):
@@ -136,7 +144,7 @@ class LeasedQueue(Base):
 
     def __len__(self) -> int:
         """Requests waiting in the frontier (leased ones not included)."""
-        return self.server.zcard(self.key)
+        return queued_requests(self.server, self.keys)
 
     def push_and_ack(
         self,
@@ -151,30 +159,7 @@ class LeasedQueue(Base):
         ``acks`` are ``(request id, page downloaded, dead-letter reason or "")``.
         Returns ``(added, filtered)``.
         """
-        bucket_index: dict[str, int] = {}
-        argv: list[Any] = [node, len(pushes)]
-        for bucket, fingerprint, priority, payload in pushes:
-            index = bucket_index.setdefault(bucket, len(bucket_index) + 1) if bucket else 0
-            argv += [index, fingerprint or b"", priority, payload]
-        argv.append(len(acks))
-        now = time.time()
-        for request_id, page, reason in acks:
-            prefix = ""
-            if reason:
-                prefix = json.dumps({"reason": reason, "time": now, "node": node})[:-1] + ',"payload":'
-            argv += [request_id, int(page), prefix]
-        keys = [
-            self.key,
-            self.keys.request_data,
-            self.keys.request_seq,
-            self.keys.leases,
-            self.keys.lease_owners,
-            self.keys.budget,
-            self.keys.dead,
-            *bucket_index,
-        ]
-        added, filtered = self._push_and_ack(keys=keys, args=argv)
-        return int(added), int(filtered)
+        return push_and_ack(self._push_and_ack, self.keys, node, pushes, acks)
 
     def push(self, request: Request) -> None:
         """Enqueue one request unfiltered (scrapy-redis's queue contract)."""
@@ -189,7 +174,14 @@ class LeasedQueue(Base):
         """
         now = time.time()
         reply = self._lease(
-            keys=[self.key, self.keys.request_data, self.keys.leases, self.keys.lease_owners, self.keys.budget],
+            keys=[
+                self.key,
+                self.keys.request_data,
+                self.keys.leases,
+                self.keys.lease_owners,
+                self.keys.budget,
+                self.keys.request_seq,
+            ],
             args=[node, count, budget, now, now + lease_seconds, RECLAIM_PER_TAKE],
         )
         taken = Taken(reclaimed=int(reply[0]), budget_left=int(reply[1]))
@@ -259,3 +251,61 @@ class LeasedQueue(Base):
         self.server.delete(
             self.key, self.keys.request_data, self.keys.request_seq, self.keys.leases, self.keys.lease_owners
         )
+
+
+def queued_requests(server: Redis, keys: CrawlKeys) -> int:
+    """Requests waiting in the frontier, from the ledger: enqueued - settled - leased.
+
+    The ledger and the leases are only ever changed together, by one script, so the
+    difference is exact at any moment without walking the batched entries.
+    """
+    with server.pipeline() as pipe:
+        pipe.hmget(keys.budget, "enqueued", "settled")
+        pipe.zcard(keys.leases)
+        (enqueued, settled), leased = pipe.execute()
+    return max(int(enqueued or 0) - int(settled or 0) - leased, 0)
+
+
+def push_and_ack(
+    script: Script,
+    keys: CrawlKeys,
+    node: str,
+    pushes: list[tuple[str | None, bytes | None, int, str]],
+    acks: list[tuple[str, bool, str]],
+) -> tuple[int, int]:
+    """Run :data:`~baike.frontier.scripts.PUSH_AND_ACK` (see :meth:`LeasedQueue.push_and_ack`).
+
+    Packs the requests the way the script reads them: per priority, one string of
+    ``(bucket index, fingerprint)`` slots and one of ``"\\n"``-prefixed payloads.
+    Raises ValueError when fingerprints differ in width or more than 65,535
+    buckets are named in one call.
+    """
+    widths = {len(fingerprint) for bucket, fingerprint, _, _ in pushes if bucket and fingerprint is not None}
+    if len(widths) > 1:
+        raise ValueError(f"fingerprint fields of different widths in one push: {sorted(widths)}")
+    width = widths.pop() if widths else 0
+    blank = bytes(width)
+    bucket_index: dict[str, int] = {}
+    groups: dict[int, tuple[list[bytes], list[str]]] = {}
+    for bucket, fingerprint, priority, payload in pushes:
+        slots, payloads = groups.setdefault(priority, ([], []))
+        if bucket and fingerprint is not None:
+            slots.append(_SLOT_INDEX.pack(bucket_index.setdefault(bucket, len(bucket_index) + 1)) + fingerprint)
+        else:
+            slots.append(_UNFILTERED + blank)
+        payloads.append(payload)
+    if len(bucket_index) > 0xFFFF:
+        raise ValueError(f"{len(bucket_index)} dupefilter buckets in one push; at most 65535")
+    argv: list[Any] = [node, width, len(groups)]
+    for priority, (slots, payloads) in groups.items():
+        argv += [priority, len(payloads), b"".join(slots), "\n" + "\n".join(payloads)]
+    argv.append(len(acks))
+    now = time.time()
+    for request_id, page, reason in acks:
+        prefix = ""
+        if reason:
+            prefix = json.dumps({"reason": reason, "time": now, "node": node})[:-1] + ',"payload":'
+        argv += [request_id, int(page), prefix]
+    frontier = [keys.requests, keys.request_data, keys.request_seq, keys.leases, keys.lease_owners, keys.budget, keys.dead]
+    added, filtered = script(keys=[*frontier, *bucket_index], args=argv)
+    return int(added), int(filtered)

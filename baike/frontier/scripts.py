@@ -9,51 +9,93 @@ priorities come out first in, first out.
 
 from __future__ import annotations
 
-# PUSH_AND_ACK: dedup and enqueue a batch of requests, then settle a batch of leases.
-# KEYS[1] requests zset   KEYS[2] request_data hash   KEYS[3] request_seq
-# KEYS[4] leases zset     KEYS[5] lease_owners hash   KEYS[6] budget hash
-# KEYS[7] dead list       KEYS[8..] dupefilter buckets (hashes), referenced by index
-# ARGV[1] node id         ARGV[2] number of requests P
-# then P times: bucket index (0 = not filtered), fingerprint field, priority, payload
-# then number of acks A, then A times: request id, page flag, dead-letter prefix
-#   page flag "1": a page was downloaded under the lease (its budget unit is spent),
-#             "0": none was (the unit is handed back)
-#   dead-letter prefix "": settled normally; otherwise the payload goes to the dead
-#             list as <prefix> .. payload .. "}"
-# The budget hash also keeps the ledger: "enqueued" (requests ever added) and "settled"
-# (leases ever settled or dead-lettered), so that at any moment
-# enqueued == settled + queued + leased.
-# Returns {added, filtered}.
-PUSH_AND_ACK = """
-local node = ARGV[1]
-local n_push = tonumber(ARGV[2])
-local added, filtered = 0, 0
-local i = 3
--- Writes are gathered and sent as one command per key (in chunks that stay within
--- Lua's stack): a page brings dozens of new requests, and each redis.call costs.
+# Lua helper shared by the scripts that write many values at once: one command per key
+# (in chunks that stay within Lua's stack) instead of one redis.call per value.
+_CALL_CHUNKED = """
 local function call_chunked(command, key, values, width)
   local chunk = 1000 * width
   for first = 1, #values, chunk do
     redis.call(command, key, unpack(values, first, math.min(first + chunk - 1, #values)))
   end
 end
-if n_push > 0 then
-  local seq = redis.call('INCRBY', KEYS[3], n_push) - n_push
+"""
+
+# PUSH_AND_ACK: dedup and enqueue a batch of requests, then settle a batch of leases.
+# KEYS[1] requests zset   KEYS[2] request_data hash   KEYS[3] request_seq
+# KEYS[4] leases zset     KEYS[5] lease_owners hash   KEYS[6] budget hash
+# KEYS[7] dead list       KEYS[8..] dupefilter buckets (hashes), referenced by index
+# ARGV[1] node id   ARGV[2] fingerprint width W   ARGV[3] number of priority groups G
+# then G times: priority, number of requests C, slots, payloads
+#   slots: C records of a 2-byte big-endian bucket index (0 = not filtered) and a
+#          W-byte fingerprint field
+#   payloads: the C payloads, "\n" before each (JSON text never holds a raw newline)
+# then number of acks A, then A times: request id, page flag, dead-letter prefix
+#   page flag "1": a page was downloaded under the lease (its budget unit is spent),
+#             "0": none was (the unit is handed back)
+#   dead-letter prefix "": settled normally; otherwise the payload goes to the dead
+#             list as <prefix> .. payload .. "}"
+# Requests arrive packed, two arguments per group instead of three per request: a page
+# brings dozens, and every argument costs Redis a parse and a Lua string.
+# The new requests of one group become one frontier entry: a lone payload as it is,
+# several as a batch in the "\n"-prefixed form above. One entry costs Redis one hash
+# field and one sorted-set member instead of one of each per request; LEASE splits it.
+# The budget hash also keeps the ledger: "enqueued" (requests ever added) and "settled"
+# (leases ever settled or dead-lettered), so that at any moment
+# enqueued == settled + queued + leased.
+# Returns {added, filtered}.
+PUSH_AND_ACK = _CALL_CHUNKED + """
+local node = ARGV[1]
+local width = tonumber(ARGV[2])
+local n_groups = tonumber(ARGV[3])
+local added, filtered = 0, 0
+local i = 4
+-- the payloads of a group whose requests were not all new, kept ones only
+local function select_payloads(payloads, kept)
+  local parts, k, start, next_kept = {}, 1, 2, 1
+  while start and next_kept <= #kept do
+    local stop = string.find(payloads, '\\n', start, true)
+    if kept[next_kept] == k then
+      parts[#parts + 1] = string.sub(payloads, start, stop and stop - 1 or -1)
+      next_kept = next_kept + 1
+    end
+    k = k + 1
+    start = stop and stop + 1
+  end
+  return parts
+end
+if n_groups > 0 then
+  local seq = redis.call('INCRBY', KEYS[3], n_groups) - n_groups
   local data, scores = {}, {}
-  for _ = 1, n_push do
-    local bucket, field, priority, payload = tonumber(ARGV[i]), ARGV[i+1], tonumber(ARGV[i+2]), ARGV[i+3]
+  local stride = width + 2
+  for _ = 1, n_groups do
+    local priority, count, slots, payloads = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
     i = i + 4
-    if bucket == 0 or redis.call('HSETNX', KEYS[7 + bucket], field, '') == 1 then
-      seq = seq + 1
+    local kept = {}
+    for k = 1, count do
+      local at = (k - 1) * stride + 1
+      local high, low = string.byte(slots, at, at + 1)
+      local bucket = high * 256 + low
+      if bucket == 0 or redis.call('HSETNX', KEYS[7 + bucket], string.sub(slots, at + 2, at + 1 + width), '') == 1 then
+        kept[#kept + 1] = k
+      end
+    end
+    seq = seq + 1
+    if #kept > 0 then
+      local entry = payloads
+      if #kept < count then
+        local parts = select_payloads(payloads, kept)
+        entry = #parts == 1 and parts[1] or '\\n' .. table.concat(parts, '\\n')
+      elseif count == 1 then
+        entry = string.sub(payloads, 2)
+      end
       local id = tostring(seq)
       data[#data + 1] = id
-      data[#data + 1] = payload
+      data[#data + 1] = entry
       scores[#scores + 1] = -priority * 4294967296 + seq
       scores[#scores + 1] = id
-      added = added + 1
-    else
-      filtered = filtered + 1
+      added = added + #kept
     end
+    filtered = filtered + count - #kept
   end
   if added > 0 then
     call_chunked('HSET', KEYS[2], data, 2)
@@ -94,11 +136,13 @@ return {added, filtered}
 
 # LEASE: reclaim expired leases, then lease up to N requests within the page budget.
 # KEYS[1] requests zset   KEYS[2] request_data hash   KEYS[3] leases zset
-# KEYS[4] lease_owners hash   KEYS[5] budget hash
+# KEYS[4] lease_owners hash   KEYS[5] budget hash   KEYS[6] request_seq
 # ARGV[1] node id   ARGV[2] N   ARGV[3] budget limit (0 = none)
 # ARGV[4] now   ARGV[5] lease deadline   ARGV[6] most expired leases to reclaim
+# A batch entry (see PUSH_AND_ACK) is split: the requests taken from it are leased under
+# new ids, with the batch's score, and the rest stays queued under the batch's id and score.
 # Returns {reclaimed, budget_left (-1 = no budget), id1, payload1, id2, payload2, ...}.
-LEASE = """
+LEASE = _CALL_CHUNKED + """
 local node = ARGV[1]
 local want = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
@@ -121,20 +165,50 @@ if limit > 0 then
 end
 local out = {#expired, left}
 if want <= 0 then return out end
-local popped = redis.call('ZPOPMIN', KEYS[1], want)
-local taken = 0
-for j = 1, #popped, 2 do
-  local id, score = popped[j], popped[j+1]
-  local payload = redis.call('HGET', KEYS[2], id)
-  if payload then
-    redis.call('ZADD', KEYS[3], ARGV[5], id)
-    redis.call('HSET', KEYS[4], id, node .. ' ' .. score)
-    out[#out + 1] = id
-    out[#out + 1] = payload
-    taken = taken + 1
+local deadlines, owners, taken = {}, {}, 0
+local function lease(id, payload, owner)
+  deadlines[#deadlines + 1] = ARGV[5]
+  deadlines[#deadlines + 1] = id
+  owners[#owners + 1] = id
+  owners[#owners + 1] = owner
+  out[#out + 1] = id
+  out[#out + 1] = payload
+  taken = taken + 1
+end
+while taken < want do
+  local popped = redis.call('ZPOPMIN', KEYS[1])
+  if #popped == 0 then break end
+  local id, score = popped[1], popped[2]
+  local entry = redis.call('HGET', KEYS[2], id)
+  if entry and string.byte(entry, 1) ~= 10 then
+    lease(id, entry, node .. ' ' .. score)
+  elseif entry then
+    local owner = node .. ' ' .. score
+    local next_id = redis.call('INCRBY', KEYS[6], want - taken) - (want - taken)
+    local parts, start = {}, 2
+    while start and taken < want do
+      local stop = string.find(entry, '\\n', start, true)
+      local payload = string.sub(entry, start, stop and stop - 1 or -1)
+      next_id = next_id + 1
+      local part_id = tostring(next_id)
+      parts[#parts + 1] = part_id
+      parts[#parts + 1] = payload
+      lease(part_id, payload, owner)
+      start = stop and stop + 1
+    end
+    if start then
+      parts[#parts + 1] = id
+      parts[#parts + 1] = string.sub(entry, start - 1)
+      redis.call('ZADD', KEYS[1], score, id)
+    else
+      redis.call('HDEL', KEYS[2], id)
+    end
+    call_chunked('HSET', KEYS[2], parts, 2)
   end
 end
 if taken > 0 then
+  call_chunked('ZADD', KEYS[3], deadlines, 2)
+  call_chunked('HSET', KEYS[4], owners, 2)
   redis.call('HINCRBY', KEYS[5], 'reserved', taken)
   if limit > 0 then out[2] = left - taken end
 end
