@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/scaling.py                      # 1, 2, 4, 8, 16 nodes, 2 rounds
     .venv/bin/python bench/scaling.py --nodes 1 4 --rounds 1 --budget 1000
+    .venv/bin/python bench/scaling.py --whole --entries 10000 --nodes 1 2   # whole crawls
 
 What one page costs Redis is not fixed: a node asks Redis only about the links it
 has not pushed itself (its scheduler keeps the rest), so the more nodes share a
@@ -15,7 +16,10 @@ everything else (the nodes, the replica, this process) on the other CPUs: on a
 shared core, preemption and cache misses inflate the Redis CPU a run reports.
 Every node runs with CONCURRENT_REQUESTS 16 and the project's settings; the
 crawl is the same 2000 pages from a cold start as ``bench/speed.py`` (the
-stretch where a page brings the most new links).
+stretch where a page brings the most new links). With ``--whole`` the nodes
+crawl the replica site to its end instead, with no page budget: every URL is
+then pushed once and crawled once, which is what a page costs Redis averaged
+over a whole crawl.
 """
 
 from __future__ import annotations
@@ -62,9 +66,12 @@ def measure(run: dict[str, Any]) -> dict[str, Any]:
         "dedup_checks_per_page": round(commands.get("hsetnx", {}).get("calls", 0) / pages, 2),
         "scripts_per_page": round(commands.get("evalsha", {}).get("calls", 0) / pages, 3),
         "client_commands_per_page": run["client_commands_per_page"],
-        "overshoot": run["overshoot"],
+        "overshoot": run["overshoot"] if run["finish_reasons"][0] == "closespider_pagecount" else 0,
+        "finish_reasons": run["finish_reasons"],
         "exit_codes": run["exit_codes"],
         "timed_out": run["timed_out"],
+        "commands": commands,
+        "client_commands": run["client_commands"],
     }
 
 
@@ -113,6 +120,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--budget", type=int, default=2000, help="pages per crawl (default 2000)")
     parser.add_argument("--entries", type=int, default=100_000, help="entries of the replica site")
     parser.add_argument("--timeout", type=float, default=600.0, help="longest crawl before its nodes are stopped")
+    parser.add_argument("--whole", action="store_true", help="crawl the whole site, no page budget")
     parser.add_argument("--keep", action="store_true", help="keep the node logs")
     return parser.parse_args(argv)
 
@@ -128,8 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         lab.start_replica(args.entries, 1, "--cache-mb", "0")
         for round_index in range(args.rounds):
             for count in args.nodes:
-                settings = [[*common_settings(args.budget), *BAIKE] for _ in range(count)]
-                run = crawl(lab, f"baike-{count}", settings, budget=args.budget, timeout=args.timeout)
+                # a whole crawl has no budget; its window closes when the nodes exit
+                budget = 0 if args.whole else args.budget
+                settings = [[*common_settings(budget), *BAIKE] for _ in range(count)]
+                window = args.entries + 1 if args.whole else args.budget
+                run = crawl(lab, f"baike-{count}", settings, budget=window, timeout=args.timeout)
                 row = {"round": round_index, **measure(run.summary())}
                 rows.append(row)
                 logger.info(
@@ -138,10 +149,11 @@ def main(argv: list[str] | None = None) -> int:
                     row["dedup_checks_per_page"],
                 )
     summary = summarise(rows, args.nodes)
-    print(f"\nRedis work per page by cluster size: {args.budget} pages, {args.rounds} rounds; {placement}\n")
+    crawled = f"whole {args.entries}-entry site" if args.whole else f"{args.budget} pages"
+    print(f"\nRedis work per page by cluster size: {crawled}, {args.rounds} rounds; {placement}\n")
     print(scaling_table(summary))
     path = write_results("scaling", {"args": vars(args), "placement": placement, "runs": rows, "summary": summary})
-    print(f"results: {path}")
+    print(f"results: {path.relative_to(Path(__file__).resolve().parents[1])}")
     failed = [row for row in rows if row["timed_out"] or any(code != 0 for code in row["exit_codes"])]
     return 1 if failed else 0
 

@@ -9,7 +9,7 @@ import time
 import pytest
 from scrapy import Request
 
-from baike.frontier.queue import LEASE_META_KEY, LeasedQueue, PayloadError
+from baike.frontier.queue import ENTRY_MAX_REQUESTS, LEASE_META_KEY, LeasedQueue, PayloadError
 from baike.keys import CrawlKeys
 from tests.frontier_helpers import make_crawler
 
@@ -225,3 +225,10 @@ def test_fingerprints_of_different_widths_are_refused(queue: LeasedQueue) -> Non
     pushes = [(f"{KEYS.dupefilter}:00", width * b"x", 0, queue.encode(Request(entry(width)))) for width in (5, 8)]
     with pytest.raises(ValueError, match="different widths"):
         queue.push_and_ack("n1", pushes, [])
+
+
+def test_a_large_push_is_cut_into_bounded_entries(queue: LeasedQueue, redis_db) -> None:
+    count = 2 * ENTRY_MAX_REQUESTS + 1
+    assert push(queue, *(Request(entry(n)) for n in range(1, count + 1))) == (count, 0)
+    assert redis_db.zcard(KEYS.requests) == 3
+    assert [r.url for _, r in queue.take("n1", count, 30).requests] == [entry(n) for n in range(1, count + 1)]

@@ -43,6 +43,8 @@ LEASE_META_KEY = "baike_lease"
 _TRANSIENT_META = frozenset({LEASE_META_KEY, "download_slot", "download_latency", "download_timeout"})
 # Most expired leases one take puts back, so a take stays short after a mass death.
 RECLAIM_PER_TAKE = 200
+# Most requests one frontier entry batches: a take copies the rest of the entry it cuts.
+ENTRY_MAX_REQUESTS = 64
 # A push's slot starts with its dupefilter bucket's index among the call's keys; 0: none.
 _SLOT_INDEX = struct.Struct(">H")
 _UNFILTERED = _SLOT_INDEX.pack(0)
@@ -275,8 +277,9 @@ def push_and_ack(
 ) -> tuple[int, int]:
     """Run :data:`~baike.frontier.scripts.PUSH_AND_ACK` (see :meth:`LeasedQueue.push_and_ack`).
 
-    Packs the requests the way the script reads them: per priority, one string of
-    ``(bucket index, fingerprint)`` slots and one of ``"\\n"``-prefixed payloads.
+    Packs the requests the way the script reads them: per priority (and per
+    :data:`ENTRY_MAX_REQUESTS`), one string of ``(bucket index, fingerprint)`` slots
+    and one of ``"\\n"``-prefixed payloads.
     Raises ValueError when fingerprints differ in width or more than 65,535
     buckets are named in one call.
     """
@@ -286,9 +289,14 @@ def push_and_ack(
     width = widths.pop() if widths else 0
     blank = bytes(width)
     bucket_index: dict[str, int] = {}
-    groups: dict[int, tuple[list[bytes], list[str]]] = {}
+    groups: list[tuple[int, list[bytes], list[str]]] = []
+    filling: dict[int, int] = {}  # priority -> index of its group being filled
     for bucket, fingerprint, priority, payload in pushes:
-        slots, payloads = groups.setdefault(priority, ([], []))
+        at = filling.get(priority)
+        if at is None or len(groups[at][2]) >= ENTRY_MAX_REQUESTS:
+            filling[priority] = at = len(groups)
+            groups.append((priority, [], []))
+        _, slots, payloads = groups[at]
         if bucket and fingerprint is not None:
             slots.append(_SLOT_INDEX.pack(bucket_index.setdefault(bucket, len(bucket_index) + 1)) + fingerprint)
         else:
@@ -297,7 +305,7 @@ def push_and_ack(
     if len(bucket_index) > 0xFFFF:
         raise ValueError(f"{len(bucket_index)} dupefilter buckets in one push; at most 65535")
     argv: list[Any] = [node, width, len(groups)]
-    for priority, (slots, payloads) in groups.items():
+    for priority, slots, payloads in groups:
         argv += [priority, len(payloads), b"".join(slots), "\n" + "\n".join(payloads)]
     argv.append(len(acks))
     now = time.time()

@@ -59,7 +59,8 @@ class LeasedScheduler(Scheduler):
         self.stats = crawler.stats
         self.node_id = make_node_id()
         self.batch_size = settings.getint("SCHEDULER_BATCH_SIZE", 8)
-        self.flush_size = settings.getint("SCHEDULER_FLUSH_SIZE", 64)
+        self.flush_size = settings.getint("SCHEDULER_FLUSH_SIZE", 512)
+        self.flush_interval = settings.getfloat("SCHEDULER_FLUSH_INTERVAL", 0.1)
         self.lease_seconds = settings.getfloat("SCHEDULER_LEASE_SECONDS", 60.0)
         self.idle_poll = settings.getfloat("SCHEDULER_IDLE_POLL", 0.2)
         self.heartbeat_interval = min(
@@ -124,6 +125,7 @@ class LeasedScheduler(Scheduler):
         )
         self._start_loop(self._heartbeat, self.heartbeat_interval)
         self._start_loop(self._poll_when_idle, self.idle_poll)
+        self._start_loop(self._flush, self.flush_interval)
 
     def close(self, reason: str) -> None:
         for loop in self._loops:
@@ -189,8 +191,12 @@ class LeasedScheduler(Scheduler):
         return True
 
     def next_request(self) -> Request | None:
-        self._flush()
+        # New requests and acks go out every SCHEDULER_FLUSH_INTERVAL (or when
+        # SCHEDULER_FLUSH_SIZE are waiting), not on every call: each script call
+        # has a fixed cost on Redis. Before a take they go at once, as a node
+        # short of work may be about to lease its own children.
         if not self._buffer:
+            self._flush()
             self._take()
         if not self._buffer:
             return None
