@@ -61,6 +61,7 @@ def measure(run: dict[str, Any]) -> dict[str, Any]:
         "nodes": run["nodes"],
         "pages": run["pages"],
         "pages_per_s": run["pages_per_s"],
+        "window_s": run["window_s"],
         "redis_cpu_ms_per_page": run["redis_cpu_ms_per_page"],
         "redis_script_ms_per_page": run["redis_script_ms_per_page"],
         "dedup_checks_per_page": round(commands.get("hsetnx", {}).get("calls", 0) / pages, 2),
@@ -79,6 +80,37 @@ def capacity(ms_per_page: float, pages_per_node: float = UNTHROTTLED_PAGES_PER_S
     """(pages/s one Redis core serves, nodes at ``pages_per_node`` it serves)."""
     per_core = 1000.0 / ms_per_page
     return round(per_core), int(per_core // pages_per_node)
+
+
+def fit_cost_model(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Least-squares fit of Redis CPU = a * pages + b * node-seconds over all runs.
+
+    Part of what Redis does is per page (scripts, items), part per node and second
+    (heartbeats, stats, budget polls). Here nodes are slow, so the second part
+    weighs more per page than it would with fast nodes; the fit separates them so
+    that capacity can be worked out for nodes at full speed:
+    nodes per core = 1 / (a * pages/s per node + b).
+    """
+    sums = {"pp": 0.0, "pn": 0.0, "nn": 0.0, "pc": 0.0, "nc": 0.0}
+    for row in rows:
+        pages = row["pages_per_s"] * row["window_s"]
+        node_seconds = row["nodes"] * row["window_s"]
+        cpu = row["redis_cpu_ms_per_page"] * pages / 1000.0
+        sums["pp"] += pages * pages
+        sums["pn"] += pages * node_seconds
+        sums["nn"] += node_seconds * node_seconds
+        sums["pc"] += pages * cpu
+        sums["nc"] += node_seconds * cpu
+    determinant = sums["pp"] * sums["nn"] - sums["pn"] ** 2
+    if not determinant:
+        return {}
+    per_page = (sums["pc"] * sums["nn"] - sums["nc"] * sums["pn"]) / determinant
+    per_node_second = (sums["pp"] * sums["nc"] - sums["pn"] * sums["pc"]) / determinant
+    return {
+        "redis_ms_per_page": round(1000 * per_page, 4),
+        "redis_ms_per_node_second": round(1000 * per_node_second, 3),
+        "nodes_per_core_at_unthrottled": int(1 / (per_page * UNTHROTTLED_PAGES_PER_S + per_node_second)),
+    }
 
 
 def summarise(rows: list[dict[str, Any]], counts: list[int]) -> list[dict[str, Any]]:
@@ -152,7 +184,16 @@ def main(argv: list[str] | None = None) -> int:
     crawled = f"whole {args.entries}-entry site" if args.whole else f"{args.budget} pages"
     print(f"\nRedis work per page by cluster size: {crawled}, {args.rounds} rounds; {placement}\n")
     print(scaling_table(summary))
-    path = write_results("scaling", {"args": vars(args), "placement": placement, "runs": rows, "summary": summary})
+    model = fit_cost_model(rows)
+    if model:
+        print(
+            f"\nFit over all runs: Redis CPU = {model['redis_ms_per_page']} ms per page"
+            f" + {model['redis_ms_per_node_second']} ms per node-second;"
+            f" one Redis core serves {model['nodes_per_core_at_unthrottled']} nodes"
+            f" at {UNTHROTTLED_PAGES_PER_S:.0f} pages/s each"
+        )
+    payload = {"args": vars(args), "placement": placement, "runs": rows, "summary": summary, "model": model}
+    path = write_results("scaling", payload)
     print(f"results: {path.relative_to(Path(__file__).resolve().parents[1])}")
     failed = [row for row in rows if row["timed_out"] or any(code != 0 for code in row["exit_codes"])]
     return 1 if failed else 0

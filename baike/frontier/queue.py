@@ -43,8 +43,10 @@ LEASE_META_KEY = "baike_lease"
 _TRANSIENT_META = frozenset({LEASE_META_KEY, "download_slot", "download_latency", "download_timeout"})
 # Most expired leases one take puts back, so a take stays short after a mass death.
 RECLAIM_PER_TAKE = 200
-# Most requests one frontier entry batches: a take copies the rest of the entry it cuts.
-ENTRY_MAX_REQUESTS = 64
+# Most requests one frontier entry batches. A take that cuts an entry copies its rest
+# back, and Redis's Lua hashes every byte of every string it makes: entries no larger
+# than SCHEDULER_BATCH_SIZE's default are mostly taken whole.
+ENTRY_MAX_REQUESTS = 16
 # A push's slot starts with its dupefilter bucket's index among the call's keys; 0: none.
 _SLOT_INDEX = struct.Struct(">H")
 _UNFILTERED = _SLOT_INDEX.pack(0)

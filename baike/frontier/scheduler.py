@@ -44,6 +44,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# A flush names each request's dupefilter bucket by a 2-byte index (see PUSH_AND_ACK).
+MAX_FLUSH_SIZE = 0xFFFF
+
+
 def make_node_id() -> str:
     """A node id unique across machines and restarts: ``host:pid:random``."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
@@ -61,6 +65,11 @@ class LeasedScheduler(Scheduler):
         self.batch_size = settings.getint("SCHEDULER_BATCH_SIZE", 8)
         self.flush_size = settings.getint("SCHEDULER_FLUSH_SIZE", 512)
         self.flush_interval = settings.getfloat("SCHEDULER_FLUSH_INTERVAL", 0.1)
+        if not 0 < self.flush_size <= MAX_FLUSH_SIZE or self.flush_interval <= 0:
+            raise ValueError(
+                f"SCHEDULER_FLUSH_SIZE must be 1 to {MAX_FLUSH_SIZE} and SCHEDULER_FLUSH_INTERVAL above 0"
+                f" (got {self.flush_size} and {self.flush_interval})"
+            )
         self.lease_seconds = settings.getfloat("SCHEDULER_LEASE_SECONDS", 60.0)
         self.idle_poll = settings.getfloat("SCHEDULER_IDLE_POLL", 0.2)
         self.heartbeat_interval = min(

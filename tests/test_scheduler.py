@@ -1,0 +1,64 @@
+"""The leased scheduler's buffering, on a real redis-server (no crawl, no engine)."""
+
+from __future__ import annotations
+
+import pytest
+from scrapy import Request
+
+from baike.frontier.scheduler import LeasedScheduler
+from baike.keys import CrawlKeys
+from tests.frontier_helpers import make_crawler
+
+KEYS = CrawlKeys.for_spider("baike")
+
+
+def entry(n: int) -> str:
+    return f"https://baike.baidu.com/item/entry{n}/{n}"
+
+
+@pytest.fixture()
+def scheduler(redis_db, redis_server):
+    crawler = make_crawler(redis_server.url)
+    scheduler = LeasedScheduler.from_crawler(crawler)
+    scheduler.open(crawler.spider)
+    yield scheduler
+    scheduler.close("finished")
+
+
+def ledger(client) -> dict[str, int]:
+    return {key.decode(): int(value) for key, value in client.hgetall(KEYS.budget).items()}
+
+
+@pytest.mark.parametrize(("name", "value"), [("SCHEDULER_FLUSH_SIZE", 0), ("SCHEDULER_FLUSH_SIZE", 70_000),
+                                             ("SCHEDULER_FLUSH_INTERVAL", 0)])
+def test_flush_settings_out_of_range_are_refused(redis_db, redis_server, name: str, value: float) -> None:
+    with pytest.raises(ValueError, match=name):
+        LeasedScheduler.from_crawler(make_crawler(redis_server.url, **{name: value}))
+
+
+def test_new_requests_wait_for_a_take_or_the_flush_interval(scheduler, redis_db) -> None:
+    spider = scheduler.spider
+    for n in (1, 2, 3):
+        assert scheduler.enqueue_request(Request(entry(n), callback=spider.parse))
+    assert scheduler.has_pending_requests() and not redis_db.exists(KEYS.requests)
+    first = scheduler.next_request()  # nothing leased yet: flush, then take
+    assert first.url == entry(1)
+    assert ledger(redis_db)["enqueued"] == 3
+    assert scheduler.enqueue_request(Request(entry(4), callback=spider.parse))
+    assert scheduler.next_request().url == entry(2)  # served from the leased buffer
+    assert ledger(redis_db)["enqueued"] == 3, "no flush while the buffer has work"
+    scheduler.close("shutdown")
+    assert ledger(redis_db)["enqueued"] == 4, "closing flushes"
+    assert redis_db.zcard(KEYS.leases) == 0, "closing hands every lease back"
+
+
+def test_a_flush_settles_acks_with_the_children_of_the_page(scheduler, redis_db) -> None:
+    spider = scheduler.spider
+    scheduler.enqueue_request(Request(entry(1), callback=spider.parse))
+    parent = scheduler.next_request()
+    child = Request(entry(2), callback=spider.parse, meta=dict(parent.meta))
+    scheduler.enqueue_request(child)
+    assert redis_db.zcard(KEYS.leases) == 1, "the parent stays leased until its children are sent"
+    scheduler._flush()
+    assert redis_db.zcard(KEYS.leases) == 0
+    assert ledger(redis_db)["enqueued"] == 2 and ledger(redis_db)["settled"] == 1
