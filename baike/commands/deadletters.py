@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
-from scrapy_redis.connection import get_redis_from_settings
 
+from baike.cli import CrawlCommand
 from baike.frontier import scripts, serializer
 from baike.frontier.queue import push_and_ack
 from baike.keys import CrawlKeys
@@ -20,9 +18,8 @@ if TYPE_CHECKING:
     import argparse
 
 
-class Command(ScrapyCommand):
-    requires_project = True
-    default_settings = {"LOG_ENABLED": False}
+class Command(CrawlCommand):
+    failure_prefix = "deadletters failed"
 
     def syntax(self) -> str:
         return "[--requeue] [--json]"
@@ -38,16 +35,15 @@ class Command(ScrapyCommand):
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if args:
             raise UsageError("deadletters takes no arguments")
-        keys = CrawlKeys.for_spider("baike", self.settings)
-        server = get_redis_from_settings(self.settings)
+        keys = self.keys
         try:
+            server = self.connect()
             if opts.requeue:
                 self._requeue(server, keys)
             else:
                 self._list(server, keys, opts.json)
         except Exception as exc:  # one line, not a traceback: this is a user-facing command
-            print(f"deadletters failed: {exc}", file=sys.stderr)
-            self.exitcode = 1
+            self.fail(str(exc))
 
     def _list(self, server, keys: CrawlKeys, as_json: bool) -> None:
         count = 0

@@ -15,22 +15,20 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
-from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 from scrapy.exporters import CsvItemExporter, JsonItemExporter, JsonLinesItemExporter
 
+from baike.cli import CrawlCommand
 from baike.connection import REDIS_ERRORS
-from baike.keys import CrawlKeys
 from baike.pipelines import RECORD_FIELDS
 from baike.report import HtmlReport, read_timeline
-from baike.status import CrawlDataError, connect, redacted, require_crawl, snapshot
+from baike.status import CrawlDataError, require_crawl, snapshot
 
 if TYPE_CHECKING:
     import argparse
@@ -180,9 +178,8 @@ def _chunks(pairs: Iterator[tuple[bytes, bytes]], size: int) -> Iterator[list[tu
         yield chunk
 
 
-class Command(ScrapyCommand):
-    requires_project = True
-    default_settings = {"LOG_ENABLED": False}
+class Command(CrawlCommand):
+    failure_prefix = "export"
 
     def syntax(self) -> str:
         return "-o FILE [--format jsonl|json|csv|html] [--delete]"
@@ -220,19 +217,19 @@ class Command(ScrapyCommand):
         try:
             output = Output(path)
         except OSError as exc:
-            self._fail(f"cannot write {path}: {exc.strerror or exc}")
+            self.fail(f"cannot write {path}: {exc.strerror or exc}")
             return
-        where = redacted(self.settings.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
+        where = self.where
         try:
             message = self._export(output, fmt, where, opts)
         except BaseException as exc:
             output.discard()
             if isinstance(exc, KeyboardInterrupt):
-                self._fail("interrupted; nothing written")
+                self.fail("interrupted; nothing written")
             elif isinstance(exc, REDIS_ERRORS):
-                self._fail(f"cannot reach Redis at {where}: {exc}")
+                self.fail(f"cannot reach Redis at {where}: {exc}")
             elif isinstance(exc, (RedisError, CrawlDataError, OSError)):  # one line, not a traceback
-                self._fail(str(exc))
+                self.fail(str(exc))
             else:
                 raise
             return
@@ -240,8 +237,8 @@ class Command(ScrapyCommand):
 
     def _export(self, output: Output, fmt: str, where: str, opts: argparse.Namespace) -> str:
         started = time.monotonic()
-        keys = CrawlKeys.for_spider("baike", self.settings)
-        server = connect(self.settings, where)
+        keys = self.keys
+        server = self.connect()
         require_crawl(server, keys, where)
         report = None
         if fmt == "html":
@@ -278,6 +275,3 @@ class Command(ScrapyCommand):
             message += f"; deleted them from {where}"
         return message
 
-    def _fail(self, message: str) -> None:
-        print(f"export: {message}", file=sys.stderr)
-        self.exitcode = 1

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING
 
-from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
-from scrapy_redis.connection import get_redis_from_settings
 
+from baike.cli import CrawlCommand
 from baike.frontier.bloom import DEFAULT_KEY as BLOOM_KEY
 from baike.frontier.bloom import BloomDupeFilter
 from baike.frontier.dupefilter import BucketDupeFilter
-from baike.keys import CrawlKeys
 
 if TYPE_CHECKING:
     import argparse
 
 
-class Command(ScrapyCommand):
-    requires_project = True
-    default_settings = {"LOG_ENABLED": False}
+class Command(CrawlCommand):
+    failure_prefix = "reset failed"
 
     def syntax(self) -> str:
         return "[--yes] [--keep-items]"
@@ -46,22 +42,20 @@ class Command(ScrapyCommand):
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if args:
             raise UsageError("reset takes no arguments")
-        settings = self.settings
-        keys = CrawlKeys.for_spider("baike", settings)
-        server = get_redis_from_settings(settings)
+        keys = self.keys
         doomed = [key for key in keys.all() if key != keys.start_urls and (key != keys.items or not opts.keep_items)]
         if not opts.yes:
-            answer = input(f"Delete {', '.join(doomed)} and {keys.dupefilter}:* at {settings['REDIS_URL']}? [y/N] ")
+            answer = input(f"Delete {', '.join(doomed)} and {keys.dupefilter}:* at {self.where}? [y/N] ")
             if answer.strip().lower() not in ("y", "yes"):
                 print("Nothing deleted.")
                 return
         try:
+            server = self.connect()
             deleted = server.delete(*doomed)
             deleted += BucketDupeFilter(server, keys.dupefilter, fingerprinter=None).clear()
-            bloom_key = settings.get("BLOOM_KEY", BLOOM_KEY) % {"spider": "baike", "name": "baike"}
+            bloom_key = self.settings.get("BLOOM_KEY", BLOOM_KEY) % {"spider": "baike", "name": "baike"}
             deleted += BloomDupeFilter(server, bloom_key, fingerprinter=None).clear()
         except Exception as exc:  # one line, not a traceback: this is a user-facing command
-            print(f"reset failed: {exc}", file=sys.stderr)
-            self.exitcode = 1
+            self.fail(str(exc))
             return
-        print(f"Fresh crawl: deleted {deleted} keys at {settings['REDIS_URL']}.")
+        print(f"Fresh crawl: deleted {deleted} keys at {self.where}.")

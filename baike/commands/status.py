@@ -9,17 +9,15 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
-from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
+from baike.cli import CrawlCommand
 from baike.connection import REDIS_ERRORS
 from baike.keys import CrawlKeys
 from baike.status import (
     CrawlDataError,
     NoCrawlError,
-    connect,
     is_over,
-    redacted,
     render,
     require_crawl,
     snapshot,
@@ -34,9 +32,8 @@ if TYPE_CHECKING:
 CLEAR = "\x1b[H\x1b[J"
 
 
-class Command(ScrapyCommand):
-    requires_project = True
-    default_settings = {"LOG_ENABLED": False}
+class Command(CrawlCommand):
+    failure_prefix = "status"
 
     def syntax(self) -> str:
         return "[--watch [--interval SECONDS]] [--json]"
@@ -64,10 +61,9 @@ class Command(ScrapyCommand):
             raise UsageError("status takes no arguments")
         if opts.interval <= 0:
             raise UsageError("--interval must be positive")
-        where = redacted(self.settings.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
-        keys = CrawlKeys.for_spider("baike", self.settings)
+        where, keys = self.where, self.keys
         try:
-            server = connect(self.settings, where)
+            server = self.connect()
             if opts.watch:
                 self._watch(server, keys, where, opts)
             else:
@@ -80,9 +76,9 @@ class Command(ScrapyCommand):
             # Python's final flush of stdout from failing again
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         except REDIS_ERRORS as exc:
-            self._fail(f"cannot reach Redis at {where}: {exc}")
+            self.fail(f"cannot reach Redis at {where}: {exc}")
         except (RedisError, CrawlDataError) as exc:  # one line, not a traceback: a user-facing command
-            self._fail(str(exc))
+            self.fail(str(exc))
 
     def _snapshot(self, server: Redis, keys: CrawlKeys, where: str) -> dict[str, Any]:
         snap = snapshot(
@@ -125,6 +121,3 @@ class Command(ScrapyCommand):
         else:
             print((CLEAR if clear else "") + message, flush=True)
 
-    def _fail(self, message: str) -> None:
-        print(f"status: {message}", file=sys.stderr)
-        self.exitcode = 1
