@@ -72,6 +72,16 @@ def baseline(client: Any, warm_up: Callable[[list[bytes]], Any]) -> int:
     return settled_memory(client)
 
 
+def fill_and_measure(client: Any, fill: Callable[[list[bytes]], int], count: int) -> tuple[int, float, int]:
+    """Fill the filter with ``count`` fingerprints through ``fill`` (warmed up with it first):
+    (URLs ``fill`` counted as new, seconds the fill took, bytes of ``used_memory`` it added)."""
+    before = baseline(client, fill)
+    started = time.monotonic()
+    added = sum(fill(batch) for batch in fingerprints(count))
+    fill_s = time.monotonic() - started
+    return added, fill_s, settled_memory(client) - before
+
+
 def measure_stock(lab: Lab, count: int) -> dict[str, Any]:
     """scrapy-redis's RFPDupeFilter: 40-character hex strings in one set."""
     client = lab.redis.client()
@@ -82,11 +92,7 @@ def measure_stock(lab: Lab, count: int) -> dict[str, Any]:
                 pipe.sadd(KEY, *(fingerprint.hex() for fingerprint in batch[start : start + 1000]))
             return sum(pipe.execute())
 
-    before = baseline(client, fill)
-    started = time.monotonic()
-    added = sum(fill(batch) for batch in fingerprints(count))
-    fill_s = time.monotonic() - started
-    used = settled_memory(client) - before
+    added, fill_s, used = fill_and_measure(client, fill, count)
     return {
         "filter": "scrapy-redis set of SHA1 hex",
         "urls": count,
@@ -110,11 +116,7 @@ def measure_buckets(lab: Lab, count: int) -> dict[str, Any]:
                 pipe.hsetnx(*df.slot_of(fingerprint), b"")
             return sum(pipe.execute())
 
-    before = baseline(client, fill)
-    started = time.monotonic()
-    added = sum(fill(batch) for batch in fingerprints(count))
-    fill_s = time.monotonic() - started
-    used = settled_memory(client) - before
+    added, fill_s, used = fill_and_measure(client, fill, count)
     sizes, encodings = bucket_shapes(client, layout)
     sample = random.Random(6).sample(range(layout.buckets), min(MEMORY_SAMPLE, layout.buckets))
     with client.pipeline(transaction=False) as pipe:

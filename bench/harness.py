@@ -16,7 +16,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ import psutil
 import redis
 
 from bench.nodelog import NodeLog
+from bench.redisserver import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -43,12 +43,6 @@ BENCH_COMMANDS = frozenset({"info", "config|resetstat", "config|get", "config|se
 SCRIPT_COMMANDS = frozenset({"evalsha", "eval", "evalsha_ro", "eval_ro"})
 
 logger = logging.getLogger("bench")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def machine() -> dict[str, Any]:
@@ -83,38 +77,14 @@ def process_cpu(pid: int) -> float:
 # -- redis-server ------------------------------------------------------------------------
 
 
-@dataclass
-class RedisServer:
-    directory: Path
-    extra: Sequence[str] = ()
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen | None = None
+class MeasuredRedis(RedisServer):
+    """The benchmarks' redis-server: no persistence at all, and its CPU and commands measured."""
 
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+    def __init__(self, directory: Path, extra: Sequence[str] = ()):
+        super().__init__(directory=directory, extra=("--appendonly", "no", *extra))
 
-    def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=600)
-
-    def start(self) -> RedisServer:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise SystemExit("redis-server is not installed (see the README's setup)")
-        self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-             "--save", "", "--appendonly", "no", "--protected-mode", "yes", *self.extra],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if self.client().ping():
-                    return self
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
+    def client(self, **kwargs: Any) -> redis.Redis:
+        return super().client(socket_timeout=600, **kwargs)
 
     def cpu_seconds(self) -> float:
         return process_cpu(self.process.pid) if self.process else 0.0
@@ -136,9 +106,6 @@ class RedisServer:
         client = self.client()
         client.flushall()
         client.config_resetstat()
-
-    def stop(self) -> None:
-        stop_process(self.process)
 
 
 # -- the replica -------------------------------------------------------------------------
@@ -334,7 +301,7 @@ class Lab:
         self.name = name
         self.keep = keep
         self.directory = Path(tempfile.mkdtemp(prefix=f"baike-bench-{name}-"))
-        self.redis: RedisServer | None = None
+        self.redis: MeasuredRedis | None = None
         self.replica: Replica | None = None
         self.nodes: list[Node] = []
         self._previous_handlers: dict[int, Any] = {}
@@ -352,10 +319,10 @@ class Lab:
     def _interrupted(self, signum: int, frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
-    def start_redis(self, *extra: str) -> RedisServer:
+    def start_redis(self, *extra: str) -> MeasuredRedis:
         directory = self.directory / "redis"
         directory.mkdir(exist_ok=True)
-        self.redis = RedisServer(directory=directory, extra=extra).start()
+        self.redis = MeasuredRedis(directory=directory, extra=extra).start()
         return self.redis
 
     def start_replica(self, entries: int, seed: int = 1, *options: str) -> Replica:

@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,16 +23,11 @@ import pytest
 import redis
 
 from bench.nodelog import NodeLog
+from bench.redisserver import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 # A node's log must not show these: Scrapy deprecations fail the tests.
 NODE_WARNING_MARKERS = ("ScrapyDeprecationWarning", "DeprecationWarning")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def samples_dir() -> Path | None:
@@ -42,45 +35,6 @@ def samples_dir() -> Path | None:
     configured = os.environ.get("BAIKE_SAMPLES")
     candidate = Path(configured) if configured else ROOT.parent / "shared" / "baike-samples"
     return candidate if candidate.is_dir() else None
-
-
-@dataclass
-class RedisServer:
-    port: int
-    directory: Path
-    process: subprocess.Popen | None = None
-    extra: tuple[str, ...] = ()
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, db=0)
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server is not installed: run the README's test command, which installs it")
-        self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-             "--save", "", "--protected-mode", "yes", *self.extra],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if self.client().ping():
-                    return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(sig)
-            self.process.wait(timeout=20)
 
 
 @pytest.fixture(scope="session")
