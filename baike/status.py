@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from baike.frontier.queue import queued_from_ledger
+
 if TYPE_CHECKING:
     from redis import Redis
 
@@ -228,7 +230,7 @@ def snapshot(
     state = {_text(name): _text(value) for name, value in state_raw.items()}
     pages, reserved, enqueued, settled = (_int(value) for value in ledger)
     # the frontier holds batched entries; its length in requests is the ledger's
-    frontier = max(enqueued - settled - leased, 0)
+    frontier = queued_from_ledger(enqueued, settled, leased)
     limit = _int(state.get("budget")) if state.get("budget") is not None else max(budget, 0)
     started_at = _float(started)
     ended_at = _float(state.get("ended_at"))

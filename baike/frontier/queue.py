@@ -267,7 +267,12 @@ def queued_requests(server: Redis, keys: CrawlKeys) -> int:
         pipe.hmget(keys.budget, "enqueued", "settled")
         pipe.zcard(keys.leases)
         (enqueued, settled), leased = pipe.execute()
-    return max(int(enqueued or 0) - int(settled or 0) - leased, 0)
+    return queued_from_ledger(int(enqueued or 0), int(settled or 0), leased)
+
+
+def queued_from_ledger(enqueued: int, settled: int, leased: int) -> int:
+    """Requests in the frontier, given the ledger and the number of leases read together."""
+    return max(enqueued - settled - leased, 0)
 
 
 def push_and_ack(

@@ -180,10 +180,10 @@ while taken < want do
   if #popped == 0 then break end
   local id, score = popped[1], popped[2]
   local entry = redis.call('HGET', KEYS[2], id)
+  local owner = node .. ' ' .. score
   if entry and string.byte(entry, 1) ~= 10 then
-    lease(id, entry, node .. ' ' .. score)
+    lease(id, entry, owner)
   elseif entry then
-    local owner = node .. ' ' .. score
     local next_id = redis.call('INCRBY', KEYS[6], want - taken) - (want - taken)
     local parts, start = {}, 2
     while start and taken < want do
