@@ -19,8 +19,8 @@ ITEMS = "%(spider)s:items"
 BLOOM = "%(spider)s:bloom"
 
 TEMPLATES: dict[str, str] = {
-    # hash: entry id -> JSON payload of a queued or leased request, or a batch of
-    # queued ones ("\n" before each payload)
+    # hash: entry id -> JSON payload of a queued or leased request, a batch of queued
+    # ones ("\n" before each payload), or an admitted seed ("S" + the seed as a JSON string)
     "request_data": "%(spider)s:requests:data",
     # string: counter that orders requests of equal priority first in, first out
     "request_seq": "%(spider)s:requests:seq",
@@ -28,7 +28,8 @@ TEMPLATES: dict[str, str] = {
     "leases": "%(spider)s:leases",
     # hash: leased request id -> "<node id> <frontier score>"
     "lease_owners": "%(spider)s:leases:owners",
-    # hash: budget fields "reserved" (pages downloaded or in flight) and "pages"
+    # hash: budget fields "reserved" (pages downloaded or in flight) and "pages", and the
+    # ledger: "enqueued", "settled" and "seeds" (seed entries admitted from start_urls)
     "budget": "%(spider)s:budget",
     # list: JSON dead letters {"reason", "time", "payload"}
     "dead": "%(spider)s:dead",
@@ -38,7 +39,7 @@ TEMPLATES: dict[str, str] = {
     "stats": "%(spider)s:stats",
     # list: JSON samples {node, t, pages} for the report's chart, capped by LTRIM
     "timeline": "%(spider)s:timeline",
-    # string: set once the first seed was accepted, so idle nodes know a crawl exists
+    # string: set (Redis time) when the first seed is admitted, so idle nodes know a crawl exists
     "started": "%(spider)s:started",
     # hash: timestamps of crawl state changes
     "state": "%(spider)s:state",

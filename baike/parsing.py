@@ -17,7 +17,8 @@ Baike has served three layouts over the years and the crawl meets all of them
 
 Every page is parsed once into one lxml tree and read with precompiled XPath;
 the only scans of the raw text are for the PAGE_DATA blob and the script ids.
-:func:`parse_page` never raises: whatever it cannot read is kind ``"other"``.
+:func:`parse_page` reads any input: whatever is not HTML is kind ``"other"``. An
+exception out of it is a parser bug; the spider sends that page to the dead letters.
 """
 
 from __future__ import annotations
@@ -723,16 +724,10 @@ def parse_page(html: str | bytes, url: str, mirror: str | None = None) -> Parsed
 
     ``url`` is where it was downloaded from (possibly on ``mirror``'s origin);
     it is the base of relative links and, canonicalized, the page's own URL
-    that ``links`` leaves out. Never raises: unreadable input is kind "other".
+    that ``links`` leaves out. Unreadable input is kind "other"; an exception is a bug
+    in the parser, left to the caller (the spider dead-letters the page, never
+    settling it as done).
     """
-    try:
-        return _parse(html, url, mirror)
-    except Exception:  # the spider must survive any page; the log keeps the bug visible
-        logger.warning("parser failed on %s", url, exc_info=True)
-        return ParsedPage(kind=KIND_OTHER)
-
-
-def _parse(html: str | bytes, url: str, mirror: str | None) -> ParsedPage:
     url = _usable_base(url)
     kind = _url_kind(url)
     if kind is not None:

@@ -40,6 +40,10 @@ SCHEDULER_IDLE_POLL = 0.2
 SCHEDULER_HEARTBEAT_INTERVAL = 5.0
 # fingerprints a node remembers having sent, to drop repeated links without a round trip
 SCHEDULER_KNOWN_FINGERPRINTS = 1_000_000
+# Request.meta keys of your own that travel through the frontier (e.g. "proxy"); the
+# crawler's own keys always do, any other key is dropped on the way in and refused on
+# the way out (baike.frontier.schema)
+SCHEDULER_EXTRA_META_KEYS: list[str] = []
 # compact dupefilter: buckets sized for this many URLs, 5-byte fields (docs/settings.md)
 DUPEFILTER_EXPECTED_URLS = 10_000_000
 DUPEFILTER_BUCKET_ENTRIES = 80
@@ -47,7 +51,7 @@ DUPEFILTER_FIELD_BYTES = 5
 # only read when DUPEFILTER_CLASS is baike.frontier.bloom.BloomDupeFilter
 BLOOM_CAPACITY = 10_000_000
 BLOOM_ERROR_RATE = 0.001
-# scrapy-redis's spider reads this many seeds per idle call
+# seeds each take moves from baike:start_urls into the frontier (scrapy-redis's setting)
 REDIS_START_URLS_BATCH_SIZE = 16
 
 # -- cluster-wide stop -------------------------------------------------------------------

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import pickle
-import random
+import socket
 import time
 
 import pytest
 
+from baike.frontier.queue import SEED_MARK
 from baike.keys import CrawlKeys
 from tests.conftest import RedisServer, free_port
 
@@ -28,37 +29,84 @@ def queued_requests(client) -> int:
 
 
 def assert_accounting_whole(client) -> None:
-    """Every request ever enqueued is settled, queued or leased; each fingerprint was enqueued once."""
+    """Every request ever enqueued is settled, queued or leased; each fingerprint was
+    enqueued once (seeds enter the ledger as seed entries, then as their requests)."""
     ledger = {key.decode(): int(value) for key, value in client.hgetall(KEYS.budget).items()}
     queued, leased = queued_requests(client), client.zcard(KEYS.leases)
     assert ledger["enqueued"] == ledger["settled"] + queued + leased, (ledger, queued, leased)
-    assert fingerprints(client) == ledger["enqueued"]
+    assert fingerprints(client) == ledger["enqueued"] - ledger.get("seeds", 0)
 
 
 def stored_urls(client) -> list[str]:
     return [key.decode() for key in client.hkeys(KEYS.items)]
 
 
-@pytest.mark.parametrize("moment", [0.3, 0.9, 1.6, 2.4, 3.3])
-def test_a_node_killed_at_any_moment_loses_nothing(
-    redis_db, redis_server, replica_factory, node_factory, moment: float
+def held_leases(client, node) -> tuple[int, int]:
+    """``(leases, seed leases)`` the node's process holds in Redis right now."""
+    prefix = f"{socket.gethostname()}:{node.process.pid}:".encode()
+    held = [lease for lease, owner in client.hgetall(KEYS.lease_owners).items() if owner.startswith(prefix)]
+    entries = client.hmget(KEYS.request_data, held) if held else []
+    return len(held), sum(1 for entry in entries if entry and entry.startswith(SEED_MARK))
+
+
+def kill_while_holding(client, node, ready, timeout: float = 60.0) -> tuple[int, int]:
+    """SIGKILL ``node`` at the first moment Redis shows it holding what ``ready(leases,
+    seed leases)`` asks for; returns what it still held after death, read from Redis:
+    the proof that the kill hit work in flight."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        held, seeds = held_leases(client, node)
+        if ready(held, seeds):
+            node.kill()
+            node.process.wait(timeout=10)
+            return held_leases(client, node)
+        time.sleep(0.002)
+    raise AssertionError("the victim never held the leases this test kills it with")
+
+
+def pages(client) -> int:
+    return int(client.hget(KEYS.budget, "pages") or 0)
+
+
+def assert_crawled_exactly(client, answer: dict) -> None:
+    urls = stored_urls(client)
+    assert len(urls) == len(set(urls))
+    assert set(urls) == set(answer), "every reachable entry is stored, exactly once"
+    assert client.zcard(KEYS.leases) == 0 and client.zcard(KEYS.requests) == 0
+    assert client.llen(KEYS.dead) == 0
+    assert_accounting_whole(client)
+
+
+@pytest.mark.parametrize("after_pages", [0, 40, 120, 200])
+def test_a_node_killed_holding_leases_loses_nothing(
+    redis_db, redis_server, replica_factory, node_factory, after_pages: int
 ) -> None:
     replica = replica_factory(300, 5, "--latency-ms", "15")
     answer = replica.answer_key(replica.start_url())
     redis_db.lpush(KEYS.start_urls, replica.start_url())
     nodes = [node_factory(redis_server.url, replica.url, "CLOSESPIDER_PAGECOUNT=0", *FAST_LEASES) for _ in range(3)]
-    time.sleep(moment + random.uniform(0, 0.2))
-    nodes[0].kill()
+    held, _ = kill_while_holding(redis_db, nodes[0], lambda held, _: held and pages(redis_db) >= after_pages)
+    assert held > 0, "the victim died holding leases"
     for node in nodes[1:]:
         assert node.wait(timeout=180) == 0, node.log[-3000:]
         assert node.finish_reason == "finished"
+    assert_crawled_exactly(redis_db, answer)
 
-    urls = stored_urls(redis_db)
-    assert len(urls) == len(set(urls))
-    assert set(urls) == set(answer), "every reachable entry is stored, exactly once"
-    assert redis_db.zcard(KEYS.leases) == 0 and redis_db.zcard(KEYS.requests) == 0
-    assert redis_db.llen(KEYS.dead) == 0
-    assert_accounting_whole(redis_db)
+
+def test_a_node_killed_holding_seeds_loses_none(redis_db, redis_server, replica_factory, node_factory) -> None:
+    """Seeds live in the frontier from the moment they leave the seed list: a node that
+    dies holding them leaves them leased, and they come back."""
+    replica = replica_factory(300, 5, "--latency-ms", "15")
+    answer = replica.answer_key(replica.start_url())
+    redis_db.rpush(KEYS.start_urls, *sorted(answer))
+    victim = node_factory(redis_server.url, replica.url, "CLOSESPIDER_PAGECOUNT=0", *FAST_LEASES)
+    _, seeds = kill_while_holding(redis_db, victim, lambda held, seeds: seeds > 0)
+    assert seeds > 0, "the victim died holding seeds it had taken"
+    nodes = [node_factory(redis_server.url, replica.url, "CLOSESPIDER_PAGECOUNT=0", *FAST_LEASES) for _ in range(2)]
+    for node in nodes:
+        assert node.wait(timeout=180) == 0, node.log[-3000:]
+        assert node.finish_reason == "finished"
+    assert_crawled_exactly(redis_db, answer)
 
 
 def test_budget_stays_exact_when_a_node_dies(redis_db, redis_server, replica_factory, node_factory) -> None:
@@ -107,37 +155,56 @@ def test_redis_restart_mid_crawl(tmp_path, replica_factory, node_factory) -> Non
         server.stop()
 
 
+ENTRY = "https://baike.baidu.com/item/x/1"
+# Each kind of payload someone with write access to Redis could plant, with the reason
+# it is dead-lettered for (a JSON object is refused as a seed too: seeds take no such fields).
 HOSTILE = [
-    b"\x00\xff\xfe garbage bytes",
-    pickle.dumps({"url": "https://baike.baidu.com/item/x/1"}),
-    json.dumps({"url": ["not", "a", "string"]}).encode(),
-    json.dumps({"url": "https://evil.example/item/x/1"}).encode(),
-    json.dumps({"url": "https://baike.baidu.com/item/x/1", "callback": "__init__"}).encode(),
-    b"https://baike.baidu.com/item/" + b"x" * (10 * 1024 * 1024),
+    (json.dumps({"url": ENTRY, "_class": "this.x"}).encode(), "unknown fields _class"),
+    (json.dumps({"url": ENTRY, "_class": "nosuchmodule.X"}).encode(), "unknown fields _class"),
+    (json.dumps({"url": ENTRY, "surprise": 1}).encode(), "unknown fields surprise"),
+    (json.dumps({"url": ENTRY, "meta": {"proxy": "http://evil.example"}}).encode(), "meta key 'proxy' is not allowed"),
+    (json.dumps({"url": ENTRY, "priority": "high"}).encode(), "priority"),
+    (json.dumps({"url": ["not", "a", "string"]}).encode(), "url"),
+    (json.dumps({"url": "https://evil.example/item/x/1"}).encode(), "not a"),
+    (json.dumps({"url": ENTRY, "callback": "__init__"}).encode(), "__init__"),
+    (b"https://baike.baidu.com/item/" + b"x" * (10 * 1024 * 1024), ""),
+    (b"\x00\xff\xfe garbage bytes", ""),
+    (pickle.dumps({"url": ENTRY}), ""),
 ]
+# what `import this` prints: no node may ever import a module a payload names
+ZEN = "Beautiful is better than ugly"
 
 
-def test_hostile_payloads_are_rejected_while_nodes_crawl(redis_db, redis_server, replica_factory, node_factory) -> None:
+def test_hostile_payloads_are_dead_lettered_while_nodes_crawl(
+    redis_db, redis_server, replica_factory, node_factory
+) -> None:
     replica = replica_factory(300, 13, "--latency-ms", "10")
     answer = replica.answer_key(replica.start_url())
     redis_db.lpush(KEYS.start_urls, replica.start_url())
     nodes = [node_factory(redis_server.url, replica.url, "CLOSESPIDER_PAGECOUNT=0") for _ in range(2)]
     time.sleep(1.5)
-    for number, payload in enumerate(HOSTILE):
+    # planted ahead of everything, in the middle of good requests' batches
+    for number, (payload, _) in enumerate(HOSTILE):
         redis_db.hset(KEYS.request_data, f"hostile{number}", payload)
-        redis_db.zadd(KEYS.requests, {f"hostile{number}": -1e15})
+        redis_db.zadd(KEYS.requests, {f"hostile{number}": -1e13})
         redis_db.rpush(KEYS.start_urls, payload)
     redis_db.rpush(KEYS.start_urls, b"{not json", b'{"url": 5}', b"https://example.com/item/x", b"not a url")
     for node in nodes:
         assert node.wait(timeout=180) == 0, node.log[-3000:]
-        assert node.finish_reason == "finished"
+        assert node.finish_reason == "finished", "a poisoned frontier never stops the end of the crawl"
 
-    assert set(stored_urls(redis_db)) == set(answer)
+    assert set(stored_urls(redis_db)) == set(answer), "every other entry is stored"
+    for node in nodes:
+        output = node.log + node.log_path.with_suffix(".err").read_text(errors="replace")
+        assert ZEN not in output, "a node imported a module named by a payload"
+        assert "Traceback" not in output
     dead = [json.loads(raw) for raw in redis_db.lrange(KEYS.dead, 0, -1)]
-    rejected_payloads = [record for record in dead if record["reason"].startswith("rejected payload")]
-    bad_seeds = [record for record in dead if record["reason"].startswith("bad seed")]
-    assert len(rejected_payloads) == len(HOSTILE)
-    assert len(bad_seeds) == len(HOSTILE) + 4
+    rejected = [record["reason"] for record in dead if record["reason"].startswith("rejected payload")]
+    bad_seeds = [record["reason"] for record in dead if record["reason"].startswith("bad seed")]
+    assert len(rejected) == len(HOSTILE) and len(bad_seeds) == len(HOSTILE) + 4
+    for _, reason in HOSTILE:
+        assert any(reason in text for text in rejected), (reason, rejected)
     assert sum(node.stat("baike/frontier/rejected") for node in nodes) == len(HOSTILE)
     assert sum(node.stat("baike/seeds/rejected") for node in nodes) == len(HOSTILE) + 4
     assert all(len(json.dumps(record)) < 4096 for record in dead), "dead letters keep a bounded excerpt"
+    assert redis_db.zcard(KEYS.leases) == 0 and redis_db.zcard(KEYS.requests) == 0

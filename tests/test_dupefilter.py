@@ -8,11 +8,13 @@ import logging
 import pytest
 from scrapy import Request
 
+from baike.errors import NodeRefused
 from baike.frontier.bloom import SHARD_BITS, SHARD_BYTES, BloomDupeFilter, BloomLayout
 from baike.frontier.dupefilter import BucketDupeFilter, BucketLayout
 from baike.frontier.fingerprint import CanonicalRequestFingerprinter
 from baike.frontier.queue import LeasedQueue
 from baike.keys import CrawlKeys
+from tests.conftest import free_port
 from tests.frontier_helpers import make_crawler
 
 KEYS = CrawlKeys.for_spider("baike")
@@ -187,10 +189,48 @@ def test_bloom_false_positive_rate_is_near_its_design(redis_db, redis_server) ->
 def test_bloom_works_as_a_standalone_dupefilter_and_clears(redis_db, redis_server) -> None:
     crawler = make_crawler(redis_server.url, BLOOM_CAPACITY=1000, BLOOM_KEY="%(spider)s:bloomtest")
     df = BloomDupeFilter.from_spider(crawler.spider)
-    assert not hasattr(df, "slot"), "the leased scheduler must fall back to request_seen"
     assert df.request_seen(Request(entry(1))) is False
     df.close("finished")
     assert redis_db.exists("baike:bloomtest", "baike:bloomtest:0") == 2
     redis_db.set("baike:bloomtestother", "kept")
     assert df.clear() == 2
     assert redis_db.keys("baike:bloom*") == [b"baike:bloomtestother"]
+
+
+def test_bloom_marks_seen_in_the_same_step_that_enqueues(redis_db, redis_server) -> None:
+    """The push script sets a URL's Bloom bits only where it stores the request: the same
+    bits BLOOM_ADD sets, so both ways of asking agree."""
+    crawler = make_crawler(redis_server.url, BLOOM_CAPACITY=10_000)
+    df = BloomDupeFilter.from_crawler(crawler)
+    queue = LeasedQueue(redis_db, crawler.spider, KEYS.requests)
+    requests = [Request(entry(n)) for n in (1, 2, 1)]
+    pushes = [(*df.slot(r), r.priority, queue.encode(r)) for r in requests]
+    assert queue.push_and_ack("n1", pushes, [], df.bloom) == (2, 1)
+    assert df.request_seen(Request(entry(1))) is True and df.request_seen(Request(entry(2))) is True
+    assert df.request_seen(Request(entry(3))) is False
+    fresh = Request(entry(4))
+    assert queue.push_and_ack("n1", [(*df.slot(fresh), 0, queue.encode(fresh))], [], df.bloom) == (1, 0)
+    assert df.contains_fingerprints([crawler.request_fingerprinter.fingerprint(fresh)]) == [True]
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [({"buckets": "abc", "field_bytes": "5"}, "is not one"), ({"buckets": "0", "field_bytes": "5"}, "is not one")],
+)
+def test_a_node_refuses_a_layout_it_cannot_agree_with(redis_db, redis_server, record, message) -> None:
+    redis_db.hset(KEYS.dupefilter, mapping=record)
+    with pytest.raises(NodeRefused, match=message):
+        BucketDupeFilter.from_crawler(make_crawler(redis_server.url))
+
+
+def test_a_node_refuses_to_start_without_reading_the_layout(redis_server) -> None:
+    with pytest.raises(NodeRefused, match="cannot read the crawl's dupefilter layout"):
+        BucketDupeFilter.from_crawler(make_crawler(f"redis://127.0.0.1:{free_port()}/0"))
+    with pytest.raises(NodeRefused, match="cannot read the crawl's Bloom filter layout"):
+        BloomDupeFilter.from_crawler(make_crawler(f"redis://127.0.0.1:{free_port()}/0"))
+
+
+def test_a_node_refuses_a_bloom_layout_it_cannot_agree_with(redis_db, redis_server) -> None:
+    redis_db.hset("baike:bloom", mapping={"shards": "1", "shard_bits": "x", "hashes": "7"})
+    with pytest.raises(NodeRefused, match="is not one"):
+        BloomDupeFilter.from_crawler(make_crawler(redis_server.url))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import sys
 import time
 
 import pytest
@@ -11,7 +13,7 @@ from scrapy import Request
 
 from baike.frontier.queue import ENTRY_MAX_REQUESTS, LEASE_META_KEY, LeasedQueue, PayloadError
 from baike.keys import CrawlKeys
-from tests.frontier_helpers import make_crawler
+from tests.frontier_helpers import FrontierSpider, make_crawler
 
 KEYS = CrawlKeys.for_spider("baike")
 
@@ -136,7 +138,7 @@ def test_hostile_payloads_are_dead_lettered_never_executed(queue: LeasedQueue, r
     redis_db.zadd(KEYS.requests, {"666": 0})
     push(queue, Request(entry(1)))
     taken = queue.take("n1", 5, 30)
-    assert taken.rejected == 1
+    assert len(taken.rejected) == 1
     assert [r.url for _, r in taken.requests] == [entry(1)]
     (record,) = [json.loads(raw) for raw in redis_db.lrange(KEYS.dead, 0, -1)]
     assert reason in record["reason"]
@@ -205,13 +207,13 @@ def test_a_hostile_batch_loses_only_its_bad_parts(queue: LeasedQueue, redis_db) 
     redis_db.hset(KEYS.request_data, "666", b"\ncos\nsystem\n" + good)
     redis_db.zadd(KEYS.requests, {"666": 0})
     taken = queue.take("n1", 5, 30)
-    assert taken.rejected == 2
+    assert len(taken.rejected) == 2
     assert [r.url for _, r in taken.requests] == [entry(1)]
     assert redis_db.llen(KEYS.dead) == 2 and redis_db.zcard(KEYS.requests) == 0
 
 
 def test_payloads_never_hold_the_batch_separator(queue: LeasedQueue) -> None:
-    request = Request(entry(1), meta={"note": "two\nlines", "tab": "\t"}, cb_kwargs={"x": "\r\n"})
+    request = Request(entry(1), meta={"redirect_urls": ["two\nlines", "\t"], "redirect_reasons": ["\r\n"]})
     assert "\n" not in queue.encode(request)
 
 
@@ -232,3 +234,148 @@ def test_a_large_push_is_cut_into_bounded_entries(queue: LeasedQueue, redis_db) 
     assert push(queue, *(Request(entry(n)) for n in range(1, count + 1))) == (count, 0)
     assert redis_db.zcard(KEYS.requests) == 3
     assert [r.url for _, r in queue.take("n1", count, 30).requests] == [entry(n) for n in range(1, count + 1)]
+
+
+# -- the request schema: nothing from Redis is executed -------------------------------------
+
+WELL_FORMED = {"url": "https://baike.baidu.com/item/x/1"}
+
+
+def with_fields(**fields) -> bytes:
+    return json.dumps({**WELL_FORMED, **fields}).encode()
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (with_fields(_class="this.x"), "unknown fields _class"),
+        (with_fields(_class="nosuchmodule.X"), "unknown fields _class"),
+        (with_fields(_class="scrapy.http.request.form.FormRequest"), "unknown fields _class"),
+        (with_fields(surprise=1), "unknown fields surprise"),
+        (with_fields(meta={"proxy": "http://evil.example:8080"}), "meta key 'proxy' is not allowed"),
+        (with_fields(meta={"depth": "deep"}), "meta key 'depth' has a value of the wrong type"),
+        (with_fields(meta=[1, 2]), "meta must be an object"),
+        (with_fields(priority="high"), "priority must be an integer"),
+        (with_fields(priority=10**30), "priority must be an integer"),
+        (with_fields(priority=True), "priority must be an integer"),
+        (with_fields(dont_filter="yes"), "dont_filter must be true or false"),
+        (with_fields(callback=["parse"]), "callback"),
+        (with_fields(callback="start"), "callback"),
+        (with_fields(errback="__init__"), "errback"),
+        (with_fields(headers={"Cookie": ["x"]}), "header 'Cookie' is not allowed"),
+        (with_fields(headers={"Referer": ["a", "b"]}), "header 'Referer' must hold one value"),
+        (with_fields(cookies={"a": "b"}), "'cookies' must be empty"),
+        (with_fields(cb_kwargs={"a": 1}), "'cb_kwargs' must be empty"),
+        (with_fields(flags="abc"), "flags must be a list"),
+        (with_fields(encoding="latin-1"), "encoding must be utf-8"),
+        (b"[" * 50_000 + b"]" * 50_000, "exceeds"),
+        (b"[" * 30_000 + b"]" * 30_000, "not a JSON payload"),
+    ],
+)
+def test_payloads_outside_the_schema_are_refused(queue: LeasedQueue, payload: bytes, reason: str) -> None:
+    with pytest.raises(PayloadError, match=re.escape(reason)):
+        queue.decode(payload)
+
+
+def test_a_class_named_by_a_payload_is_never_imported(queue: LeasedQueue, redis_db) -> None:
+    sys.modules.pop("this", None)
+    sys.modules.pop("antigravity", None)
+    for number, name in enumerate(("this.x", "antigravity.fly", "nosuchmodule.X")):
+        redis_db.hset(KEYS.request_data, f"66{number}", with_fields(_class=name))
+        redis_db.zadd(KEYS.requests, {f"66{number}": 0})
+    taken = queue.take("n1", 5, 30)
+    assert len(taken.rejected) == 3 and not taken.requests
+    assert "this" not in sys.modules and "antigravity" not in sys.modules
+    assert redis_db.llen(KEYS.dead) == 3 and redis_db.zcard(KEYS.leases) == 0
+
+
+def test_one_bad_payload_costs_only_itself(queue: LeasedQueue, redis_db, monkeypatch) -> None:
+    """Whatever a payload makes decoding raise, the rest of its batch is leased."""
+    push(queue, *(Request(entry(n)) for n in range(1, 17)))
+    real = queue.decode
+
+    def flaky(payload: bytes):
+        if b"entry7/" in payload:
+            raise ModuleNotFoundError("No module named 'nosuchmodule'")
+        return real(payload)
+
+    monkeypatch.setattr(queue, "decode", flaky)
+    taken = queue.take("n1", 16, 30)
+    assert len(taken.requests) == 15
+    assert taken.rejected == ["rejected payload: No module named 'nosuchmodule'"]
+    assert redis_db.zcard(KEYS.leases) == 15 and redis_db.llen(KEYS.dead) == 1
+    ledger = redis_db.hgetall(KEYS.budget)
+    assert int(ledger[b"enqueued"]) == int(ledger[b"settled"]) + 15
+
+
+def test_extra_meta_keys_travel_when_allowed(redis_db, redis_server) -> None:
+    crawler = make_crawler(redis_server.url, SCHEDULER_EXTRA_META_KEYS=["proxy"])
+    queue = LeasedQueue(redis_db, crawler.spider, KEYS.requests)
+    request = Request(entry(1), meta={"proxy": "http://p:1", "depth": 2, "not_listed": 1})
+    assert queue.decode(queue.encode(request).encode()).meta == {"proxy": "http://p:1", "depth": 2}
+
+
+# -- seeds enter the frontier atomically ------------------------------------------------------
+
+
+class SeedSpider(FrontierSpider):
+    """Reads seeds the way the baike spider does: a URL, else refused."""
+
+    def request_from_seed(self, data: bytes) -> Request:
+        text = data.decode("utf-8")
+        if not text.startswith("https://baike.baidu.com/item/"):
+            raise ValueError(f"not a Baike entry URL: {text[:50]!r}")
+        return Request(text, meta={"depth": 0})
+
+
+@pytest.fixture()
+def seed_queue(redis_db, redis_server) -> LeasedQueue:
+    crawler = make_crawler(redis_server.url)
+    spider = SeedSpider.from_crawler(crawler)
+    return LeasedQueue(redis_db, spider, KEYS.requests)
+
+
+def test_a_take_admits_seeds_into_the_frontier_in_the_same_step(seed_queue: LeasedQueue, redis_db) -> None:
+    redis_db.rpush(KEYS.start_urls, entry(1), entry(2), "garbage\n\x00", b"\xff\xfe")
+    taken = seed_queue.take("n1", 3, 30)
+    assert taken.admitted == 4 and redis_db.llen(KEYS.start_urls) == 0
+    assert [r.url for _, r in taken.seeds] == [entry(1), entry(2)]
+    assert len(taken.bad_seeds) == 1 and taken.bad_seeds[0].startswith("bad seed: not a Baike entry URL")
+    # the fourth seed was admitted but not leased: it waits in the frontier, ahead of requests
+    assert redis_db.exists(KEYS.started) and len(seed_queue) == 1
+    assert redis_db.hget(KEYS.budget, "seeds") == b"4" and redis_db.zcard(KEYS.leases) == 2
+    second = seed_queue.take("n1", 3, 30)
+    assert second.bad_seeds and not second.seeds
+    raws = [json.loads(raw)["raw"] for raw in redis_db.lrange(KEYS.dead, 0, -1)]
+    assert raws == ["garbage\n\x00", "\ufffd\ufffd"], "dead letters keep the seed as it was pushed"
+
+
+def test_a_seed_of_a_killed_node_comes_back(seed_queue: LeasedQueue, redis_db) -> None:
+    redis_db.rpush(KEYS.start_urls, entry(1))
+    assert [r.url for _, r in seed_queue.take("dead", 1, 0.05).seeds] == [entry(1)]
+    time.sleep(0.1)
+    taken = seed_queue.take("alive", 1, 30)
+    assert taken.reclaimed == 1 and [r.url for _, r in taken.seeds] == [entry(1)]
+
+
+@pytest.mark.parametrize(("form", "push_seed"), [("set", "sadd"), ("zset", "zadd")])
+def test_seeds_in_a_set_or_sorted_set(redis_db, redis_server, form: str, push_seed: str) -> None:
+    crawler = make_crawler(redis_server.url, **{f"REDIS_START_URLS_AS_{form.upper()}": True})
+    queue = LeasedQueue(redis_db, SeedSpider.from_crawler(crawler), KEYS.requests)
+    if push_seed == "sadd":
+        redis_db.sadd(KEYS.start_urls, entry(1), entry(2))
+    else:
+        redis_db.zadd(KEYS.start_urls, {entry(1): 1, entry(2): 5})
+    taken = queue.take("n1", 5, 30)
+    urls = [r.url for _, r in taken.seeds]
+    assert sorted(urls) == [entry(1), entry(2)]
+    if form == "zset":
+        assert urls == [entry(2), entry(1)], "highest score first, as scrapy-redis reads a sorted set"
+
+
+def test_a_seed_key_of_another_type_is_reported_not_fatal(seed_queue: LeasedQueue, redis_db) -> None:
+    redis_db.sadd(KEYS.start_urls, entry(1))
+    push(seed_queue, Request(entry(5)))
+    taken = seed_queue.take("n1", 5, 30)
+    assert taken.admitted == -1 and [r.url for _, r in taken.requests] == [entry(5)]
+    assert redis_db.scard(KEYS.start_urls) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from scrapy import Request
@@ -12,8 +13,10 @@ from scrapy.utils.test import get_crawler
 from twisted.internet.error import ConnectionRefusedError
 from twisted.python.failure import Failure
 
+from baike.errors import DeadLetter
 from baike.guard import GiveUp
 from baike.items import BaikeItem
+from baike.frontier.queue import BadSeed, LeasedQueue
 from baike.keys import CrawlKeys
 from baike.spiders.baike import MAX_SEED_BYTES, BaikeSpider
 from tests.frontier_helpers import PROJECT_SETTINGS
@@ -39,12 +42,11 @@ def spider(redis_db, redis_server) -> BaikeSpider:
     ],
 )
 def test_good_seeds_become_entry_requests(spider: BaikeSpider, redis_db, seed: str, url: str, meta: dict, priority: int) -> None:
-    request = spider.make_request_from_data(seed.encode())
+    request = spider.request_from_seed(seed.encode())
     assert request.url == f"{MIRROR}{url.removeprefix('https://baike.baidu.com')}"
     assert request.meta == meta and request.priority == priority
     assert request.callback == spider.parse and request.errback == spider.errback
     assert not request.dont_filter, "a seed already crawled is not crawled again"
-    assert redis_db.exists(KEYS.started)
 
 
 @pytest.mark.parametrize(
@@ -64,12 +66,28 @@ def test_good_seeds_become_entry_requests(spider: BaikeSpider, redis_db, seed: s
         (b"https://baike.baidu.com/item/" + b"x" * MAX_SEED_BYTES, "longer than"),
     ],
 )
-def test_bad_seeds_are_logged_counted_and_dead_lettered(spider: BaikeSpider, redis_db, seed: bytes, reason: str) -> None:
-    assert spider.make_request_from_data(seed) is None
-    assert spider.crawler.stats.get_value("baike/seeds/rejected") == 1
-    (record,) = [json.loads(raw) for raw in redis_db.lrange(KEYS.dead, 0, -1)]
-    assert record["reason"].startswith("bad seed") and reason in record["reason"]
-    assert not redis_db.exists(KEYS.started)
+def test_bad_seeds_are_refused_with_the_reason(spider: BaikeSpider, seed: bytes, reason: str) -> None:
+    with pytest.raises(BadSeed, match=re.escape(reason)):
+        spider.request_from_seed(seed)
+
+
+@pytest.mark.parametrize(
+    ("extra", "accepted"),
+    [((), False), (("job",), True)],
+)
+def test_json_seeds_meet_the_request_schema(redis_db, redis_server, extra: tuple, accepted: bool) -> None:
+    """A seed's meta keys are held to the frontier's allowlist; bad seeds are dead-lettered."""
+    settings = {**PROJECT_SETTINGS, "REDIS_URL": redis_server.url, "SCHEDULER_EXTRA_META_KEYS": list(extra)}
+    spider = BaikeSpider.from_crawler(get_crawler(BaikeSpider, settings))
+    queue = LeasedQueue(redis_db, spider, KEYS.requests)
+    redis_db.rpush(KEYS.start_urls, json.dumps({"url": PAGE, "meta": {"job": "a"}}))
+    taken = queue.take("n1", 1, 30)
+    if accepted:
+        assert [(r.url, r.meta["job"]) for _, r in taken.seeds] == [(PAGE, "a")]
+    else:
+        assert taken.bad_seeds == ["bad seed: meta key 'job' is not allowed (add it to SCHEDULER_EXTRA_META_KEYS to carry it)"]
+        (record,) = [json.loads(raw) for raw in redis_db.lrange(KEYS.dead, 0, -1)]
+        assert record["reason"] == taken.bad_seeds[0] and json.loads(record["raw"])["url"] == PAGE
 
 
 ENTRY_HTML = """<html><head><title>网络爬虫_百度百科</title></head><body>
@@ -120,3 +138,14 @@ def failure_of(exc: Exception, request: Request) -> Failure:
 def test_failure_reasons(spider: BaikeSpider, exception: Exception, dead: str) -> None:
     reason = spider._dead_reason(failure_of(exception, Request(PAGE)))
     assert (reason.startswith(dead) if dead else reason == "")
+
+
+def test_a_parser_bug_dead_letters_the_page_and_is_counted(spider: BaikeSpider, monkeypatch) -> None:
+    def broken(*args, **kwargs):
+        raise KeyError("lemmaTitle")
+
+    monkeypatch.setattr("baike.spiders.baike.parse_page", broken)
+    response = HtmlResponse(f"{MIRROR}/item/x/1", body=ENTRY_HTML.encode(), encoding="utf-8")
+    with pytest.raises(DeadLetter, match=re.escape("parser failed: KeyError('lemmaTitle')")):
+        list(spider.parse(response))
+    assert spider.crawler.stats.get_value("baike/pages/parser_failed") == 1

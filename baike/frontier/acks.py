@@ -1,10 +1,14 @@
 """Acknowledgement of leased requests (a spider middleware).
 
 A lease is settled only when its page is fully handled: the callback's output is
-exhausted (its requests are in the scheduler's buffer, flushed before the
-acknowledgement in one atomic step) and every item it yielded has left the item
-pipelines (stored, or dropped with a reason). An item pipeline error or a spider
-exception sends the request to the dead letters instead of losing it.
+exhausted, every request it yielded has been handed to the scheduler (counted:
+Scrapy buffers up to CONCURRENT_ITEMS outputs between this middleware and the
+engine, so an exhausted output does not mean its requests arrived), and every item
+it yielded has left the item pipelines (stored, or dropped with a reason). The
+requests reach the scheduler's buffer before the acknowledgement, and both are
+flushed in one atomic step. An item pipeline error or a spider exception sends the
+request to the dead letters instead of losing it; a
+:class:`~baike.errors.DeadLetter` gives the reason (e.g. ``parser failed: ...``).
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from itemadapter import is_item
 from scrapy import Request, signals
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.misc import load_object
 
+from baike.errors import DeadLetter
 from baike.frontier.queue import LEASE_META_KEY
 from baike.frontier.scheduler import LeasedScheduler
 
@@ -31,10 +37,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# Meta key of a request yielded by a leased page's callback: the lease it descends
+# from, until the request reaches the scheduler (never stored: it starts with "_").
+PARENT_META_KEY = "_baike_parent"
+
 
 @dataclass(slots=True)
 class _Progress:
     items: int = 0
+    requests: int = 0
     output_done: bool = False
     failure: str = ""
 
@@ -48,6 +59,7 @@ class LeaseAckMiddleware:
         crawler.signals.connect(self.item_scraped, signal=signals.item_scraped)
         crawler.signals.connect(self.item_dropped, signal=signals.item_dropped)
         crawler.signals.connect(self.item_error, signal=signals.item_error)
+        crawler.signals.connect(self.request_scheduled, signal=signals.request_scheduled)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -70,15 +82,29 @@ class LeaseAckMiddleware:
         progress = self._progress.setdefault(lease, _Progress())
         try:
             async for element in result:
-                if not isinstance(element, Request):
+                if isinstance(element, Request):
+                    element.meta[PARENT_META_KEY] = lease
+                    progress.requests += 1
+                elif is_item(element):
                     progress.items += 1
                 yield element
         except Exception as exc:
-            progress.failure = f"spider error: {exc!r}"
+            progress.failure = str(exc) if isinstance(exc, DeadLetter) else f"spider error: {exc!r}"
             raise
         finally:
             progress.output_done = True
             self._maybe_settle(lease)
+
+    def request_scheduled(self, request: Request, spider: Any) -> None:
+        """A request of a leased page reached the scheduler (Scrapy sends this before
+        ``enqueue_request``, in the same call: the request is in the scheduler's buffer
+        before any flush can carry the acknowledgement)."""
+        lease = request.meta.pop(PARENT_META_KEY, None)
+        progress = self._progress.get(lease) if lease else None
+        if progress is None:
+            return
+        progress.requests -= 1
+        self._maybe_settle(lease)
 
     def item_scraped(self, item: Any, response: Response, spider: Any) -> None:
         self._item_left(response)
@@ -101,7 +127,7 @@ class LeaseAckMiddleware:
 
     def _maybe_settle(self, lease: str) -> None:
         progress = self._progress[lease]
-        if not progress.output_done or progress.items > 0:
+        if not progress.output_done or progress.items > 0 or progress.requests > 0:
             return
         del self._progress[lease]
         if progress.failure:

@@ -17,10 +17,11 @@ The layout (shards, bits per shard, hashes) is recorded in the hash
 ``<bloom key>`` by the crawl's first node, and every later node adopts it. A crawl
 larger than the capacity still works, with a growing error rate.
 
-The Lua script tests and sets the bits of any number of URLs in one round trip.
-The leased scheduler's batched push needs a dupefilter with ``slot()`` (a bucket
-and a field it can ``HSETNX`` inside its own Lua script); this filter has none and
-answers ``request_seen()`` only, one round trip per request.
+The leased scheduler records a URL's bits in the same Lua call that enqueues its
+request (:data:`baike.frontier.scripts.PUSH_AND_ACK`, given :meth:`BloomDupeFilter.slot`
+and :attr:`BloomDupeFilter.bloom`), so a URL is never marked seen without its
+request being stored. ``request_seen()`` (BLOOM_ADD, one round trip) serves other
+schedulers.
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
 from baike import keys
+from baike.errors import NodeRefused
 from baike.frontier.dupefilter import SharedDupeFilter
 
 if TYPE_CHECKING:
@@ -53,6 +56,8 @@ DEFAULT_KEY = keys.BLOOM
 SHARD_BYTES = (1 << 18) - 10
 # Filter bits per full shard: all but the last one, which allocates the shard.
 SHARD_BITS = 8 * SHARD_BYTES - 1
+# A URL's slot field for the push script: h1 and h2, big-endian (both below 2**32).
+_SLOT_FIELD = struct.Struct(">II")
 
 # BLOOM_ADD: set the k bits of each URL; a URL was seen when all k were set already.
 # KEYS[1..] the shards the URLs fall in
@@ -197,6 +202,7 @@ class BloomDupeFilter(SharedDupeFilter):
 
         The layout is recorded in one MULTI/EXEC round trip, so nodes starting
         together agree; allocating sets only the reserved last bit of each shard.
+        Raises NodeRefused when the crawl's layout cannot be read or is not one.
         """
         try:
             with self.server.pipeline(transaction=True) as pipe:
@@ -204,15 +210,27 @@ class BloomDupeFilter(SharedDupeFilter):
                     pipe.hsetnx(self.key, name, value)
                 pipe.hmget(self.key, ["shards", "shard_bits", "hashes"])
                 *_, recorded_values = pipe.execute()
+        except RedisError as exc:
+            raise NodeRefused(
+                f"cannot read the crawl's Bloom filter layout from {self.key} ({exc}): without it this node"
+                " would mark other bits than the others. Check REDIS_URL and that Redis is up, then start again"
+            ) from None
+        try:
             recorded = BloomLayout(*(int(value) for value in recorded_values))
-            if recorded != self.layout:
-                logger.warning(
-                    "This crawl's Bloom filter is %r (recorded in %s); using it, not the %r this node's settings give",
-                    recorded,
-                    self.key,
-                    self.layout,
-                )
-                self.layout = recorded
+        except (TypeError, ValueError) as exc:
+            raise NodeRefused(
+                f"the Bloom filter layout recorded in {self.key} is not one ({exc}); `scrapy reset` starts a fresh"
+                " crawl, or point BLOOM_KEY / REDIS_URL at this crawl's data"
+            ) from None
+        if recorded != self.layout:
+            logger.warning(
+                "This crawl's Bloom filter is %r (recorded in %s); using it, not the %r this node's settings give",
+                recorded,
+                self.key,
+                self.layout,
+            )
+            self.layout = recorded
+        try:
             with self.server.pipeline(transaction=False) as pipe:
                 for index in range(self.layout.shards):
                     pipe.setbit(self.shard_key(index), self.layout.shard_bits, 0)
@@ -239,6 +257,16 @@ class BloomDupeFilter(SharedDupeFilter):
     def contains_fingerprints(self, fingerprints: list[bytes]) -> list[bool]:
         """Whether each raw fingerprint is (probably) in the filter, without adding it."""
         return self._call(self._check, fingerprints)
+
+    @property
+    def bloom(self) -> tuple[int, int]:
+        """``(hashes, bits per shard)``: how the push script sets the bits of a slot."""
+        return self.layout.hashes, self.layout.shard_bits
+
+    def slot(self, request: Request) -> tuple[str, bytes]:
+        """``(shard key, packed h1 h2)`` of ``request``, for the scheduler's atomic push."""
+        shard, h1, h2 = self.layout.place(self.fingerprinter.fingerprint(request))
+        return self.shard_key(shard), _SLOT_FIELD.pack(h1, h2)
 
     def request_seen(self, request: Request) -> bool:
         """Mark ``request`` seen; True when it (probably) already was (one round trip)."""

@@ -21,7 +21,10 @@ is skipped.
 
 Every node must cut fingerprints the same way, so the layout (bucket count and
 field size) is recorded in the hash ``<dupefilter key>`` by the first node of a
-crawl; later nodes adopt it whatever their own settings say.
+crawl; later nodes adopt it whatever their own settings say. A node that cannot
+read the recorded layout, or finds one that is not a layout, refuses to start
+(:class:`~baike.errors.NodeRefused`): cutting fingerprints its own way would break
+the crawl's dedup without a sign.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import RedisError
 from scrapy.dupefilters import BaseDupeFilter
 
+from baike.errors import NodeRefused
 from baike.keys import CrawlKeys
 
 if TYPE_CHECKING:
@@ -99,6 +103,8 @@ class SharedDupeFilter(BaseDupeFilter):
 
     # how a filtered request is called in the log
     duplicate_word = "duplicate"
+    # (hashes, bits per shard) for a Bloom filter's slots in the push script; (0, 0): fields
+    bloom: tuple[int, int] = (0, 0)
 
     def clear(self) -> int:
         """Delete ``key`` and everything under ``key:*``; only the fresh-crawl operation calls this."""
@@ -175,7 +181,8 @@ class BucketDupeFilter(SharedDupeFilter):
     def adopt_layout(self) -> BucketLayout:
         """Record this filter's layout for the crawl, or take the one already recorded.
 
-        One MULTI/EXEC round trip, so two nodes starting together agree.
+        One MULTI/EXEC round trip, so two nodes starting together agree. Raises
+        NodeRefused when the recorded layout cannot be read or is not one.
         """
         try:
             with self.server.pipeline(transaction=True) as pipe:
@@ -184,15 +191,18 @@ class BucketDupeFilter(SharedDupeFilter):
                 pipe.hmget(self.key, ["buckets", "field_bytes"])
                 *_, (buckets, field_bytes) = pipe.execute()
         except RedisError as exc:
-            logger.warning(
-                "Could not read the dupefilter layout from %s (%s); using %d buckets of %d-byte fields",
-                self.key,
-                exc,
-                self.layout.buckets,
-                self.layout.field_bytes,
-            )
-            return self.layout
-        recorded = BucketLayout(buckets=int(buckets), field_bytes=int(field_bytes))
+            raise NodeRefused(
+                f"cannot read the crawl's dupefilter layout from {self.key} ({exc}): without it this node would"
+                " cut fingerprints its own way and break the crawl's dedup. Check REDIS_URL and that Redis is up,"
+                " then start again"
+            ) from None
+        try:
+            recorded = BucketLayout(buckets=int(buckets), field_bytes=int(field_bytes))
+        except (TypeError, ValueError) as exc:
+            raise NodeRefused(
+                f"the dupefilter layout recorded in {self.key} is not one ({exc}): this database holds another"
+                " crawl's or project's data. `scrapy reset` starts a fresh crawl, or point REDIS_URL elsewhere"
+            ) from None
         if recorded != self.layout:
             logger.warning(
                 "This crawl's dupefilter has %d buckets of %d-byte fields (recorded in %s);"

@@ -23,17 +23,18 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from scrapy.utils.request import request_from_dict
+from scrapy import Request
 from scrapy_redis.queue import Base
 
 from baike.frontier import scripts, serializer as json_serializer
+from baike.frontier.schema import CRAWLER_META, HEADERS, SEED_SCORE, RequestSchema
 from baike.keys import CrawlKeys
 from baike.urls import canonicalize, download_url, normalize_origin
 
 if TYPE_CHECKING:
     from redis import Redis
     from redis.commands.core import Script
-    from scrapy import Request, Spider
+    from scrapy import Spider
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,10 @@ RECLAIM_PER_TAKE = 200
 # back, and Redis's Lua hashes every byte of every string it makes: entries no larger
 # than SCHEDULER_BATCH_SIZE's default are mostly taken whole.
 ENTRY_MAX_REQUESTS = 16
+# Seeds each take admits from the seed key into the frontier (scrapy-redis's setting).
+DEFAULT_SEED_BATCH = 16
+# A frontier entry that is a seed admitted by LEASE: this byte, then the raw seed as a JSON string.
+SEED_MARK = b"S"
 # A push's slot starts with its dupefilter bucket's index among the call's keys; 0: none.
 _SLOT_INDEX = struct.Struct(">H")
 _UNFILTERED = _SLOT_INDEX.pack(0)
@@ -56,14 +61,26 @@ class PayloadError(ValueError):
     """A frontier payload this crawler must not execute."""
 
 
+class BadSeed(ValueError):
+    """A seed that cannot start a crawl; the message says why."""
+
+
 @dataclass(slots=True)
 class Taken:
-    """What one :meth:`LeasedQueue.take` returned."""
+    """What one :meth:`LeasedQueue.take` returned.
+
+    ``seeds`` are leases of admitted seeds with the request each one starts: the
+    scheduler enqueues that request and settles the seed's lease in one flush.
+    ``rejected`` and ``bad_seeds`` hold the reasons of what went to the dead letters.
+    """
 
     requests: list[tuple[str, Request]] = field(default_factory=list)
+    seeds: list[tuple[str, Request]] = field(default_factory=list)
     reclaimed: int = 0
     budget_left: int = -1  # -1: no budget set
-    rejected: int = 0
+    admitted: int = 0  # seeds moved into the frontier; -1: the seed key has another type
+    rejected: list[str] = field(default_factory=list)
+    bad_seeds: list[str] = field(default_factory=list)
 
 
 class LeasedQueue(Base):
@@ -73,7 +90,13 @@ class LeasedQueue(Base):
         super().__init__(server, spider, key, serializer or json_serializer)
         self.keys = CrawlKeys.for_spider(spider.name, spider.settings)
         self.mirror = normalize_origin(spider.settings.get("BAIKE_MIRROR"))
-        self.allowed_callbacks = frozenset(getattr(spider, "frontier_callbacks", ("parse",)))
+        settings = spider.settings
+        self.schema = RequestSchema.build(
+            getattr(spider, "frontier_callbacks", ("parse",)), settings.getlist("SCHEDULER_EXTRA_META_KEYS")
+        )
+        self.seed_batch = settings.getint("REDIS_START_URLS_BATCH_SIZE", DEFAULT_SEED_BATCH)
+        self.seed_form = seed_form(settings)
+        self._dropped_meta: set[str] = set()
         self._push_and_ack = server.register_script(scripts.PUSH_AND_ACK)
         self._lease = server.register_script(scripts.LEASE)
         self._release = server.register_script(scripts.RELEASE)
@@ -92,8 +115,24 @@ class LeasedQueue(Base):
             raise PayloadError(f"not a Baike entry URL: {request.url}")
         obj = self._to_dict(request)
         obj["url"] = canonical
-        obj["meta"] = {k: v for k, v in obj["meta"].items() if k not in _TRANSIENT_META and not k.startswith("_")}
+        obj["meta"] = self._durable_meta(obj["meta"])
+        obj["headers"] = {name: values for name, values in obj["headers"].items() if _text(name) in HEADERS}
         return self.serializer.dumps(obj)
+
+    def _durable_meta(self, meta: dict[str, Any]) -> dict[str, Any]:
+        """The meta keys that travel through Redis: the schema's, not this download's own."""
+        kept = {}
+        for key, value in meta.items():
+            if key in CRAWLER_META or key in self.schema.extra_meta:
+                kept[key] = value
+            elif key not in _TRANSIENT_META and not key.startswith("_") and key not in self._dropped_meta:
+                self._dropped_meta.add(key)
+                logger.warning(
+                    "Meta key %r is not carried through the shared frontier; add it to"
+                    " SCHEDULER_EXTRA_META_KEYS to keep it",
+                    key,
+                )
+        return kept
 
     def _to_dict(self, request: Request) -> dict[str, Any]:
         """``request.to_dict()``, without its per-call method lookup for spider callbacks.
@@ -124,25 +163,53 @@ class LeasedQueue(Base):
     def decode(self, payload: bytes) -> Request:
         """Build a request from a payload, refusing anything this crawler would not write.
 
+        The payload is checked against :class:`~baike.frontier.schema.RequestSchema`
+        and built into a plain Request here: no class, module or callable is ever
+        looked up from what Redis holds, only the spider's listed callbacks.
         Raises PayloadError with the reason.
         """
         try:
-            obj = self.serializer.loads(payload)
+            obj = self.schema.check(self.serializer.loads(payload))
         except ValueError as exc:
             raise PayloadError(str(exc)) from None
         url = obj["url"]
         if canonicalize(url) != url:
             raise PayloadError(f"not a canonical Baike entry URL: {url[:200]!r}")
-        if obj.get("method", "GET") != "GET" or obj.get("body"):
-            raise PayloadError("only GET requests without a body are crawled")
-        for name in (obj.get("callback"), obj.get("errback")):
-            if name is not None and name not in self.allowed_callbacks:
-                raise PayloadError(f"callback {str(name)[:100]!r} is not one of {sorted(self.allowed_callbacks)}")
-        obj["url"] = download_url(url, self.mirror)
+        return Request(
+            download_url(url, self.mirror),
+            callback=self._callback(obj["callback"]),
+            errback=self._callback(obj["errback"]),
+            priority=obj["priority"],
+            dont_filter=obj["dont_filter"],
+            meta=obj["meta"],
+            flags=obj["flags"],
+            headers=obj["headers"] or None,
+        )
+
+    def _callback(self, name: str | None) -> Any:
+        if name is None:
+            return None
+        method = getattr(self.spider, name, None)
+        if not callable(method):
+            raise PayloadError(f"the spider has no method {name!r}")
+        return method
+
+    def decode_seed(self, payload: bytes) -> Request:
+        """The request an admitted seed entry starts (``SEED_MARK`` + the seed as a JSON string).
+
+        The spider reads the seed (``request_from_seed``); its meta and priority are
+        then held to the request schema. Raises BadSeed with the reason.
+        """
+        raw = seed_text(payload)
+        if raw is None:
+            raise BadSeed("unreadable seed entry")
         try:
-            return request_from_dict(obj, spider=self.spider)
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise PayloadError(f"not a request: {exc}") from None
+            request = self.spider.request_from_seed(raw)
+            self.schema.check_meta(request.meta)
+            self.schema.check_priority(request.priority)
+        except ValueError as exc:
+            raise BadSeed(str(exc)) from None
+        return request
 
     # -- verbs ------------------------------------------------------------------
 
@@ -155,26 +222,30 @@ class LeasedQueue(Base):
         node: str,
         pushes: list[tuple[str | None, bytes | None, int, str]],
         acks: list[tuple[str, bool, str]],
+        bloom: tuple[int, int] = (0, 0),
     ) -> tuple[int, int]:
         """Enqueue new requests and settle leases in one atomic round trip.
 
         ``pushes`` are ``(bucket key or None, fingerprint field, priority, payload)``;
-        a request whose fingerprint is already in its bucket is dropped.
+        a request whose fingerprint is already in its bucket is dropped. With
+        ``bloom`` = (hashes, bits per shard) the buckets are a Bloom filter's shards
+        and the fields its packed ``(h1, h2)`` (see ``BloomDupeFilter.slot``).
         ``acks`` are ``(request id, page downloaded, dead-letter reason or "")``.
         Returns ``(added, filtered)``.
         """
-        return push_and_ack(self._push_and_ack, self.keys, node, pushes, acks)
+        return push_and_ack(self._push_and_ack, self.keys, node, pushes, acks, bloom)
 
     def push(self, request: Request) -> None:
         """Enqueue one request unfiltered (scrapy-redis's queue contract)."""
         self.push_and_ack("", [(None, None, request.priority, self.encode(request))], [])
 
     def take(self, node: str, count: int, lease_seconds: float, budget: int = 0) -> Taken:
-        """Lease up to ``count`` requests to ``node`` for ``lease_seconds``.
+        """Admit waiting seeds, then lease up to ``count`` requests to ``node`` for ``lease_seconds``.
 
         Expired leases are put back first. With ``budget`` > 0 no more requests are
-        leased than the budget has units left. Payloads that fail :meth:`decode`
-        go to the dead-letter list and are counted in ``rejected``.
+        leased than the budget has units left. One payload costs one payload: any
+        that fails to decode goes to the dead letters with its reason, and the rest
+        of the batch goes on.
         """
         now = time.time()
         reply = self._lease(
@@ -185,21 +256,38 @@ class LeasedQueue(Base):
                 self.keys.lease_owners,
                 self.keys.budget,
                 self.keys.request_seq,
+                self.keys.start_urls,
+                self.keys.started,
             ],
-            args=[node, count, budget, now, now + lease_seconds, RECLAIM_PER_TAKE],
+            args=[
+                node,
+                count,
+                budget,
+                now,
+                now + lease_seconds,
+                RECLAIM_PER_TAKE,
+                self.seed_batch,
+                self.seed_form,
+                SEED_SCORE,
+            ],
         )
-        taken = Taken(reclaimed=int(reply[0]), budget_left=int(reply[1]))
-        for i in range(2, len(reply), 2):
-            request_id, payload = reply[i].decode(), reply[i + 1]
-            try:
-                request = self.decode(payload)
-            except PayloadError as exc:
-                self.reject(request_id, payload, str(exc))
-                taken.rejected += 1
-                continue
-            request.meta[LEASE_META_KEY] = request_id
-            taken.requests.append((request_id, request))
+        taken = Taken(reclaimed=int(reply[0]), budget_left=int(reply[1]), admitted=int(reply[2]))
+        for i in range(3, len(reply), 2):
+            self._sort(taken, reply[i].decode(), reply[i + 1])
         return taken
+
+    def _sort(self, taken: Taken, request_id: str, payload: bytes) -> None:
+        """File one leased payload under ``taken``: a request, a seed, or a dead letter."""
+        seed = payload[:1] == SEED_MARK
+        try:
+            request = self.decode_seed(payload) if seed else self.decode(payload)
+        except Exception as exc:  # noqa: BLE001 - any failure costs this payload only
+            reason = f"bad seed: {exc}" if seed else f"rejected payload: {exc}"
+            (taken.bad_seeds if seed else taken.rejected).append(reason)
+            self.reject(request_id, payload, reason)
+            return
+        request.meta[LEASE_META_KEY] = request_id
+        (taken.seeds if seed else taken.requests).append((request_id, request))
 
     def pop(self, timeout: int = 0) -> Request | None:
         """Lease one request for a minute (scrapy-redis's queue contract)."""
@@ -209,13 +297,14 @@ class LeasedQueue(Base):
     def reject(self, request_id: str, payload: bytes, reason: str) -> None:
         """Move an unusable leased payload to the dead letters, logged with the reason."""
         logger.warning(
-            "Rejected frontier payload %s (%s); moved to %s, see `scrapy deadletters`",
+            "Dead-lettered frontier entry %s (%s); see `scrapy deadletters`",
             request_id,
             reason,
-            self.keys.dead,
         )
+        if payload[:1] == SEED_MARK:
+            payload = seed_text(payload) or payload
         record = {
-            "reason": f"rejected payload: {reason}",
+            "reason": reason,
             "time": time.time(),
             "raw": payload[:1024].decode("utf-8", errors="replace"),
         }
@@ -257,6 +346,28 @@ class LeasedQueue(Base):
         )
 
 
+def _text(name: str | bytes) -> str:
+    return name.decode("latin-1") if isinstance(name, bytes) else name
+
+
+def seed_form(settings: Any) -> str:
+    """The Redis type of the seed key: scrapy-redis's REDIS_START_URLS_AS_SET / _AS_ZSET, else a list."""
+    if settings.getbool("REDIS_START_URLS_AS_ZSET"):
+        return "zset"
+    if settings.getbool("REDIS_START_URLS_AS_SET"):
+        return "set"
+    return "list"
+
+
+def seed_text(payload: bytes) -> bytes | None:
+    """The raw seed, as it was pushed, inside an admitted seed entry; None if unreadable."""
+    try:
+        text = json.loads(payload[1:].decode("utf-8", "surrogateescape"))
+    except ValueError:
+        return None
+    return text.encode("utf-8", "surrogateescape") if isinstance(text, str) else None
+
+
 def queued_requests(server: Redis, keys: CrawlKeys) -> int:
     """Requests waiting in the frontier, from the ledger: enqueued - settled - leased.
 
@@ -281,6 +392,7 @@ def push_and_ack(
     node: str,
     pushes: list[tuple[str | None, bytes | None, int, str]],
     acks: list[tuple[str, bool, str]],
+    bloom: tuple[int, int] = (0, 0),
 ) -> tuple[int, int]:
     """Run :data:`~baike.frontier.scripts.PUSH_AND_ACK` (see :meth:`LeasedQueue.push_and_ack`).
 
@@ -311,7 +423,7 @@ def push_and_ack(
         payloads.append(payload)
     if len(bucket_index) > 0xFFFF:
         raise ValueError(f"{len(bucket_index)} dupefilter buckets in one push; at most 65535")
-    argv: list[Any] = [node, width, len(groups)]
+    argv: list[Any] = [node, width, *bloom, len(groups)]
     for priority, slots, payloads in groups:
         argv += [priority, len(payloads), b"".join(slots), "\n" + "\n".join(payloads)]
     argv.append(len(acks))

@@ -31,8 +31,10 @@ from scrapy_redis.connection import get_redis_from_settings
 from scrapy_redis.scheduler import Scheduler
 
 from baike.connection import REDIS_ERRORS
-from baike.frontier.queue import LEASE_META_KEY, PayloadError
+from baike.frontier.known import KnownFingerprints
+from baike.frontier.queue import LEASE_META_KEY, PayloadError, Taken
 from baike.keys import CrawlKeys
+from baike.status import redacted
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -46,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 # A flush names each request's dupefilter bucket by a 2-byte index (see PUSH_AND_ACK).
 MAX_FLUSH_SIZE = 0xFFFF
+# How to push a seed, by the Redis type of the seed key (for the wrong-type message).
+SEED_COMMANDS = {"list": "LPUSH", "set": "SADD", "zset": "ZADD"}
 
 
 def make_node_id() -> str:
@@ -82,14 +86,19 @@ class LeasedScheduler(Scheduler):
         self._active: set[str] = set()
         self._pushes: list[tuple[str | None, bytes | None, int, str]] = []
         # fingerprints this node knows are in the shared dupefilter (a subset of it)
-        self._known: set[tuple[str, bytes]] = set()
-        self.known_limit = settings.getint("SCHEDULER_KNOWN_FINGERPRINTS", 1_000_000)
+        self._known = KnownFingerprints(settings.getint("SCHEDULER_KNOWN_FINGERPRINTS", 1_000_000))
+        # the cache keys of the filtered requests in _pushes, added to _known once flushed
+        self._push_keys: list[int] = []
         self._pages: set[str] = set()
         self._acks: list[tuple[str, bool, str]] = []
         self._next_take = 0.0
+        self._seed_key_warned = False
         self._redis_down_since: float | None = None
         self._retry_at = 0.0
         self._loops: list[Any] = []
+        # built here, not in open(), as Scrapy's own scheduler does: a node that cannot
+        # agree with the crawl's dupefilter is refused before its engine opens
+        self.df = load_object(self.dupefilter_cls).from_crawler(crawler)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -115,7 +124,6 @@ class LeasedScheduler(Scheduler):
         self.queue = load_object(self.queue_cls)(
             server=self.server, spider=spider, key=self.keys.requests, serializer=self.serializer
         )
-        self.df = load_object(self.dupefilter_cls).from_crawler(self.crawler)
         self.crawler.signals.connect(self.response_received, signal=signals.response_received)
         try:
             waiting = len(self.queue)
@@ -124,13 +132,10 @@ class LeasedScheduler(Scheduler):
             waiting = 0
         if waiting:
             logger.info("Resuming crawl (%d requests in the shared frontier)", waiting)
-        kwargs = self.server.connection_pool.connection_kwargs
         logger.info(
-            "Node %s joined the crawl at redis://%s:%s/%s",
+            "Node %s joined the crawl at %s",
             self.node_id,
-            kwargs.get("host"),
-            kwargs.get("port"),
-            kwargs.get("db"),
+            redacted(self.crawler.settings.get("REDIS_URL") or "redis://127.0.0.1:6379/0"),
         )
         self._start_loop(self._heartbeat, self.heartbeat_interval)
         self._start_loop(self._poll_when_idle, self.idle_poll)
@@ -178,21 +183,26 @@ class LeasedScheduler(Scheduler):
         bucket, fingerprint = None, None
         if not request.dont_filter:
             if not hasattr(self.df, "slot"):
-                # a dupefilter without bucket slots (e.g. the Bloom filter) is asked
-                # directly, one round trip per request, and the push is unfiltered
+                # a dupefilter without slots the push script can record (not one of
+                # baike's) is asked directly, one round trip per request, and the push
+                # is unfiltered
                 if self.df.request_seen(request):
                     self._inc("baike/frontier/duplicates")
                     return False
             else:
                 bucket, fingerprint = self.df.slot(request)
-                if (bucket, fingerprint) in self._known:
+                known = self._known.key(bucket, fingerprint)
+                if known in self._known:
                     self._inc("baike/frontier/duplicates")
                     return False
+                self._push_keys.append(known)
         try:
             payload = self.queue.encode(request)
         except (PayloadError, TypeError, ValueError) as exc:
             logger.warning("Not scheduling %s: %s", request.url, exc)
             self._inc("baike/frontier/unschedulable")
+            if fingerprint is not None:
+                self._push_keys.pop()
             return False
         self._pushes.append((bucket, fingerprint, request.priority, payload))
         if len(self._pushes) >= self.flush_size:
@@ -254,25 +264,20 @@ class LeasedScheduler(Scheduler):
     def _flush(self) -> None:
         if not (self._pushes or self._acks) or not self._redis_ready():
             return
-        pushes, acks = self._pushes, self._acks
+        pushes, acks, keys = self._pushes, self._acks, self._push_keys
         try:
-            added, filtered = self.queue.push_and_ack(self.node_id, pushes, acks)
+            added, filtered = self.queue.push_and_ack(self.node_id, pushes, acks, getattr(self.df, "bloom", (0, 0)))
         except REDIS_ERRORS as exc:
             self._redis_failed(exc)
             return
         self._redis_ok()
-        self._pushes, self._acks = [], []
-        self._remember(pushes)
+        self._pushes, self._acks, self._push_keys = [], [], []
+        # these fingerprints are in Redis now: a later link to the same entry is dropped
+        # here without encoding it or asking Redis again
+        self._known.add_many(keys)
         self._inc("scheduler/enqueued/redis", added)
         self._inc("baike/frontier/duplicates", filtered)
         self._inc("baike/frontier/settled", len(acks))
-
-    def _remember(self, pushes: list[tuple[str | None, bytes | None, int, str]]) -> None:
-        """Keep the fingerprints just flushed: they are in Redis now, so a later link to
-        the same entry is dropped here without encoding it or asking Redis again."""
-        if len(self._known) > self.known_limit:
-            self._known.clear()
-        self._known.update((bucket, fingerprint) for bucket, fingerprint, _, _ in pushes if fingerprint is not None)
 
     def _take(self) -> None:
         now = time.monotonic()
@@ -285,36 +290,49 @@ class LeasedScheduler(Scheduler):
             return
         self._redis_ok()
         self._buffer.extend(taken.requests)
+        self._start_seeds(taken)
         self._inc("baike/frontier/reclaimed", taken.reclaimed)
-        self._inc("baike/frontier/rejected", taken.rejected)
-        if not taken.requests:
+        self._inc("baike/frontier/rejected", len(taken.rejected))
+        self._inc("baike/seeds/admitted", max(taken.admitted, 0))
+        if taken.admitted < 0 and not self._seed_key_warned:
+            self._seed_key_warned = True
+            logger.error(
+                "The seed key %s is not a Redis %s: no seeds are read from it. Push seeds with %s,"
+                " or set REDIS_START_URLS_AS_SET / REDIS_START_URLS_AS_ZSET to match it",
+                self.keys.start_urls,
+                self.queue.seed_form,
+                SEED_COMMANDS[self.queue.seed_form],
+            )
+        if not taken.requests and not taken.seeds:
             # With the budget all reserved, units come back only when a download
             # elsewhere fails: ask again at the idle pace, not on every engine call.
             pause = self.idle_poll if taken.budget_left == 0 else min(self.idle_poll, 0.05)
             self._next_take = now + pause
 
+    def _start_seeds(self, taken: Taken) -> None:
+        """Enqueue the request of each leased seed; its lease settles in the same flush."""
+        for reason in taken.bad_seeds:
+            logger.error("Skipping a seed: %s. Push a Baike entry URL or a JSON object {\"url\": ...}", reason)
+        self._inc("baike/seeds/rejected", len(taken.bad_seeds))
+        for request_id, request in taken.seeds:
+            self._active.add(request_id)
+            logger.info("Seed accepted: %s", request.url)
+            self._inc("baike/seeds/accepted")
+            self.enqueue_request(request)
+
     def _poll_when_idle(self) -> None:
-        """Look for work while the engine sleeps, and wake it when there is some.
+        """Look for work (and seeds) while the engine sleeps, and wake it when there is some.
 
         Scrapy only asks an idle scheduler again on its 5-second heartbeat; a
-        cluster node must pick up requests other nodes produce (or leases a dead
-        node left) at once.
+        cluster node must pick up requests other nodes produce, seeds pushed
+        meanwhile, or leases a dead node left, at once.
         """
         if self._buffer or self._active:
             return
         self._flush()
         self._take()
-        if self._buffer or self._seeds_waiting():
+        if self._buffer or self._pushes:
             self._wake_engine()
-
-    def _seeds_waiting(self) -> bool:
-        if not self._redis_ready():
-            return False
-        try:
-            return bool(self.server.llen(self.keys.start_urls))
-        except REDIS_ERRORS as exc:
-            self._redis_failed(exc)
-            return False
 
     def _wake_engine(self) -> None:
         # Scrapy has no public call for "the scheduler has requests again"; the

@@ -23,11 +23,17 @@ end
 # PUSH_AND_ACK: dedup and enqueue a batch of requests, then settle a batch of leases.
 # KEYS[1] requests zset   KEYS[2] request_data hash   KEYS[3] request_seq
 # KEYS[4] leases zset     KEYS[5] lease_owners hash   KEYS[6] budget hash
-# KEYS[7] dead list       KEYS[8..] dupefilter buckets (hashes), referenced by index
-# ARGV[1] node id   ARGV[2] fingerprint width W   ARGV[3] number of priority groups G
+# KEYS[7] dead list       KEYS[8..] dupefilter buckets (hashes) or Bloom filter shards
+#                         (strings), referenced by index
+# ARGV[1] node id   ARGV[2] fingerprint width W
+# ARGV[3] Bloom hashes k, 0 for bucket fields   ARGV[4] Bloom bits per shard m
+# ARGV[5] number of priority groups G
 # then G times: priority, number of requests C, slots, payloads
 #   slots: C records of a 2-byte big-endian bucket index (0 = not filtered) and a
-#          W-byte fingerprint field
+#          W-byte fingerprint: a field set with HSETNX, or for a Bloom filter (W = 8)
+#          two 4-byte big-endian numbers h1, h2 whose k bits (h1 + j * h2) mod m are set
+#          with SETBIT; the request is new when a bit was not set yet. Either way the
+#          fingerprint is recorded in the same step that enqueues its request.
 #   payloads: the C payloads, "\n" before each (JSON text never holds a raw newline)
 # then number of acks A, then A times: request id, page flag, dead-letter prefix
 #   page flag "1": a page was downloaded under the lease (its budget unit is spent),
@@ -46,9 +52,24 @@ end
 PUSH_AND_ACK = _CALL_CHUNKED + """
 local node = ARGV[1]
 local width = tonumber(ARGV[2])
-local n_groups = tonumber(ARGV[3])
+local hashes, bits = tonumber(ARGV[3]), tonumber(ARGV[4])
+local n_groups = tonumber(ARGV[5])
 local added, filtered = 0, 0
-local i = 4
+local i = 6
+-- record the fingerprint at `at` of `slots` in `key`; true when it was new
+local function record(key, slots, at)
+  if hashes == 0 then
+    return redis.call('HSETNX', key, string.sub(slots, at, at + width - 1), '') == 1
+  end
+  local a1, a2, a3, a4, b1, b2, b3, b4 = string.byte(slots, at, at + 7)
+  local h1 = ((a1 * 256 + a2) * 256 + a3) * 256 + a4
+  local h2 = ((b1 * 256 + b2) * 256 + b3) * 256 + b4
+  local new = false
+  for j = 0, hashes - 1 do
+    if redis.call('SETBIT', key, (h1 + j * h2) % bits, 1) == 0 then new = true end
+  end
+  return new
+end
 -- the payloads of a group whose requests were not all new, kept ones only
 local function select_payloads(payloads, kept)
   local parts, k, start, next_kept = {}, 1, 2, 1
@@ -75,7 +96,7 @@ if n_groups > 0 then
       local at = (k - 1) * stride + 1
       local high, low = string.byte(slots, at, at + 1)
       local bucket = high * 256 + low
-      if bucket == 0 or redis.call('HSETNX', KEYS[7 + bucket], string.sub(slots, at + 2, at + 1 + width), '') == 1 then
+      if bucket == 0 or record(KEYS[7 + bucket], slots, at + 2) then
         kept[#kept + 1] = k
       end
     end
@@ -134,18 +155,66 @@ if late_pages - unreserved ~= 0 then redis.call('HINCRBY', KEYS[6], 'reserved', 
 return {added, filtered}
 """
 
-# LEASE: reclaim expired leases, then lease up to N requests within the page budget.
+# LEASE: admit waiting seeds, reclaim expired leases, then lease up to N requests within
+# the page budget.
 # KEYS[1] requests zset   KEYS[2] request_data hash   KEYS[3] leases zset
 # KEYS[4] lease_owners hash   KEYS[5] budget hash   KEYS[6] request_seq
+# KEYS[7] start_urls (the seeds: a list, set or sorted set)   KEYS[8] started string
 # ARGV[1] node id   ARGV[2] N   ARGV[3] budget limit (0 = none)
 # ARGV[4] now   ARGV[5] lease deadline   ARGV[6] most expired leases to reclaim
+# ARGV[7] most seeds to admit   ARGV[8] the seed key's type ("list", "set" or "zset")
+# ARGV[9] score of an admitted seed, before its sequence number
+# Seeds move from KEYS[7] into the frontier in this same atomic step (LPOP for a list,
+# SPOP for a set, ZPOPMAX for a sorted set, as scrapy-redis reads them), each as a lone
+# entry "S" .. <the raw seed as a JSON string>, scored ahead of every request; the node
+# that leases one validates it and, in the flush that settles it, enqueues its request.
+# So a seed is never only in a node's memory. The first admitted seed sets KEYS[8].
+# A seed key of another type is left alone and reported (-1 admitted).
 # A batch entry (see PUSH_AND_ACK) is split: the requests taken from it are leased under
 # new ids, with the batch's score, and the rest stays queued under the batch's id and score.
-# Returns {reclaimed, budget_left (-1 = no budget), id1, payload1, id2, payload2, ...}.
+# Returns {reclaimed, budget_left (-1 = no budget), admitted seeds (-1 = wrong key type),
+#          id1, payload1, id2, payload2, ...}.
 LEASE = _CALL_CHUNKED + """
 local node = ARGV[1]
 local want = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
+local admitted = 0
+local seed_room = tonumber(ARGV[7])
+if seed_room > 0 then
+  local kind = redis.call('TYPE', KEYS[7]).ok
+  if kind == ARGV[8] then
+    local seeds
+    if kind == 'list' then
+      seeds = redis.call('LPOP', KEYS[7], seed_room)
+    elseif kind == 'set' then
+      seeds = redis.call('SPOP', KEYS[7], seed_room)
+    else
+      seeds = {}
+      local popped = redis.call('ZPOPMAX', KEYS[7], seed_room)
+      for j = 1, #popped, 2 do seeds[#seeds + 1] = popped[j] end
+    end
+    if seeds and #seeds > 0 then
+      local seq = redis.call('INCRBY', KEYS[6], #seeds) - #seeds
+      local data, scores = {}, {}
+      for _, seed in ipairs(seeds) do
+        seq = seq + 1
+        data[#data + 1] = tostring(seq)
+        data[#data + 1] = 'S' .. cjson.encode(seed)
+        scores[#scores + 1] = tonumber(ARGV[9]) + seq
+        scores[#scores + 1] = tostring(seq)
+      end
+      call_chunked('HSET', KEYS[2], data, 2)
+      call_chunked('ZADD', KEYS[1], scores, 2)
+      redis.call('HINCRBY', KEYS[5], 'enqueued', #seeds)
+      redis.call('HINCRBY', KEYS[5], 'seeds', #seeds)
+      local now = redis.call('TIME')
+      redis.call('SET', KEYS[8], now[1] .. '.' .. string.format('%06d', tonumber(now[2])), 'NX')
+      admitted = #seeds
+    end
+  elseif kind ~= 'none' then
+    admitted = -1
+  end
+end
 local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[4], 'LIMIT', 0, tonumber(ARGV[6]))
 for _, id in ipairs(expired) do
   local owner = redis.call('HGET', KEYS[4], id)
@@ -163,7 +232,7 @@ if limit > 0 then
   left = limit - reserved
   if left < want then want = left end
 end
-local out = {#expired, left}
+local out = {#expired, left, admitted}
 if want <= 0 then return out end
 local deadlines, owners, taken = {}, {}, 0
 local function lease(id, payload, owner)

@@ -45,15 +45,15 @@ def dumps(obj: dict[str, Any]) -> str:
 def loads(data: bytes | str) -> dict[str, Any]:
     """Decode a payload written by :func:`dumps` back to a request dict.
 
-    Raises SerializationError for anything else: oversized, not UTF-8, not JSON,
-    not an object with a string ``url``.
+    Raises SerializationError for anything else: oversized, not UTF-8, not JSON (or
+    nested too deep to read), not an object with a string ``url``.
     """
     if len(data) > MAX_PAYLOAD_BYTES:
         raise SerializationError(f"payload of {len(data)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
         obj = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise SerializationError(f"not a JSON payload: {exc}") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("url"), str):
         raise SerializationError("not a request object (a JSON object with a string 'url')")

@@ -7,15 +7,18 @@ Thin on purpose: parsing lives in :mod:`baike.parsing`, URL rules in
 from __future__ import annotations
 
 import json
-import time
 from typing import TYPE_CHECKING, Any
 
 from scrapy import Request
 from scrapy.exceptions import DontCloseSpider, IgnoreRequest
 from scrapy.spidermiddlewares.httperror import HttpError
+from scrapy.utils.misc import load_object
 from scrapy_redis.spiders import RedisSpider
 
 from baike.connection import REDIS_ERRORS
+from baike.errors import DeadLetter
+from baike.frontier.queue import BadSeed
+from baike.frontier.scheduler import LeasedScheduler
 from baike.guard import GiveUp
 from baike.items import BaikeItem
 from baike.keys import CrawlKeys
@@ -33,10 +36,6 @@ MAX_SEED_BYTES = 8192
 SEED_FIELDS = frozenset({"url", "meta", "priority"})
 
 
-class BadSeed(ValueError):
-    """A seed that cannot start a crawl, with the reason."""
-
-
 class BaikeSpider(RedisSpider):
     """Crawls Baike entries from seeds pushed to ``baike:start_urls``."""
 
@@ -52,15 +51,34 @@ class BaikeSpider(RedisSpider):
         self.keys = CrawlKeys.for_spider(self.name, settings)
 
     async def start(self) -> AsyncIterator[Request]:
-        """Read the seeds waiting in Redis as soon as the node starts.
+        """With the leased frontier, nothing: seeds enter it atomically, admitted by the
+        scheduler's takes (see :data:`baike.frontier.scripts.LEASE`), and come back through
+        :meth:`request_from_seed`, so a seed is never held only in a node's memory.
 
-        Later seeds are read whenever the node idles (scrapy-redis's spider_idle).
+        With another scheduler (a single node debugging the spider), the seeds waiting
+        in Redis are read here and whenever the node idles, as scrapy-redis does.
         """
         try:
             for request in self.next_requests():
                 yield request
         except REDIS_ERRORS as exc:
             self.logger.error("Cannot read seeds from Redis (%s); will try again when idle", exc)
+
+    def next_requests(self) -> Iterator[Request]:
+        """scrapy-redis reads seeds here; with the leased frontier, the frontier admits them instead."""
+        if issubclass(load_object(self.crawler.settings["SCHEDULER"]), LeasedScheduler):
+            return iter(())
+        return super().next_requests()
+
+    def make_request_from_data(self, data: bytes) -> Request | None:
+        """One seed read by scrapy-redis (without the leased frontier); a bad one is logged,
+        counted and skipped."""
+        try:
+            return self.request_from_seed(data)
+        except BadSeed as exc:
+            self.logger.error("Skipping seed %r: %s", data[:200], exc)
+            self.crawler.stats.inc_value("baike/seeds/rejected")
+            return None
 
     def spider_idle(self) -> None:
         """scrapy-redis's idle handler, riding out a Redis outage instead of logging a traceback."""
@@ -73,20 +91,12 @@ class BaikeSpider(RedisSpider):
 
     # -- seeds ------------------------------------------------------------------------
 
-    def make_request_from_data(self, data: bytes) -> Request | None:
-        """Build the request of one seed: a URL or ``{"url": ..., "meta": {...}}``.
+    def request_from_seed(self, data: bytes) -> Request:
+        """The request of one seed: a URL or ``{"url": ..., "meta": {...}, "priority": 0}``.
 
-        A malformed seed is logged with the reason, counted, kept in the dead
-        letters, and skipped.
+        Raises BadSeed with the reason; the frontier dead-letters such a seed.
         """
-        try:
-            url, meta, priority = self._read_seed(data)
-        except BadSeed as exc:
-            self._reject_seed(data, str(exc))
-            return None
-        self.server.set(self.keys.started, time.time(), nx=True)
-        self.crawler.stats.inc_value("baike/seeds/accepted")
-        self.logger.info("Seed accepted: %s", url)
+        url, meta, priority = self._read_seed(data)
         return self.entry_request(url, meta=meta, priority=priority)
 
     def _read_seed(self, data: bytes) -> tuple[str, dict[str, Any], int]:
@@ -120,16 +130,6 @@ class BaikeSpider(RedisSpider):
             raise BadSeed(f"not a Baike entry URL (expected https://baike.baidu.com/item/<name>): {text[:200]!r}")
         return url, meta, priority
 
-    def _reject_seed(self, data: bytes, reason: str) -> None:
-        self.logger.error(
-            "Skipping seed %r: %s. Push a Baike entry URL or a JSON object {\"url\": ...}",
-            data[:200],
-            reason,
-        )
-        self.crawler.stats.inc_value("baike/seeds/rejected")
-        record = {"reason": f"bad seed: {reason}", "time": time.time(), "raw": data[:1024].decode("utf-8", "replace")}
-        self.server.rpush(self.keys.dead, json.dumps(record, ensure_ascii=False))
-
     # -- pages --------------------------------------------------------------------------
 
     def entry_request(self, url: str, meta: dict[str, Any] | None = None, priority: int = 0) -> Request:
@@ -143,7 +143,11 @@ class BaikeSpider(RedisSpider):
         )
 
     def parse(self, response: Response) -> Iterator[BaikeItem | Request]:
-        page = parse_page(response.body, response.url, mirror=self.mirror)
+        try:
+            page = parse_page(response.body, response.url, mirror=self.mirror)
+        except Exception as exc:
+            self.crawler.stats.inc_value("baike/pages/parser_failed")
+            raise DeadLetter(f"parser failed: {exc!r}"[:500]) from exc
         self.crawler.stats.inc_value(f"baike/pages/{page.kind}")
         if page.kind != "entry":
             self.logger.info("Not an entry (%s): %s", page.kind, response.url)

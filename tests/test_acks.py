@@ -1,0 +1,100 @@
+"""The acknowledgement middleware: a lease settles only when all its page's output is handled."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+from scrapy import Request, signals
+from scrapy.http import HtmlResponse
+
+from baike.errors import DeadLetter
+from baike.frontier.acks import LeaseAckMiddleware
+from baike.frontier.queue import LEASE_META_KEY
+from baike.items import BaikeItem
+from tests.frontier_helpers import make_crawler
+
+PAGE = "https://baike.baidu.com/item/x/1"
+
+
+class RecordingScheduler:
+    """Only what the middleware asks of the leased scheduler."""
+
+    def __init__(self) -> None:
+        self.settled: list[tuple[str, str]] = []
+
+    def lease_of(self, request: Request) -> str | None:
+        return request.meta.get(LEASE_META_KEY)
+
+    def settle(self, lease: str, reason: str = "") -> bool:
+        self.settled.append((lease, reason))
+        return True
+
+
+@pytest.fixture()
+def middleware(redis_db, redis_server):
+    crawler = make_crawler(redis_server.url)
+    crawler.engine = SimpleNamespace(scheduler=RecordingScheduler())
+    return LeaseAckMiddleware(crawler)
+
+
+def leased_response(lease: str = "7") -> HtmlResponse:
+    return HtmlResponse(PAGE, body=b"<html></html>", request=Request(PAGE, meta={LEASE_META_KEY: lease}))
+
+
+def drain(middleware: LeaseAckMiddleware, response: HtmlResponse, outputs: list) -> list:
+    async def produce():
+        for output in outputs:
+            if isinstance(output, Exception):
+                raise output
+            yield output
+
+    async def collect():
+        return [element async for element in middleware.process_spider_output(response, produce())]
+
+    # a loop of its own, leaving the reactor's current loop in place for the other tests
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(collect())
+    finally:
+        loop.close()
+
+
+def test_the_lease_waits_for_every_request_to_reach_the_scheduler(middleware) -> None:
+    response = leased_response()
+    children = [Request(f"https://baike.baidu.com/item/c/{n}") for n in range(500)]
+    out = drain(middleware, response, [*children, None])
+    scheduler = middleware.scheduler
+    assert len(out) == 501 and scheduler.settled == [], "output exhausted, but no request has arrived yet"
+    send = middleware.crawler.signals.send_catch_log
+    for child in children[:-1]:
+        send(signals.request_scheduled, request=child, spider=middleware.crawler.spider)
+    assert scheduler.settled == []
+    send(signals.request_scheduled, request=children[-1], spider=middleware.crawler.spider)
+    assert scheduler.settled == [("7", "")]
+
+
+def test_none_outputs_are_not_items(middleware) -> None:
+    drain(middleware, leased_response(), [None, None])
+    assert middleware.scheduler.settled == [("7", "")]
+
+
+def test_a_dropped_item_and_the_links_settle_together(middleware) -> None:
+    response = leased_response()
+    child = Request("https://baike.baidu.com/item/c/1")
+    item = BaikeItem(url=PAGE, title="x")
+    drain(middleware, response, [item, child])
+    crawler = middleware.crawler
+    crawler.signals.send_catch_log(
+        signals.item_dropped, item=item, response=response, exception=Exception("dropped"), spider=crawler.spider
+    )
+    assert middleware.scheduler.settled == []
+    crawler.signals.send_catch_log(signals.request_scheduled, request=child, spider=crawler.spider)
+    assert middleware.scheduler.settled == [("7", "")]
+
+
+def test_a_parser_failure_dead_letters_the_page_with_its_reason(middleware) -> None:
+    with pytest.raises(DeadLetter):
+        drain(middleware, leased_response(), [DeadLetter("parser failed: KeyError('x')")])
+    assert middleware.scheduler.settled == [("7", "parser failed: KeyError('x')")]
