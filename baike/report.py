@@ -16,11 +16,14 @@ from collections import defaultdict
 from html import escape
 from typing import IO, TYPE_CHECKING, Any
 
-from baike.status import ALIVE, GONE, LOST, clock, cluster_rate, duration
+from baike.status import ALIVE, GONE, LOST, clock, cluster_rate, duration, printable, read_json
 
 if TYPE_CHECKING:
     from redis import Redis
 
+# Samples outside these bounds are not ones a node wrote (times are unix seconds).
+MAX_SAMPLE_TIME = 1e11
+MAX_SAMPLE_PAGES = 2**53
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
 MAX_POINTS_PER_NODE = 400
 
@@ -48,15 +51,28 @@ dl{margin:0;display:grid;grid-template-columns:max-content auto;column-gap:8px}d
 
 
 def read_timeline(server: Redis, key: str) -> list[dict[str, Any]]:
-    """The capped ``baike:timeline`` samples (unreadable ones skipped)."""
+    """The capped ``baike:timeline`` samples; any sample that is not one a node wrote is skipped."""
     samples = []
     for raw in server.lrange(key, 0, -1):
-        try:
-            sample = json.loads(raw)
-            samples.append({"node": str(sample["node"]), "t": float(sample["t"]), "pages": int(sample["pages"])})
-        except (ValueError, TypeError, KeyError, UnicodeDecodeError):
-            continue
+        sample = parse_sample(raw)
+        if sample is not None:
+            samples.append(sample)
     return samples
+
+
+def parse_sample(raw: bytes) -> dict[str, Any] | None:
+    """``{node, t, pages}`` of one timeline sample, or None unless it is a JSON object with
+    a time in unix seconds (finite, within +-MAX_SAMPLE_TIME) and an integer page count
+    (0 to MAX_SAMPLE_PAGES)."""
+    sample = read_json(raw)
+    if not isinstance(sample, dict) or "node" not in sample:
+        return None
+    t, pages = sample.get("t"), sample.get("pages")
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not abs(t) < MAX_SAMPLE_TIME:
+        return None
+    if isinstance(pages, bool) or not isinstance(pages, int) or not 0 <= pages <= MAX_SAMPLE_PAGES:
+        return None
+    return {"node": printable(sample["node"]), "t": float(t), "pages": pages}
 
 
 def nice_ceiling(value: float) -> float:

@@ -11,15 +11,21 @@ A snapshot is a plain dict (it is also what ``scrapy status --json`` prints)::
     cluster       {"pages", "items", "errors", "start_time", "finish_time"}
     nodes         [{node, host, pid, started, seen, pages, items, errors,
                     pages_per_min, pages_per_sec, finished, reason, status}, ...]
+
+Whatever Redis holds, a snapshot is strict JSON and renders: every value read is
+checked (numbers finite and within +-2^63, else None or 0; texts printable and at
+most MAX_LABEL characters; records that are not JSON objects skipped).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit
 
 from baike.frontier.queue import queued_from_ledger
 
@@ -35,6 +41,18 @@ FINISHED = "finished"
 TERMINAL_STATES = frozenset({STOPPED, FINISHED})
 
 ALIVE, LOST, GONE = "alive", "lost", "stopped"
+
+# A text from Redis (node id, host, reason) is shown with at most this many characters.
+MAX_LABEL = 200
+# Numbers read from Redis are used only when finite and within +-MAX_NUMBER (Redis's own
+# integers are 64-bit), and only from texts of at most MAX_NUMBER_TEXT characters;
+# anything else is not a number baike wrote.
+MAX_NUMBER = 2**63
+MAX_NUMBER_TEXT = 64
+# Control characters (C0, DEL, C1) and lone surrogates, never written to a terminal or a report
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# What a password is replaced with
+MASK = "***"
 
 # The Redis type of every key baike writes (by CrawlKeys field); a key of another
 # type was written by someone else.
@@ -54,6 +72,11 @@ KEY_TYPES = {
     "started": "string",
     "state": "hash",
 }
+# Other types a key may have: the seeds are a set or a sorted set with scrapy-redis's
+# REDIS_START_URLS_AS_SET / REDIS_START_URLS_AS_ZSET.
+OTHER_KEY_TYPES = {"start_urls": ("set", "zset")}
+# The command that counts the seeds, by the seed key's type
+SEED_COUNTS = {"list": "LLEN", "set": "SCARD", "zset": "ZCARD"}
 
 
 class CrawlDataError(Exception):
@@ -82,26 +105,66 @@ def connect(settings: Any, where: str) -> Redis:
 
 
 def redacted(url: str) -> str:
-    """``url`` without its password, fit for a terminal or a report."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    """``url`` with every password redis-py would read from it replaced by ``***``.
+
+    Hidden: the password of the userinfo (``redis://user:pw@h``, ``rediss://:pw@h``,
+    ``unix://:pw@/path``); a userinfo without a colon, whole (``redis://pw@h``); the
+    value of every query parameter whose name, percent-decoded and in any case,
+    contains "password" (``?password=pw``, ``?PassWord=pw``, ``?ssl_password=pw``).
+    A userinfo cut short by an unescaped ``/``, ``?`` or ``#`` (a URL redis-py cannot
+    use) is hidden up to its last ``@``. Everything else is kept as written.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        # not a URL redis-py reads; whatever stands before an "@" may still be a secret
+        userinfo, at, host = url.rpartition("@")
+        return f"{_masked_userinfo(userinfo)}@{host}" if at else url
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:  # e.g. an unbalanced "[": show the scheme only
+        return f"{scheme}://{MASK}"
+    tail = rest[len(netloc):]
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        netloc = f"{_masked_userinfo(userinfo)}@{host}"
+    elif netloc and "@" in tail:
+        # "redis://:pa/ss@host": the password holds a "/", "?" or "#" that ended the netloc
+        return f"{scheme}://{MASK}@{_redacted_tail(tail.rpartition('@')[2])}"
+    return f"{scheme}://{netloc}{_redacted_tail(tail)}"
+
+
+def _masked_userinfo(userinfo: str) -> str:
+    """``user:***``, or ``***`` for a userinfo without a colon (it may be a password alone)."""
+    user, colon, _ = userinfo.partition(":")
+    return f"{user}:{MASK}" if colon else MASK
+
+
+def _redacted_tail(tail: str) -> str:
+    """The path, query and fragment of a URL with every password parameter's value hidden."""
+    path, question, rest = tail.partition("?")
+    if not question:
+        return tail
+    query, hash_sign, fragment = rest.partition("#")
+    pairs = []
+    for pair in query.split("&"):
+        name, equals, _ = pair.partition("=")
+        secret = equals and "password" in unquote_plus(name).lower()
+        pairs.append(f"{name}={MASK}" if secret else pair)
+    return f"{path}?{'&'.join(pairs)}{hash_sign}{fragment}"
 
 
 def check_keys(server: Redis, keys: CrawlKeys) -> list[str]:
     """The crawl keys that exist; raises ForeignDataError when one is not of baike's type."""
-    names = [(getattr(keys, field), kind) for field, kind in KEY_TYPES.items() if hasattr(keys, field)]
+    names = [(getattr(keys, field), field, kind) for field, kind in KEY_TYPES.items() if hasattr(keys, field)]
     with server.pipeline(transaction=False) as pipe:
-        for key, _ in names:
+        for key, _, _ in names:
             pipe.type(key)
         found = [_text(kind) for kind in pipe.execute()]
     present = []
-    for (key, expected), kind in zip(names, found, strict=True):
+    for (key, field, expected), kind in zip(names, found, strict=True):
         if kind == "none":
             continue
-        if kind != expected:
+        if kind != expected and kind not in OTHER_KEY_TYPES.get(field, ()):
             raise ForeignDataError(
                 f"{key} is a Redis {kind}, not the {expected} baike writes: this database holds another"
                 " project's data (point REDIS_URL at another database)"
@@ -130,7 +193,10 @@ def require_crawl(server: Redis, keys: CrawlKeys, where: str) -> None:
 
 
 def count_fingerprints(server: Redis, prefix: str, batch: int = 1000) -> int:
-    """Fingerprints in the dupefilter buckets ``<prefix>:*`` (one HLEN per bucket, pipelined)."""
+    """Fingerprints in the dupefilter buckets ``<prefix>:*`` (one HLEN per bucket, pipelined).
+
+    A key under the prefix that is not a hash is not a bucket and is not counted.
+    """
     total = 0
     cursor = 0
     while True:
@@ -139,7 +205,7 @@ def count_fingerprints(server: Redis, prefix: str, batch: int = 1000) -> int:
             with server.pipeline(transaction=False) as pipe:
                 for bucket in buckets:
                     pipe.hlen(bucket)
-                total += sum(pipe.execute())
+                total += sum(count for count in pipe.execute(raise_on_error=False) if isinstance(count, int))
         if not cursor:
             return total
 
@@ -158,45 +224,62 @@ def crawl_state(state: dict[str, str], started: bool, pages: int, limit: int, re
     return RUNNING if started else WAITING
 
 
-def node_view(record: dict[str, Any], now: float, lost_after: float) -> dict[str, Any]:
-    """One node's record with its status: alive, lost (silent too long) or stopped."""
-    seen = _float(record.get("seen")) or 0.0
+def node_view(record: dict[str, Any], now: float, lost_after: float, key: str = "?") -> dict[str, Any]:
+    """One node's record with its status: alive, lost (silent too long) or stopped.
+
+    Every value is checked, whatever the record holds: numbers are finite (else
+    None or 0), texts printable and short; ``key`` (the record's hash field) names a
+    node whose record has no string ``node``.
+    """
+    seen = number(record.get("seen")) or 0.0
     # a node that writes rarely is given three of its own intervals before it is lost
-    patience = max(lost_after, 3 * (_float(record.get("interval")) or 0.0))
-    if record.get("finished"):
+    patience = max(lost_after, 3 * (number(record.get("interval")) or 0.0))
+    finished = number(record.get("finished"))
+    if finished:
         status = GONE
     else:
         status = LOST if now - seen > patience else ALIVE
-    per_min = _float(record.get("pages_per_min")) or 0.0
+    per_min = number(record.get("pages_per_min")) or 0.0
+    node = record.get("node")
+    reason = record.get("reason")
+    pid = _int(record.get("pid"))
     return {
-        "node": str(record.get("node", "?")),
-        "host": str(record.get("host", "?")),
-        "pid": record.get("pid"),
-        "started": _float(record.get("started")),
+        "node": printable(node if isinstance(node, str) else key),
+        "host": printable(record.get("host", "?")),
+        "pid": pid if pid > 0 else None,
+        "started": number(record.get("started")),
         "seen": seen,
         "pages": _int(record.get("pages")),
         "items": _int(record.get("items")),
         "errors": _int(record.get("errors")),
         "pages_per_min": per_min,
         "pages_per_sec": round(per_min / 60.0, 2),
-        "finished": _float(record.get("finished")),
-        "reason": record.get("reason"),
+        "finished": finished,
+        "reason": None if reason is None else printable(reason),
         "status": status,
     }
 
 
 def read_nodes(raw: dict[bytes, bytes], now: float, lost_after: float) -> list[dict[str, Any]]:
-    """Every node record of ``baike:nodes`` (unreadable ones skipped), oldest first."""
+    """Every node record of ``baike:nodes`` (records that are not a JSON object skipped), oldest first."""
     nodes = []
     for node, value in raw.items():
-        try:
-            record = json.loads(value)
-        except (ValueError, UnicodeDecodeError):
-            continue
+        record = read_json(value)
         if isinstance(record, dict):
-            record.setdefault("node", _text(node))
-            nodes.append(node_view(record, now, lost_after))
+            nodes.append(node_view(record, now, lost_after, key=_text(node)))
     return sorted(nodes, key=lambda node: (node["started"] or 0.0, node["node"]))
+
+
+def read_json(raw: bytes | str) -> Any:
+    """The JSON value of ``raw``, or None when it is not JSON (or nested too deep to read).
+
+    ``NaN``, ``Infinity`` and numbers too large for a float (``1e999``), which Python's
+    json would read as such, read as None: what comes out is strict JSON again.
+    """
+    try:
+        return json.loads(raw, parse_constant=lambda _constant: None, parse_float=_finite_float)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
 
 
 def snapshot(
@@ -215,12 +298,14 @@ def snapshot(
     cost grows with the crawl).
     """
     now = time.time() if now is None else now
+    count_seeds = SEED_COUNTS.get(_text(server.type(keys.start_urls)))
     # one transaction, so the ledger and the leases are read at the same instant
     with server.pipeline() as pipe:
         pipe.hgetall(keys.state)
         pipe.hmget(keys.budget, "pages", "reserved", "enqueued", "settled")
         pipe.get(keys.started)
-        pipe.llen(keys.start_urls)
+        # no seed key (or one of no seed type): EXISTS keeps the slot, and seeds are 0
+        pipe.execute_command(count_seeds or "EXISTS", keys.start_urls)
         pipe.zcard(keys.leases)
         pipe.llen(keys.dead)
         pipe.hlen(keys.items)
@@ -228,20 +313,22 @@ def snapshot(
         pipe.hgetall(keys.nodes)
         state_raw, ledger, started, seeds, leased, dead, items, totals, nodes = pipe.execute()
     state = {_text(name): _text(value) for name, value in state_raw.items()}
+    seeds = seeds if count_seeds else 0
     pages, reserved, enqueued, settled = (_int(value) for value in ledger)
     # the frontier holds batched entries; its length in requests is the ledger's
     frontier = queued_from_ledger(enqueued, settled, leased)
-    limit = _int(state.get("budget")) if state.get("budget") is not None else max(budget, 0)
-    started_at = _float(started)
-    ended_at = _float(state.get("ended_at"))
+    limit = max(_int(state["budget"]) if "budget" in state else budget, 0)
+    started_at = number(started)
+    ended_at = number(state.get("ended_at"))
     node_list = read_nodes(nodes, now, lost_after)
     resumed = ended_at is not None and any(
         node["status"] == ALIVE and (node["started"] or 0.0) > ended_at for node in node_list
     )
+    reason = state.get("reason")
     return {
         "time": now,
         "state": crawl_state(state, started is not None, pages, limit, resumed),
-        "reason": state.get("reason"),
+        "reason": None if reason is None else printable(reason),
         "started_at": started_at,
         "ended_at": None if resumed else ended_at,
         "budget": {
@@ -249,7 +336,7 @@ def snapshot(
             "pages": pages,
             "reserved": reserved,
             "in_flight": max(reserved - pages, 0),
-            "fraction": round(min(pages / limit, 1.0), 4) if limit else None,
+            "fraction": round(min(max(pages / limit, 0.0), 1.0), 4) if limit else None,
         },
         "frontier": frontier,
         "seeds": seeds,
@@ -261,8 +348,8 @@ def snapshot(
             "pages": _int(totals[0]),
             "items": _int(totals[1]),
             "errors": _int(totals[2]),
-            "start_time": _float(totals[3]),
-            "finish_time": _float(totals[4]),
+            "start_time": number(totals[3]),
+            "finish_time": number(totals[4]),
         },
         "nodes": node_list,
         "nodes_alive": sum(node["status"] == ALIVE for node in node_list),
@@ -353,6 +440,8 @@ def bar(fraction: float, width: int) -> str:
 
 
 def duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
     seconds = max(int(seconds), 0)
     hours, rest = divmod(seconds, 3600)
     minutes, seconds = divmod(rest, 60)
@@ -362,9 +451,13 @@ def duration(seconds: float) -> str:
 
 
 def clock(timestamp: float | None) -> str:
+    """``timestamp`` as a UTC date and time; ``-`` for none, ``?`` for one no calendar holds."""
     if not timestamp:
         return "-"
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (ValueError, OverflowError, OSError):
+        return "?"
 
 
 def _running_for(snap: dict[str, Any]) -> str:
@@ -376,17 +469,48 @@ def _running_for(snap: dict[str, Any]) -> str:
     return f" ({verb} {duration(end - start)})"
 
 
+def printable(value: Any, most: int = MAX_LABEL) -> str:
+    """``value`` as text fit for a terminal, a report and strict JSON: no control
+    characters or lone surrogates (each becomes ``?``), at most ``most`` characters."""
+    text = _text(value[: most + 1] if isinstance(value, (str, bytes)) else value)[: most + 1]
+    text = _UNPRINTABLE.sub("?", text)
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
+def _finite_float(text: str) -> float | None:
+    real = float(text)
+    return real if math.isfinite(real) else None
+
+
 def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def _float(value: Any) -> float | None:
-    try:
-        return float(_text(value)) if value is not None else None
-    except ValueError:
+def number(value: Any) -> float | None:
+    """``value`` (a number, or its text) as a finite float within +-MAX_NUMBER; None for anything else."""
+    if isinstance(value, bool):
         return None
+    if isinstance(value, (bytes, str)):
+        if len(value) > MAX_NUMBER_TEXT:
+            return None
+        value = _text(value)
+    elif not isinstance(value, (int, float)):
+        return None
+    try:
+        real = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return real if math.isfinite(real) and abs(real) < MAX_NUMBER else None
 
 
 def _int(value: Any) -> int:
-    number = _float(value)
-    return int(number) if number is not None else 0
+    """``value`` (an integer, a number, or its text) as an integer within +-MAX_NUMBER; 0 for anything else."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if abs(value) < MAX_NUMBER else 0
+    if isinstance(value, (bytes, str)) and len(value) <= MAX_NUMBER_TEXT:
+        try:  # exact, where the text is an integer (a float would round it)
+            return _int(int(_text(value)))
+        except ValueError:
+            pass
+    real = number(value)
+    return int(real) if real is not None else 0

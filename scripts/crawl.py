@@ -146,7 +146,7 @@ def main() -> int:
             settings += ["-s", f"BAIKE_MIRROR={mirror}", "-s", "AUTOTHROTTLE_ENABLED=False"]
             print(f"replica of {options.entries} entries at {mirror}")
         print(f"redis-server at {redis_url} (data in {(RUN / 'redis').relative_to(ROOT)})")
-        if scrapy("reset", "--yes", env=env).wait() != 0:
+        if scrapy("reset", "--yes", "--force", env=env).wait() != 0:
             raise SystemExit("could not reset the crawl")
         client = redis.Redis.from_url(redis_url)
         client.lpush("baike:start_urls", seed)

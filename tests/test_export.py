@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from baike.commands.export import export_records
+from baike.commands.export import ExportLog, delete_exported, export_records
 from baike.keys import CrawlKeys
 from baike.pipelines import RECORD_FIELDS
 from baike.report import HtmlReport, nice_ceiling, svg_chart, thin
@@ -248,6 +248,103 @@ def test_nothing_is_deleted_without_the_flag_and_only_items_with_it(records, red
     assert set(redis_db.keys()) == set(before), "no other key is touched"
 
 
+def store_records(client, count: int) -> dict[bytes, bytes]:
+    """``count`` stored records, as the raw hash fields and values."""
+    mapping = {}
+    for n in range(count):
+        record = make_record(n)
+        mapping[record["url"].encode()] = json.dumps(record, ensure_ascii=False).encode()
+    client.hset(KEYS.items, mapping=mapping)
+    return mapping
+
+
+def export_to_pipe(redis_url: str, *args: str) -> subprocess.Popen:
+    """`scrapy export` writing into a pipe this test reads (or not: then it blocks)."""
+    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "scrapy", "export", "-o", "/dev/stdout", "--format", "jsonl", *args,
+         "-s", f"REDIS_URL={redis_url}"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+
+def test_a_delete_export_killed_midway_loses_nothing(redis_db, redis_server) -> None:
+    stored = store_records(redis_db, 3000)
+    export = export_to_pipe(redis_server.url, "--delete", "--batch", "100")
+    try:
+        assert export.stdout.readline().startswith(b"{"), "the export has begun (and blocks on the full pipe)"
+    finally:
+        export.kill()
+        export.wait(timeout=30)
+        export.stdout.close()
+        export.stderr.close()
+    assert redis_db.hgetall(KEYS.items) == stored, "every record is where every command reads it"
+    assert not list(redis_db.scan_iter(match=f"{KEYS.items}:*"))
+
+
+def test_a_delete_export_keeps_what_changed_or_arrived_meanwhile(redis_db, redis_server) -> None:
+    stored = store_records(redis_db, 3000)
+    export = export_to_pipe(redis_server.url, "--delete", "--batch", "100")
+    first = export.stdout.readline()
+    changed = json.loads(first)
+    changed_value = json.dumps({**changed, "title": "changed meanwhile"}, ensure_ascii=False).encode()
+    redis_db.hset(KEYS.items, changed["url"], changed_value)
+    arrived = make_record(100_000)
+    redis_db.hset(KEYS.items, arrived["url"], json.dumps(arrived, ensure_ascii=False))
+    # read on through the same buffered reader (communicate() would skip what it holds)
+    rest = export.stdout.read()
+    errors = export.stderr.read()
+    export.stdout.close()
+    export.stderr.close()
+    assert export.wait(timeout=60) == 0, errors
+    *lines, message = (first + rest).decode().splitlines()
+    exported = {json.loads(line)["url"] for line in lines}
+    assert exported >= {url.decode() for url in stored}
+    assert f"deleted {len(exported) - 1} of them from" in message, "all but the changed record"
+    assert "kept 1 changed since they were read" in message
+    left = redis_db.hgetall(KEYS.items)
+    assert left.pop(changed["url"].encode()) == changed_value, "a record changed after it was read stays"
+    assert set(left) == ({arrived["url"].encode()} - {url.encode() for url in exported}), (
+        "a record stored meanwhile is either in the file or still in Redis"
+    )
+
+
+def test_deleting_stops_cleanly_midway(redis_db, tmp_path: Path) -> None:
+    stored = store_records(redis_db, 40)
+
+    class KilledAfterOneBatch(ExportLog):
+        def batches(self, size: int):
+            batches = super().batches(size)
+            yield next(batches)
+            raise KeyboardInterrupt
+
+    with KilledAfterOneBatch() as log, (tmp_path / "out.jsonl").open("wb") as file:
+        tally = export_records(redis_db, KEYS.items, file, "jsonl", log=log)
+        assert tally.exported == 40
+        with pytest.raises(KeyboardInterrupt):
+            delete_exported(redis_db, KEYS.items, log, batch=10)
+    assert redis_db.hlen(KEYS.items) == 30, "one batch went, the rest stays"
+    assert set(redis_db.hkeys(KEYS.items)) < set(stored)
+
+
+def test_export_puts_back_records_parked_by_an_older_version(records, redis_db, redis_server, tmp_path) -> None:
+    parked = f"{KEYS.items}:exporting:4242"
+    older = {f"https://baike.baidu.com/item/parked{n}/{n}": json.dumps(make_record(n)) for n in range(5)}
+    newer_url = next(iter(records))
+    redis_db.hset(parked, mapping={**older, newer_url: json.dumps({"url": newer_url, "title": "older copy"})})
+    redis_db.hset(f"{KEYS.items}:exporting:4343", "https://baike.baidu.com/item/z/9", json.dumps(make_record(9)))
+
+    result = scrapy(redis_server.url, "export", "-o", str(tmp_path / "out.jsonl"))
+    assert result.returncode == 0, result.stderr
+    recovered, summary = result.stdout.splitlines()
+    assert recovered.startswith("Put back 6 records parked by an interrupted export")
+    assert "kept 1 stored since" in recovered
+    assert summary.startswith(f"Exported {len(records) + 6} records")
+    assert not list(redis_db.scan_iter(match=f"{KEYS.items}:exporting:*"))
+    assert json.loads(redis_db.hget(KEYS.items, newer_url))["title"] == records[newer_url]["title"]
+    assert all(redis_db.hget(KEYS.items, url) == value.encode() for url, value in older.items())
+
+
 # -- memory -----------------------------------------------------------------------------------
 
 
@@ -265,12 +362,14 @@ def test_export_of_100k_records_runs_in_bounded_memory(redis_db, tmp_path: Path)
         pipe.execute()
     assert redis_db.memory_usage(KEYS.items) > 80_000_000
 
-    for fmt, report in (("jsonl", None), ("html", (_empty_snapshot(), []))):
+    # the last run also logs what it exported and then deletes it, as --delete does
+    for fmt, report, delete in (("html", (_empty_snapshot(), []), False), ("jsonl", None, True)):
         path = tmp_path / f"big.{fmt}"
         tracemalloc.start()
         try:
-            with path.open("wb") as file:
-                tally = export_records(redis_db, KEYS.items, file, fmt, report=report)
+            with path.open("wb") as file, ExportLog() as log:
+                tally = export_records(redis_db, KEYS.items, file, fmt, report=report, log=log if delete else None)
+                deleted = delete_exported(redis_db, KEYS.items, log) if delete else None
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
@@ -278,6 +377,8 @@ def test_export_of_100k_records_runs_in_bounded_memory(redis_db, tmp_path: Path)
         assert path.stat().st_size > 80_000_000
         # loading the hash at once (HGETALL) would hold all ~90 MB of values in this process
         assert peak < 16_000_000, f"{fmt}: peak {peak / 1e6:.1f} MB"
+        if delete:
+            assert deleted == (count, 0) and not redis_db.exists(KEYS.items)
 
 
 def _empty_snapshot() -> dict:

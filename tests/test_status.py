@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -326,3 +327,175 @@ def test_a_node_killed_with_sigkill_shows_as_lost(redis_db, redis_server, replic
         victim.process.pid: "lost",
         survivor.process.pid: "stopped",
     }
+
+
+# -- redaction ----------------------------------------------------------------------------
+
+SECRET = "s3cr3t"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://:s3cr3t@h", "redis://:***@h"),
+        ("redis://:s3cr3t@h:6379/0", "redis://:***@h:6379/0"),
+        ("redis://user:s3cr3t@h:6379/0", "redis://user:***@h:6379/0"),
+        ("rediss://user:s3cr3t@h:6380/1", "rediss://user:***@h:6380/1"),
+        ("rediss://:s3cr3t@[::1]:6380/1", "rediss://:***@[::1]:6380/1"),
+        ("unix://:s3cr3t@/tmp/redis.sock?db=0", "unix://:***@/tmp/redis.sock?db=0"),
+        ("unix://user:s3cr3t@/tmp/redis.sock", "unix://user:***@/tmp/redis.sock"),
+        ("redis://h:6379/0?password=s3cr3t", "redis://h:6379/0?password=***"),
+        ("redis://h/0?db=1&password=s3cr3t&socket_timeout=5", "redis://h/0?db=1&password=***&socket_timeout=5"),
+        ("redis://h/0?PassWord=s3cr3t", "redis://h/0?PassWord=***"),
+        ("redis://h/0?PASSWORD=s3cr3t&db=2", "redis://h/0?PASSWORD=***&db=2"),
+        ("redis://h/0?pass%77ord=s3cr3t", "redis://h/0?pass%77ord=***"),
+        ("redis://h/0?%50ASSWORD=s3cr3t", "redis://h/0?%50ASSWORD=***"),
+        ("redis://h/0?password=s3cr3t%26more%3D", "redis://h/0?password=***"),
+        ("redis://h/0?ssl_password=s3cr3t", "redis://h/0?ssl_password=***"),
+        ("unix:///tmp/redis.sock?password=s3cr3t&db=0", "unix:///tmp/redis.sock?password=***&db=0"),
+        ("redis://u:s3cr3t@h/0?password=s3cr3t", "redis://u:***@h/0?password=***"),
+        ("redis://s3cr3t@h:6379/0", "redis://***@h:6379/0"),
+        ("redis://:s3%40cr3t@h", "redis://:***@h"),
+        ("redis://:s3@cr3t@h/0", "redis://:***@h/0"),
+        ("redis://:s3/cr3t@h/0", "redis://***@h/0"),
+        ("redis://:s3?cr3t@h/0", "redis://***@h/0"),
+        ("REDIS://:s3cr3t@h", "REDIS://:***@h"),
+        ("user:s3cr3t@h:6379", "user:***@h:6379"),
+        ("s3cr3t@h:6379", "***@h:6379"),
+        ("redis://h:6379/0", "redis://h:6379/0"),
+        ("unix:///run/redis.sock?db=0", "unix:///run/redis.sock?db=0"),
+        ("redis://h/0?client_name=crawler", "redis://h/0?client_name=crawler"),
+    ],
+)
+def test_redacted_hides_every_password(url: str, expected: str) -> None:
+    from baike.status import redacted
+
+    assert redacted(url) == expected
+    assert "s3cr3t" not in redacted(url) and "cr3t" not in redacted(url)
+
+
+def test_redacted_hides_what_redis_py_reads_as_the_password() -> None:
+    from redis.connection import parse_url
+
+    from baike.status import redacted
+
+    for url in ("redis://:s3cr3t@h", "redis://h/0?password=s3cr3t", "unix://:s3cr3t@/x.sock",
+                "redis://h/0?pass%77ord=s3cr3t"):
+        password = parse_url(url)["password"]
+        assert password == SECRET and password not in redacted(url)
+
+
+# -- any value in Redis -------------------------------------------------------------------
+
+# JSON text of odd values a node record may hold where a number or a string belongs
+ODD_JSON = [
+    "NaN", "Infinity", "-Infinity", "1e999", "-1e999", "-5", "-1e308", "1e308", "1e20", "-1e20", "1.5", "0",
+    str(2**70), str(-(2**70)), "9" * 5000, '"12"', '"abc"', '""', '"nan"', '"1e999"', '"-inf"', "null", "true",
+    "false", "[]", "[1, 2]", "{}", '{"a": 1}', json.dumps("x" * 100_000), '"\\ud800"', '"\\u001b[2J\\r\\n\\u0007"',
+    "[" * 50 + "]" * 50,
+]
+NODE_FIELDS = ("node", "host", "pid", "started", "seen", "pages", "items", "errors", "pages_per_min", "finished",
+               "reason", "interval")
+# whole node records that are not one
+ODD_RECORDS = [b"\xff\xfe\x00bad", b"NaN", b"1e999", b"[1, 2]", b'"a string"', b"null", b"[" * 100_000,
+               b"{" * 10, b"x" * 1_000_000, b'{"seen": NaN, "pages": Infinity}', b""]
+# odd values of hash fields that hold integers or timestamps (budget, stats, state, started)
+ODD_TEXT = [b"nan", b"NaN", b"inf", b"-inf", b"1e999", b"-1e999", b"abc", b"", b"9" * 5000, b"-5", b"1.5",
+            b"\xff\xfe", b"1e300", b"-1e300", b" 7 ", b"0x10", str(2**70).encode()]
+
+
+def odd_node_records() -> dict[bytes, bytes]:
+    records = {}
+    for field in NODE_FIELDS:
+        for n, value in enumerate(ODD_JSON):
+            node = f"h:{n}:{field}"
+            parts = {"node": json.dumps(node), "host": '"h"', "pid": str(n), "started": str(NOW - 50),
+                     "seen": str(NOW - 1), "pages": "3", "items": "3", "errors": "0", "pages_per_min": "6.0",
+                     "finished": "null", "reason": "null", "interval": "2.0"}
+            parts[field] = value
+            records[node.encode()] = ("{" + ", ".join(f'"{k}": {v}' for k, v in parts.items()) + "}").encode()
+    for n, raw in enumerate(ODD_RECORDS):
+        records[f"odd:{n}".encode()] = raw
+    records[b"\xff\xfe non-utf-8 id"] = b'{"seen": 1}'
+    return records
+
+
+def assert_strict_and_printable(snap: dict) -> None:
+    from baike.report import HtmlReport
+
+    text = json.dumps(snap, ensure_ascii=False, allow_nan=False)
+    text.encode("utf-8")  # no lone surrogates
+    rendered = render(snap)
+    rendered.encode("utf-8")
+    assert not any(ord(char) < 32 and char != "\n" for char in rendered), "no control characters reach a terminal"
+    assert max(len(line) for line in rendered.splitlines()) < 2000
+    progress_line(snap).encode("utf-8")
+    out = io.BytesIO()
+    report = HtmlReport(out, snap, [])
+    report.start_exporting()
+    report.finish_exporting()
+
+
+def test_status_survives_any_value_in_redis(redis_db) -> None:
+    redis_db.set(KEYS.started, NOW - 100)
+    redis_db.hset(KEYS.nodes, mapping=odd_node_records())
+    snap = snapshot(redis_db, KEYS, NOW)
+    assert_strict_and_printable(snap)
+    assert len(snap["nodes"]) > len(NODE_FIELDS) * len(ODD_JSON) - 20
+    for node in snap["nodes"]:
+        assert isinstance(node["node"], str) and isinstance(node["host"], str) and isinstance(node["pages"], int)
+        assert node["pid"] is None or isinstance(node["pid"], int)
+
+    for key, fields in ((KEYS.budget, ("pages", "reserved", "enqueued", "settled")),
+                        (KEYS.stats, ("pages", "items", "errors", "start_time", "finish_time")),
+                        (KEYS.state, ("budget", "reason", "ended_at"))):
+        for value in ODD_TEXT:
+            redis_db.hset(key, mapping=dict.fromkeys(fields, value))
+            redis_db.set(KEYS.started, value)
+            redis_db.hset(KEYS.state, b"\xff\xfe", value)
+            assert_strict_and_printable(snapshot(redis_db, KEYS, NOW))
+
+
+def test_status_command_survives_any_value_in_redis(redis_db, redis_server, tmp_path) -> None:
+    redis_db.set(KEYS.started, b"nan")
+    redis_db.hset(KEYS.nodes, mapping=odd_node_records())
+    redis_db.hset(KEYS.budget, mapping={"pages": "1e999", "reserved": "NaN", "enqueued": b"\xff", "settled": "-inf"})
+    redis_db.hset(KEYS.stats, mapping={"pages": "inf", "items": "x", "start_time": "1e300", "finish_time": "nan"})
+    redis_db.hset(KEYS.state, mapping={"budget": "-1e999", "reason": "\x1b[2J" + "r" * 10_000, "ended_at": "inf"})
+    redis_db.hset(f"{KEYS.dupefilter}:0001", "f", "")
+    redis_db.set(f"{KEYS.dupefilter}:0002", "not a bucket")
+    for sample in ('{"node": "a", "t": NaN, "pages": 1}', '{"node": "a", "t": 1e999, "pages": 1}',
+                   '{"node": "a", "t": 1e300, "pages": 1e999}', '{"node": "b", "t": -1e300, "pages": -7}',
+                   '{"node": "b", "t": 5, "pages": 2}', '{"node": "b", "t": 6, "pages": 3}', "[" * 100_000):
+        redis_db.rpush(KEYS.timeline, sample)
+
+    text = scrapy(redis_server.url, "status")
+    assert text.returncode == 0, text.stderr
+    assert "\x1b" not in text.stdout and "baike crawl at" in text.stdout
+
+    as_json = scrapy(redis_server.url, "status", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    snap = json.loads(as_json.stdout, parse_constant=refuse)
+    assert len(snap["nodes"]) > 300 and snap["fingerprints"] == 1
+
+    report = tmp_path / "report.html"
+    exported = scrapy(redis_server.url, "export", "-o", str(report))
+    assert exported.returncode == 0, exported.stderr
+    assert "\x1b" not in report.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("kind", ["list", "set", "zset"])
+def test_seeds_may_be_a_list_a_set_or_a_sorted_set(redis_db, kind: str) -> None:
+    seeds = ["https://baike.baidu.com/item/a", "https://baike.baidu.com/item/b"]
+    if kind == "list":
+        redis_db.rpush(KEYS.start_urls, *seeds)
+    elif kind == "set":
+        redis_db.sadd(KEYS.start_urls, *seeds)
+    else:
+        redis_db.zadd(KEYS.start_urls, dict.fromkeys(seeds, 0))
+    require_crawl(redis_db, KEYS, "here")
+    assert snapshot(redis_db, KEYS, NOW)["seeds"] == 2

@@ -4,7 +4,11 @@ Records are streamed from the hash ``baike:items`` with HSCAN into Scrapy's own 
 exporters (or :class:`baike.report.HtmlReport`), so memory stays flat whatever the
 size of the crawl. The file is written under a temporary name beside FILE and
 renamed when complete: a failed export leaves any previous FILE as it was. Nothing
-in Redis is deleted unless ``--delete`` is given.
+in Redis is deleted unless ``--delete`` is given: then, once FILE is complete, exactly
+the exported records whose value is still the one exported are deleted
+(:data:`DELETE_UNCHANGED`, in batches). The records stay in ``baike:items`` all the
+while, so an export killed at any moment loses none: before FILE is complete nothing
+is deleted, and after it every record is in FILE or still in Redis.
 
 HSCAN may return a record twice when the hash grows during the scan (Redis's
 guarantee is "at least once"): export a running crawl for a look, a finished one
@@ -13,8 +17,11 @@ for an exact file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import struct
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +35,7 @@ from baike.cli import CrawlCommand
 from baike.connection import REDIS_ERRORS
 from baike.pipelines import RECORD_FIELDS
 from baike.report import HtmlReport, read_timeline
-from baike.status import CrawlDataError, require_crawl, snapshot
+from baike.status import CrawlDataError, check_keys, require_crawl, snapshot
 
 if TYPE_CHECKING:
     import argparse
@@ -38,6 +45,54 @@ if TYPE_CHECKING:
 
 # file extension -> format
 FORMATS = {".jsonl": "jsonl", ".jl": "jsonl", ".json": "json", ".csv": "csv", ".html": "html", ".htm": "html"}
+# Where an older version's ``--delete`` parked the records while it exported:
+# ``<items key>:exporting:<pid>``. Such a hash is left only by a killed export of that
+# version; every export now puts its records back (:func:`recover_parked`).
+PARKED = ":exporting:"
+
+# DELETE_UNCHANGED: delete exported records, unless their value changed since they were read.
+# KEYS[1] items hash
+# ARGV field1, sha1 hex of the value exported for it, field2, sha1 hex 2, ...
+# A record whose value now has another SHA1 was stored again after it was read (its
+# new value is not in the file) and stays; a field already gone is skipped.
+# Returns {deleted, changed}.
+DELETE_UNCHANGED = """
+local deleted, changed = 0, 0
+for i = 1, #ARGV, 2 do
+  local value = redis.call('HGET', KEYS[1], ARGV[i])
+  if value then
+    if redis.sha1hex(value) == ARGV[i + 1] then
+      redis.call('HDEL', KEYS[1], ARGV[i])
+      deleted = deleted + 1
+    else
+      changed = changed + 1
+    end
+  end
+end
+return {deleted, changed}
+"""
+
+# UNPARK: move records an older export parked back into the items hash.
+# KEYS[1] parked hash   KEYS[2] items hash
+# ARGV fields of the parked hash
+# A record stored in the items hash since it was parked is newer and stays; the parked
+# copy is dropped. The parked hash goes when its last field is moved.
+# Returns {moved, superseded}.
+UNPARK = """
+local moved, superseded = 0, 0
+for i = 1, #ARGV do
+  local value = redis.call('HGET', KEYS[1], ARGV[i])
+  if value then
+    if redis.call('HSETNX', KEYS[2], ARGV[i], value) == 1 then
+      moved = moved + 1
+    else
+      superseded = superseded + 1
+    end
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return {moved, superseded}
+"""
 
 
 def output_format(path: Path, explicit: str | None = None) -> str:
@@ -84,11 +139,89 @@ class Tally:
     skipped: int = 0
 
 
+class ExportLog:
+    """What an export wrote, for ``--delete``: each record's field and the SHA1 of the
+    value read, spooled to an unnamed temporary file so memory stays flat."""
+
+    _LENGTH = struct.Struct(">I")
+    _DIGEST = 20
+
+    def __init__(self) -> None:
+        self.file: IO[bytes] = tempfile.TemporaryFile()
+
+    def add(self, field: bytes, value: bytes) -> None:
+        self.file.write(self._LENGTH.pack(len(field)) + field + hashlib.sha1(value).digest())
+
+    def batches(self, size: int) -> Iterator[list[tuple[bytes, str]]]:
+        """Every ``(field, sha1 hex)`` written so far, ``size`` at a time."""
+        self.file.flush()
+        self.file.seek(0)
+        batch: list[tuple[bytes, str]] = []
+        while header := self.file.read(self._LENGTH.size):
+            (length,) = self._LENGTH.unpack(header)
+            field = self.file.read(length)
+            batch.append((field, self.file.read(self._DIGEST).hex()))
+            if len(batch) >= size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> ExportLog:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def delete_exported(server: Redis, key: str, log: ExportLog, batch: int = 1000) -> tuple[int, int]:
+    """Delete from hash ``key`` the records in ``log`` whose value is unchanged, ``batch``
+    per script call (:data:`DELETE_UNCHANGED`). Returns ``(deleted, kept as changed)``.
+
+    Each call is atomic; stopped between two, the records not reached stay.
+    """
+    script = server.register_script(DELETE_UNCHANGED)
+    deleted = changed = 0
+    for pairs in log.batches(batch):
+        done, kept = script(keys=[key], args=[item for pair in pairs for item in pair])
+        deleted += done
+        changed += kept
+    return deleted, changed
+
+
+def recover_parked(server: Redis, items: str, batch: int = 1000) -> tuple[list[str], int, int]:
+    """Put back the records an older version's ``--delete`` parked under ``<items>:exporting:<pid>``
+    (left behind by a killed export), keeping any stored since (they are newer).
+
+    Returns ``(parked keys emptied, records moved back, parked copies dropped as superseded)``.
+    """
+    script = server.register_script(UNPARK)
+    keys: list[str] = []
+    moved = superseded = 0
+    for parked in server.scan_iter(match=_glob_escape(items + PARKED) + "*", count=batch, _type="HASH"):
+        name = parked.decode("utf-8", "replace") if isinstance(parked, bytes) else parked
+        keys.append(name)
+        while server.exists(parked):
+            for pairs in _chunks(server.hscan_iter(parked, count=batch), batch):
+                back, dropped = script(keys=[parked, items], args=[field for field, _ in pairs])
+                moved += back
+                superseded += dropped
+    return keys, moved, superseded
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally in a SCAN pattern."""
+    return "".join(f"\\{char}" if char in "*?[]\\" else char for char in text)
+
+
 def parse_record(field: bytes, value: bytes) -> dict[str, Any] | None:
     """One stored record with exactly the fields of RECORD_FIELDS, or None if unreadable."""
     try:
         stored = json.loads(value)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
     if not isinstance(stored, dict):
         return None
@@ -98,13 +231,18 @@ def parse_record(field: bytes, value: bytes) -> dict[str, Any] | None:
     return record
 
 
-def iter_records(server: Redis, key: str, tally: Tally, batch: int = 1000) -> Iterator[dict[str, Any]]:
-    """Every readable record of hash ``key``, ``batch`` at a time (HSCAN)."""
+def iter_records(
+    server: Redis, key: str, tally: Tally, batch: int = 1000, log: ExportLog | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every readable record of hash ``key``, ``batch`` at a time (HSCAN), each one
+    written to ``log`` (if given) as it is read."""
     for field, value in server.hscan_iter(key, count=batch):
         record = parse_record(field, value)
         if record is None:
             tally.skipped += 1
             continue
+        if log is not None:
+            log.add(field, value)
         yield record
 
 
@@ -139,32 +277,18 @@ def export_records(
     encoding: str = "utf-8",
     report: tuple[dict, list] | None = None,
     batch: int = 1000,
+    log: ExportLog | None = None,
 ) -> Tally:
-    """Stream the records of hash ``key`` to ``file`` in format ``fmt``."""
+    """Stream the records of hash ``key`` to ``file`` in format ``fmt``; with ``log``,
+    note each exported record's field and value there (for :func:`delete_exported`)."""
     tally = Tally()
     exporter = make_exporter(fmt, file, encoding, report)
     exporter.start_exporting()
-    for record in iter_records(server, key, tally, batch):
+    for record in iter_records(server, key, tally, batch, log):
         exporter.export_item(prepared(fmt, record))
         tally.exported += 1
     exporter.finish_exporting()
     return tally
-
-
-def restore(server: Redis, parked: str, items: str, batch: int = 1000, unreadable_only: bool = False) -> None:
-    """Put records parked by ``--delete`` back, keeping any stored since (they are newer).
-
-    With ``unreadable_only`` only the records the export skipped go back.
-    """
-    if not unreadable_only and server.renamenx(parked, items):
-        return
-    for pairs in _chunks(server.hscan_iter(parked, count=batch), batch):
-        with server.pipeline(transaction=False) as pipe:
-            for field, value in pairs:
-                if not unreadable_only or parse_record(field, value) is None:
-                    pipe.hsetnx(items, field, value)
-            pipe.execute()
-    server.unlink(parked)
 
 
 def _chunks(pairs: Iterator[tuple[bytes, bytes]], size: int) -> Iterator[list[tuple[bytes, bytes]]]:
@@ -182,7 +306,7 @@ class Command(CrawlCommand):
     failure_prefix = "export"
 
     def syntax(self) -> str:
-        return "-o FILE [--format jsonl|json|csv|html] [--delete]"
+        return "-o FILE [--format jsonl|json|csv|html] [--delete] [--batch N]"
 
     def short_desc(self) -> str:
         return "Export the stored records to .jsonl, .json, .csv or an .html report"
@@ -192,8 +316,10 @@ class Command(CrawlCommand):
             "Streams the records of baike:items (HSCAN) to FILE; the format comes from its extension "
             "(.jsonl/.jl, .json, .csv, .html/.htm) or --format. CSV holds the infobox as a JSON object. "
             "The HTML report adds the crawl's stats, its nodes and a chart of pages over time per node. "
-            "Nothing is deleted from Redis unless --delete is given: then exactly the exported records "
-            "are removed, once FILE is complete."
+            "Nothing is deleted from Redis unless --delete is given: then, once FILE is complete, the "
+            "exported records are removed, except those stored again since they were read. "
+            "Records an interrupted export of an older version parked under baike:items:exporting:* are "
+            "put back first."
         )
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
@@ -203,7 +329,9 @@ class Command(CrawlCommand):
             "--format", choices=sorted(set(FORMATS.values())), help="format, instead of the extension's"
         )
         parser.add_argument("--delete", action="store_true", help="delete the exported records from Redis afterwards")
-        parser.add_argument("--batch", type=int, default=1000, help="records per HSCAN call (default 1000)")
+        parser.add_argument(
+            "--batch", type=int, default=1000, help="records per HSCAN call and per deletion (default 1000)"
+        )
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if args:
@@ -219,26 +347,53 @@ class Command(CrawlCommand):
         except OSError as exc:
             self.fail(f"cannot write {path}: {exc.strerror or exc}")
             return
-        where = self.where
+        log = ExportLog() if opts.delete else None
         try:
-            message = self._export(output, fmt, where, opts)
+            self._run(output, fmt, opts, log)
+        finally:
+            if log is not None:
+                log.close()
+
+    def _run(self, output: Output, fmt: str, opts: argparse.Namespace, log: ExportLog | None) -> None:
+        """Export to ``output``, commit it, and only then (with ``log``) delete what was exported."""
+        started = time.monotonic()
+        where, keys = self.where, self.keys
+        try:
+            server = self.connect()
+            tally = self._export(server, output, fmt, where, opts, log)
+            output.commit()
         except BaseException as exc:
             output.discard()
-            if isinstance(exc, KeyboardInterrupt):
-                self.fail("interrupted; nothing written")
-            elif isinstance(exc, REDIS_ERRORS):
-                self.fail(f"cannot reach Redis at {where}: {exc}")
-            elif isinstance(exc, (RedisError, CrawlDataError, OSError)):  # one line, not a traceback
-                self.fail(str(exc))
-            else:
-                raise
+            self._failed(exc, where, "interrupted; nothing written, nothing deleted")
             return
-        print(message)
+        message = f"Exported {tally.exported} records from {keys.items} to {output.path} ({fmt})"
+        if tally.skipped:
+            message += f"; skipped {tally.skipped} unreadable records"
+        if log is not None:
+            try:
+                deleted, changed = delete_exported(server, keys.items, log, opts.batch)
+            except BaseException as exc:
+                self._failed(
+                    exc,
+                    where,
+                    f"interrupted after writing {output.path}: the records not deleted yet stay in {keys.items}",
+                    prefix=f"{message}, but deleting them stopped: ",
+                )
+                return
+            if deleted == tally.exported:
+                message += f"; deleted them from {where}"
+            else:
+                message += f"; deleted {deleted} of them from {where}"
+            if changed:
+                message += f"; kept {changed} changed since they were read"
+        print(f"{message} in {time.monotonic() - started:.1f} s")
 
-    def _export(self, output: Output, fmt: str, where: str, opts: argparse.Namespace) -> str:
-        started = time.monotonic()
+    def _export(
+        self, server: Redis, output: Output, fmt: str, where: str, opts: argparse.Namespace, log: ExportLog | None
+    ) -> Tally:
         keys = self.keys
-        server = self.connect()
+        check_keys(server, keys)  # another project's data is refused before anything is written
+        self._recover(server, opts.batch)
         require_crawl(server, keys, where)
         report = None
         if fmt == "html":
@@ -250,28 +405,31 @@ class Command(CrawlCommand):
             )
             snap["redis"] = where
             report = (snap, read_timeline(server, keys.timeline))
-        source = keys.items
-        if opts.delete:
-            # park the records under a private name: nodes storing meanwhile start a new
-            # hash, and exactly what was exported is what gets deleted
-            source = f"{keys.items}:exporting:{os.getpid()}"
-            if not server.exists(keys.items) or not server.renamenx(keys.items, source):
-                source = keys.items
         encoding = self.settings.get("FEED_EXPORT_ENCODING") or "utf-8"
-        try:
-            tally = export_records(server, source, output.file, fmt, encoding=encoding, report=report, batch=opts.batch)
-            output.commit()
-        except BaseException:
-            if source != keys.items:
-                restore(server, source, keys.items)
-            raise
-        elapsed = time.monotonic() - started
-        message = f"Exported {tally.exported} records from {keys.items} to {output.path} ({fmt}) in {elapsed:.1f} s"
-        if tally.skipped:
-            message += f"; skipped {tally.skipped} unreadable records"
-        if source != keys.items:
-            # unreadable records were not exported, so they are not deleted either
-            restore(server, source, keys.items, batch=opts.batch, unreadable_only=True)
-            message += f"; deleted them from {where}"
-        return message
+        return export_records(
+            server, keys.items, output.file, fmt, encoding=encoding, report=report, batch=opts.batch, log=log
+        )
 
+    def _recover(self, server: Redis, batch: int) -> None:
+        """Put back what a killed export of an older version parked, and say so in one line."""
+        items = self.keys.items
+        parked, moved, superseded = recover_parked(server, items, batch)
+        if parked:
+            line = (
+                f"Put back {moved} records parked by an interrupted export in {', '.join(parked)}"
+                f" into {items}"
+            )
+            if superseded:
+                line += f"; kept {superseded} stored since instead of the parked copies"
+            print(line, flush=True)
+
+    def _failed(self, exc: BaseException, where: str, interrupted: str, prefix: str = "") -> None:
+        """Report ``exc`` as one line on stderr (``interrupted`` for Ctrl-C); re-raise a bug."""
+        if isinstance(exc, KeyboardInterrupt):
+            self.fail(interrupted)
+        elif isinstance(exc, REDIS_ERRORS):
+            self.fail(f"{prefix}cannot reach Redis at {where}: {exc}")
+        elif isinstance(exc, (RedisError, CrawlDataError, OSError)):  # one line, not a traceback
+            self.fail(f"{prefix}{exc}")
+        else:
+            raise exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from scrapy.exceptions import UsageError
@@ -10,16 +11,51 @@ from baike.cli import CrawlCommand
 from baike.frontier.bloom import DEFAULT_KEY as BLOOM_KEY
 from baike.frontier.bloom import BloomDupeFilter
 from baike.frontier.dupefilter import BucketDupeFilter
+from baike.status import ALIVE, read_nodes
 
 if TYPE_CHECKING:
     import argparse
+
+    from redis import Redis
+
+    from baike.keys import CrawlKeys
+
+# Live nodes named in the refusal; the rest are counted.
+NAMED_NODES = 5
+
+
+class NodesAlive(Exception):
+    """Nodes are still crawling: a reset under them would be undone or corrupted."""
+
+
+def live_nodes(server: Redis, keys: CrawlKeys, lost_after: float) -> list[str]:
+    """The ids of the nodes whose record in ``baike:nodes`` says they are alive.
+
+    As ``scrapy status`` decides: not closed, and heard from within ``lost_after``
+    seconds (or three of the node's own intervals). A ``baike:nodes`` of another
+    type holds no node of this crawl.
+    """
+    if server.type(keys.nodes) not in (b"hash", "hash"):
+        return []
+    nodes = read_nodes(server.hgetall(keys.nodes), time.time(), lost_after)
+    return [node["node"] for node in nodes if node["status"] == ALIVE]
+
+
+def refusal(alive: list[str]) -> str:
+    """One line naming the live nodes and what to do."""
+    named = ", ".join(alive[:NAMED_NODES])
+    if len(alive) > NAMED_NODES:
+        named += f" and {len(alive) - NAMED_NODES} more"
+    if len(alive) == 1:
+        return f"1 node is still alive ({named}): stop it first, or use --force to reset under a running node"
+    return f"{len(alive)} nodes are still alive ({named}): stop them first, or use --force to reset under running nodes"
 
 
 class Command(CrawlCommand):
     failure_prefix = "reset failed"
 
     def syntax(self) -> str:
-        return "[--yes] [--keep-items]"
+        return "[--yes] [--keep-items] [--force]"
 
     def short_desc(self) -> str:
         return "Delete the crawl's frontier, fingerprints, budget, leases, dead letters and items"
@@ -31,6 +67,7 @@ class Command(CrawlCommand):
             "baike:bloom:*), leases, the page "
             "budget counter, dead letters, node records, cluster stats and, unless --keep-items, the "
             "stored items (baike:items). Seeds waiting in baike:start_urls are kept. "
+            "Refuses while a node is alive (as scrapy status shows it), unless --force. "
             "Nothing else ever deletes this state."
         )
 
@@ -38,19 +75,23 @@ class Command(CrawlCommand):
         super().add_options(parser)
         parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         parser.add_argument("--keep-items", action="store_true", help="keep baike:items")
+        parser.add_argument("--force", action="store_true", help="reset even while nodes are alive")
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if args:
             raise UsageError("reset takes no arguments")
         keys = self.keys
         doomed = [key for key in keys.all() if key != keys.start_urls and (key != keys.items or not opts.keep_items)]
-        if not opts.yes:
-            answer = input(f"Delete {', '.join(doomed)} and {keys.dupefilter}:* at {self.where}? [y/N] ")
-            if answer.strip().lower() not in ("y", "yes"):
-                print("Nothing deleted.")
-                return
         try:
             server = self.connect()
+            alive = live_nodes(server, keys, self.settings.getfloat("CLUSTERSTATS_LOST_AFTER", 10.0))
+            if alive and not opts.force:
+                raise NodesAlive(refusal(alive))
+            if not opts.yes:
+                answer = input(f"Delete {', '.join(doomed)} and {keys.dupefilter}:* at {self.where}? [y/N] ")
+                if answer.strip().lower() not in ("y", "yes"):
+                    print("Nothing deleted.")
+                    return
             deleted = server.delete(*doomed)
             deleted += BucketDupeFilter(server, keys.dupefilter, fingerprinter=None).clear()
             bloom_key = self.settings.get("BLOOM_KEY", BLOOM_KEY) % {"spider": "baike", "name": "baike"}

@@ -111,7 +111,8 @@ class Command(CrawlCommand):
 
     def _show(self, snap: dict[str, Any], as_json: bool, clear: bool) -> None:
         if as_json:
-            print(json.dumps(snap, ensure_ascii=False), flush=True)
+            # strict JSON: the snapshot holds finite numbers only (baike.status checks every value)
+            print(json.dumps(snap, ensure_ascii=False, allow_nan=False), flush=True)
         else:
             print((CLEAR if clear else "") + render(snap), flush=True)
 
