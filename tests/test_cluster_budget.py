@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+import baike.settings as project_settings
 from baike.keys import CrawlKeys
 
 pytestmark = pytest.mark.e2e
@@ -107,3 +108,70 @@ def test_nodes_wait_for_the_first_seed(redis_db, redis_server, replica_factory, 
         assert node.wait(timeout=120) == 0
     assert_stopped_together(nodes, "closespider_pagecount")
     assert responses(replica) == 50
+
+
+# A single node on Scrapy's own scheduler: a user debugging the spider, without the shared frontier.
+STOCK_SCHEDULER = "SCHEDULER=scrapy.core.scheduler.Scheduler"
+
+
+def run_lone_node(node_factory, redis_db, redis_server, replica, *settings: str):
+    """Run one node, failing at once when it leaves its seed in Redis (instead of idling until the timeout)."""
+    node = node_factory(redis_server.url, replica.url, *settings)
+    deadline = time.monotonic() + 30
+    while redis_db.llen(KEYS.start_urls) and node.process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not redis_db.llen(KEYS.start_urls), (
+        f"the node did not read its seed from {KEYS.start_urls} (finish reason: {node.finish_reason})"
+    )
+    assert node.wait(timeout=120) == 0, node.log[-3000:]
+    return node
+
+
+@pytest.mark.parametrize(
+    "dupefilter",
+    [
+        # what docs/settings.md advises for such a run: fingerprints in the node's memory
+        "scrapy.dupefilters.RFPDupeFilter",
+        # the project's DUPEFILTER_CLASS, which Scrapy's scheduler uses too
+        "baike.frontier.dupefilter.BucketDupeFilter",
+    ],
+)
+def test_without_the_leased_scheduler_the_budget_is_per_node(
+    redis_db, redis_server, replica_factory, node_factory, dupefilter: str
+) -> None:
+    replica = replica_factory(2000, 5)
+    redis_db.lpush(KEYS.start_urls, replica.start_url())
+    # the ledger of a cluster crawl that spent 50 pages here: no business of this node's budget
+    redis_db.hset(KEYS.budget, "pages", 50)
+
+    node = run_lone_node(
+        node_factory, redis_db, redis_server, replica, STOCK_SCHEDULER, f"DUPEFILTER_CLASS={dupefilter}",
+        "CLOSESPIDER_PAGECOUNT=50",
+    )
+
+    assert node.finish_reason == "closespider_pagecount"
+    # Scrapy's CloseSpider: closes at the 50th page; requests already in flight still arrive
+    overshoot = project_settings.CONCURRENT_REQUESTS
+    assert 50 <= node.stat("response_received_count") <= 50 + overshoot
+    assert responses(replica) <= 50 + overshoot
+    assert "Page budget: 50 pages for this node alone" in node.log
+    assert redis_db.hget(KEYS.state, "reason") is None, "one node's own budget does not end the cluster's crawl"
+
+
+def test_without_the_leased_scheduler_a_node_finishes_its_own_work(
+    redis_db, redis_server, replica_factory, node_factory
+) -> None:
+    replica = replica_factory(300, 11)
+    answer = replica.answer_key(replica.start_url())
+    redis_db.lpush(KEYS.start_urls, replica.start_url())
+    # another crawl's frontier and leases in the same Redis: not this node's work
+    redis_db.zadd(KEYS.requests, {"1": 0})
+    redis_db.zadd(KEYS.leases, {"2": time.time() + 3600})
+
+    node = run_lone_node(
+        node_factory, redis_db, redis_server, replica, STOCK_SCHEDULER,
+        "DUPEFILTER_CLASS=scrapy.dupefilters.RFPDupeFilter", "CLOSESPIDER_PAGECOUNT=0",
+    )
+
+    assert node.finish_reason == "finished"
+    assert set(k.decode() for k in redis_db.hkeys(KEYS.items)) == set(answer)

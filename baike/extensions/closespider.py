@@ -12,6 +12,13 @@ acted on twice) and keeps its other conditions (timeout, item count, error count
   ``closespider_pagecount``, including nodes that start later.
 * When the crawl has started, nothing is queued, leased or waiting as a seed on any
   node for ``CLOSESPIDER_FINISHED_GRACE`` seconds, every node closes with ``finished``.
+
+Only the leased scheduler (``SCHEDULER`` = :class:`~baike.frontier.scheduler.LeasedScheduler`
+or a subclass) reserves budget units. With any other scheduler (Scrapy's own, for a
+single node debugging the spider) ``CLOSESPIDER_PAGECOUNT`` is this node's own budget,
+counted exactly as Scrapy's CloseSpider counts it; the node neither reads the cluster's
+ledger nor writes the crawl's state, and its end of work is its own: seeds waiting,
+and the Redis queue only when its scheduler shares one (scrapy-redis's).
 """
 
 from __future__ import annotations
@@ -24,9 +31,12 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 from scrapy.extensions.closespider import CloseSpider
 from scrapy.utils.asyncio import create_looping_call
+from scrapy.utils.misc import load_object
 from scrapy_redis.connection import get_redis_from_settings
+from scrapy_redis.scheduler import Scheduler as RedisScheduler
 
 from baike.connection import REDIS_ERRORS
+from baike.frontier.scheduler import LeasedScheduler
 from baike.keys import CrawlKeys
 
 if TYPE_CHECKING:
@@ -36,6 +46,10 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 logger = logging.getLogger(__name__)
+
+LEASED_SCHEDULER = f"{LeasedScheduler.__module__}.{LeasedScheduler.__qualname__}"
+# what a node's scheduler adds to its stats for each request it schedules
+ENQUEUED_STATS = ("scheduler/enqueued", "scheduler/enqueued/redis")
 
 
 class ClusterCloseSpider(CloseSpider):
@@ -57,6 +71,11 @@ class ClusterCloseSpider(CloseSpider):
         self.poll_interval = settings.getfloat("CLOSESPIDER_POLL_INTERVAL", 0.2)
         self.server = get_redis_from_settings(settings)
         self.keys = CrawlKeys.for_spider(crawler.spidercls.name, settings)
+        scheduler = load_object(settings["SCHEDULER"])
+        # only the leased scheduler reserves the cluster's budget units and holds leases
+        self.cluster_wide = issubclass(scheduler, LeasedScheduler)
+        # scrapy-redis's schedulers keep the frontier in Redis; Scrapy's keeps it in memory
+        self.shared_queue = issubclass(scheduler, RedisScheduler)
         self._idle_since: float | None = None
         self._closing = False
         self._watch = create_looping_call(self._check_cluster)
@@ -67,15 +86,20 @@ class ClusterCloseSpider(CloseSpider):
         return cls(crawler)
 
     def page_count(self, response: Any, request: Any, spider: Any) -> None:
-        """Only CLOSESPIDER_PAGECOUNT_NO_ITEM stays per process; the page budget is the cluster's."""
+        """Only CLOSESPIDER_PAGECOUNT_NO_ITEM stays per process; the page budget is the cluster's.
+
+        Without the leased scheduler there is no cluster budget: Scrapy's own count, per node.
+        """
+        if not self.cluster_wide:
+            super().page_count(response, request, spider)
+            return
         self.counter["pagecount_since_last_item"] += 1
         no_item_limit = self.close_on["pagecount_no_item"]
         if no_item_limit and self.counter["pagecount_since_last_item"] >= no_item_limit:
             self._close_spider("closespider_pagecount_no_item")
 
     def watch_cluster(self, spider: Any) -> None:
-        if self.page_budget:
-            logger.info("Cluster-wide page budget: %d pages (CLOSESPIDER_PAGECOUNT)", self.page_budget)
+        self._log_budget()
         self._record_state(budget=self.page_budget)
         self._check_cluster()
         if not self._closing:
@@ -87,11 +111,27 @@ class ClusterCloseSpider(CloseSpider):
         super().spider_closed(spider)
         if self._watch.running:
             self._watch.stop()
+        if not self.cluster_wide:
+            return
         try:
             pages = int(self.server.hget(self.keys.budget, "pages") or 0)
         except REDIS_ERRORS:
             return
         self.crawler.stats.set_value("baike/cluster/pages", pages)
+
+    def _log_budget(self) -> None:
+        if not self.page_budget:
+            return
+        if self.cluster_wide:
+            logger.info("Cluster-wide page budget: %d pages (CLOSESPIDER_PAGECOUNT)", self.page_budget)
+            return
+        logger.info(
+            "Page budget: %d pages for this node alone (CLOSESPIDER_PAGECOUNT is per node with SCHEDULER %s;"
+            " the cluster-wide budget needs %s)",
+            self.page_budget,
+            self.crawler.settings["SCHEDULER"],
+            LEASED_SCHEDULER,
+        )
 
     def _check_cluster(self) -> None:
         if self._closing:
@@ -100,9 +140,10 @@ class ClusterCloseSpider(CloseSpider):
             if self._node_busy():
                 # the end of the crawl cannot be near while this node works: one command
                 self._idle_since = None
-                self._check_budget(int(self.server.hget(self.keys.budget, "pages") or 0))
+                if self.cluster_wide:
+                    self._check_budget(int(self.server.hget(self.keys.budget, "pages") or 0))
                 return
-            pages, waiting, leased, seeds, started = self._cluster_state()
+            pages, waiting, leased, seeds, started = self._cluster_state() if self.cluster_wide else self._node_state()
         except REDIS_ERRORS as exc:
             logger.debug("Cluster state unavailable: %s", exc)
             return
@@ -114,7 +155,8 @@ class ClusterCloseSpider(CloseSpider):
         now = time.monotonic()
         self._idle_since = self._idle_since or now
         if now - self._idle_since >= self.finished_grace:
-            logger.info("Nothing queued or in flight on any node for %.1f s: the crawl is finished", self.finished_grace)
+            where = "on any node" if self.shared_queue else "on this node"
+            logger.info("Nothing queued or in flight %s for %.1f s: the crawl is finished", where, self.finished_grace)
             self._close_spider("finished")
 
     def _node_busy(self) -> bool:
@@ -125,8 +167,9 @@ class ClusterCloseSpider(CloseSpider):
         return scheduler.has_pending_requests() or bool(engine.downloader.active)
 
     def _check_budget(self, pages: int) -> bool:
-        """Close when the cluster's budget is spent; True when it is."""
-        if not self.page_budget or pages < self.page_budget:
+        """Close when the cluster's budget is spent; True when it is (never without the leased
+        scheduler: then Scrapy's page_count applies the budget, per node)."""
+        if not self.cluster_wide or not self.page_budget or pages < self.page_budget:
             return False
         logger.info("Cluster page budget spent: %d of %d pages", pages, self.page_budget)
         self._close_spider("closespider_pagecount")
@@ -142,6 +185,20 @@ class ClusterCloseSpider(CloseSpider):
             pages, waiting, leased, seeds, started = pipe.execute()
         return int(pages or 0), waiting, leased, seeds, bool(started)
 
+    def _node_state(self) -> tuple[int, int, int, int, bool]:
+        """``_cluster_state`` of a node without the leased scheduler: no cluster pages and no
+        leases; the Redis queue when its scheduler has one; started once it scheduled a request
+        (or, with a Redis queue, once the crawl did)."""
+        with self.server.pipeline(transaction=False) as pipe:
+            pipe.llen(self.keys.start_urls)
+            if self.shared_queue:
+                pipe.zcard(self.keys.requests)
+                pipe.exists(self.keys.started)
+            seeds, *shared = pipe.execute()
+        waiting, started = shared or (0, False)
+        scheduled = any(self.crawler.stats.get_value(name) for name in ENQUEUED_STATS)
+        return 0, waiting, 0, seeds, bool(started) or scheduled
+
     def _close_spider(self, reason: str) -> None:
         if self._closing:
             return
@@ -151,13 +208,18 @@ class ClusterCloseSpider(CloseSpider):
         super()._close_spider(reason)
 
     def _clear_state(self, *fields: str) -> None:
+        if not self.cluster_wide:
+            return
         try:
             self.server.hdel(self.keys.state, *fields)
         except REDIS_ERRORS as exc:
             logger.warning("Could not update the crawl state in %s: %s", self.keys.state, exc)
 
     def _record_state(self, **fields: Any) -> None:
-        """Write the crawl's state where ``scrapy status`` finds it (hash ``baike:state``)."""
+        """Write the crawl's state where ``scrapy status`` finds it (hash ``baike:state``); only
+        a node of the cluster's budget does: a lone node's budget and end are its own."""
+        if not self.cluster_wide:
+            return
         try:
             self.server.hset(self.keys.state, mapping=fields)
         except REDIS_ERRORS as exc:
