@@ -31,3 +31,15 @@ def make_crawler(redis_url: str, **overrides):
     crawler = get_crawler(FrontierSpider, settings)
     crawler.spider = FrontierSpider.from_crawler(crawler)
     return crawler
+
+
+class DropHubPipeline:
+    """A user's item pipeline that drops the item of the page titled "hub" (for nodes
+    started with it in ITEM_PIPELINES): a page whose item leaves at once."""
+
+    def process_item(self, item):
+        from scrapy.exceptions import DropItem
+
+        if item.get("title") == "hub":
+            raise DropItem("the hub's item is not kept")
+        return item

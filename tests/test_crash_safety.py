@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import pickle
 import socket
+import threading
 import time
 
 import pytest
 
 from baike.frontier.queue import SEED_MARK
+from baike.settings import ITEM_PIPELINES
 from baike.keys import CrawlKeys
 from tests.conftest import RedisServer, free_port
 
@@ -208,3 +211,71 @@ def test_hostile_payloads_are_dead_lettered_while_nodes_crawl(
     assert sum(node.stat("baike/seeds/rejected") for node in nodes) == len(HOSTILE) + 4
     assert all(len(json.dumps(record)) < 4096 for record in dead), "dead letters keep a bounded excerpt"
     assert redis_db.zcard(KEYS.leases) == 0 and redis_db.zcard(KEYS.requests) == 0
+
+
+WIDE_LINKS = 500
+PAGE_HTML = """<html><head><title>{title}_百度百科</title></head><body>
+<dd class="lemmaWgt-lemmaTitle-title"><h1>{title}</h1></dd>
+<div class="lemma-summary"><div class="para">{title} is a page.</div></div>
+{links}<script>lemmaId:"{lemma}"</script></body></html>"""
+
+
+class WideSite(http.server.BaseHTTPRequestHandler):
+    """One hub entry linking 500 leaf entries; leaves answer slowly, so they are still in
+    flight when the hub's lease is settled."""
+
+    def do_GET(self) -> None:
+        if self.path == "/item/hub/1":
+            links = "".join(f'<a href="/item/leaf{n}/{n}">leaf {n}</a>' for n in range(2, WIDE_LINKS + 2))
+            body = PAGE_HTML.format(title="hub", links=links, lemma=1)
+        elif self.path.startswith("/item/leaf"):
+            time.sleep(0.2)
+            lemma = self.path.rsplit("/", 1)[1]
+            body = PAGE_HTML.format(title=f"leaf {lemma}", links="", lemma=lemma)
+        else:
+            self.send_error(404)
+            return
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture()
+def wide_site():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), WideSite)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_node_killed_right_after_a_wide_page_is_settled_loses_no_link(
+    redis_db, redis_server, wide_site, node_factory
+) -> None:
+    """The hub's item is dropped at once and its 500 links queue up in Scrapy behind it:
+    its lease settles only once every link is in the scheduler, and the same flush stores them."""
+    pipelines = json.dumps({"tests.frontier_helpers.DropHubPipeline": 50, **ITEM_PIPELINES})
+    redis_db.lpush(KEYS.start_urls, "https://baike.baidu.com/item/hub/1")
+    victim = node_factory(
+        redis_server.url, wide_site, "CLOSESPIDER_PAGECOUNT=0", f"ITEM_PIPELINES={pipelines}", *FAST_LEASES
+    )
+    deadline = time.monotonic() + 60
+    while int(redis_db.hget(KEYS.budget, "settled") or 0) < 2:  # the seed, then the hub
+        assert time.monotonic() < deadline, victim.log[-3000:]
+        time.sleep(0.001)
+    victim.kill()
+    victim.process.wait(timeout=10)
+    links = {f"https://baike.baidu.com/item/leaf{n}/{n}" for n in range(2, WIDE_LINKS + 2)}
+    assert fingerprints(redis_db) == WIDE_LINKS + 1, "the hub settled with every link stored"
+    assert queued_requests(redis_db) + redis_db.zcard(KEYS.leases) == WIDE_LINKS
+    survivor = node_factory(redis_server.url, wide_site, "CLOSESPIDER_PAGECOUNT=0", *FAST_LEASES)
+    assert survivor.wait(timeout=180) == 0, survivor.log[-3000:]
+    assert set(stored_urls(redis_db)) == links, "every link was crawled; the hub's item was dropped"
+    assert_accounting_whole(redis_db)
