@@ -43,6 +43,9 @@ TEMPLATES: dict[str, str] = {
     "started": "%(spider)s:started",
     # hash: timestamps of crawl state changes
     "state": "%(spider)s:state",
+    # hash: "<script> <node id>" -> "<call id>\n<JSON reply>" of that node's last call,
+    # replayed when the call is resent (see baike.frontier.scripts)
+    "calls": "%(spider)s:calls",
 }
 
 
@@ -65,6 +68,7 @@ class CrawlKeys:
     timeline: str
     started: str
     state: str
+    calls: str
 
     @classmethod
     def for_spider(cls, name: str, settings: object | None = None) -> CrawlKeys:

@@ -11,7 +11,7 @@ import time
 import pytest
 from scrapy import Request
 
-from baike.frontier.queue import ENTRY_MAX_REQUESTS, LEASE_META_KEY, LeasedQueue, PayloadError
+from baike.frontier.queue import ENTRY_MAX_REQUESTS, LEASE_META_KEY, LeasedQueue, PayloadError, split_handle
 from baike.keys import CrawlKeys
 from tests.frontier_helpers import FrontierSpider, make_crawler
 
@@ -34,7 +34,7 @@ def field(url: str) -> bytes:
 
 def push(queue: LeasedQueue, *requests: Request, node: str = "n1", acks=()) -> tuple[int, int]:
     pushes = [(f"{KEYS.dupefilter}:00", field(r.url), r.priority, queue.encode(r)) for r in requests]
-    return queue.push_and_ack(node, pushes, list(acks))
+    return queue.push_and_ack(node, pushes, list(acks))[:2]
 
 
 def test_push_filters_duplicates_in_the_same_round_trip(queue: LeasedQueue) -> None:
@@ -58,7 +58,7 @@ def test_take_leases_and_ack_settles(queue: LeasedQueue, redis_db) -> None:
     child = Request(entry(3))
     assert push(queue, child, acks=[(request_id, True, "")]) == (1, 0)
     assert redis_db.zcard(KEYS.leases) == 0
-    assert not redis_db.hexists(KEYS.request_data, request_id)
+    assert not redis_db.hexists(KEYS.request_data, split_handle(request_id)[0])
     assert redis_db.hgetall(KEYS.budget) == {b"reserved": b"1", b"pages": b"1", b"enqueued": b"3", b"settled": b"1"}
 
 
@@ -82,8 +82,8 @@ def test_expired_leases_return_to_the_frontier_with_their_priority(queue: Leased
 def test_heartbeat_keeps_a_lease_alive(queue: LeasedQueue, redis_db) -> None:
     push(queue, Request(entry(1)))
     (request_id, _), = queue.take("n1", 1, 0.3).requests
-    assert queue.heartbeat("n2", [request_id], 30) == 0
-    assert queue.heartbeat("n1", [request_id], 30) == 1
+    assert queue.heartbeat("n2", [request_id], 30) == [request_id], "not n2's lease"
+    assert queue.heartbeat("n1", [request_id], 30) == []
     time.sleep(0.4)
     assert queue.take("n2", 1, 30).reclaimed == 0
 
@@ -192,7 +192,7 @@ def test_requests_split_from_a_batch_are_settled_reclaimed_and_released_one_by_o
     # both back with their batch's score: ahead of the request pushed after the batch
     urls = [r.url for _, r in taken.requests]
     assert sorted(urls[:3]) == [entry(2), entry(3), entry(4)] and urls[3] == entry(5)
-    assert not redis_db.hexists(KEYS.request_data, settled_id)
+    assert not redis_db.hexists(KEYS.request_data, split_handle(settled_id)[0])
 
 
 def test_the_budget_cuts_a_batch(queue: LeasedQueue) -> None:
@@ -379,3 +379,106 @@ def test_a_seed_key_of_another_type_is_reported_not_fatal(seed_queue: LeasedQueu
     taken = seed_queue.take("n1", 5, 30)
     assert taken.admitted == -1 and [r.url for _, r in taken.requests] == [entry(5)]
     assert redis_db.scard(KEYS.start_urls) == 1
+
+
+# -- nodes on separate machines: Redis time, fencing, calls safe to run twice ----------------
+
+
+def frontier_state(client) -> dict:
+    """Everything the frontier scripts write, except the calls they remember."""
+    keys = [KEYS.requests, KEYS.request_data, KEYS.request_seq, KEYS.leases, KEYS.lease_owners, KEYS.budget, KEYS.dead]
+    state = {}
+    for key in keys:
+        kind = client.type(key).decode()
+        if kind == "hash":
+            state[key] = client.hgetall(key)
+        elif kind == "zset":
+            state[key] = client.zrange(key, 0, -1, withscores=True)
+        elif kind == "list":
+            state[key] = client.lrange(key, 0, -1)
+        elif kind == "string":
+            state[key] = client.get(key)
+    return state
+
+
+def test_lease_deadlines_come_from_redis_time_not_the_node_clock(queue: LeasedQueue, redis_db, monkeypatch) -> None:
+    push(queue, Request(entry(1)), Request(entry(2)))
+    monkeypatch.setattr(time, "time", lambda: 4_000_000_000.0)  # this node's clock is decades off
+    (lease, _), = queue.take("fast-clock", 1, 30).requests
+    seconds, micros = redis_db.time()
+    deadline = redis_db.zscore(KEYS.leases, split_handle(lease)[0])
+    assert 29 <= deadline - (seconds + micros / 1e6) <= 30.5
+    # a node whose clock runs ahead reclaims nothing that is not expired on Redis's clock
+    assert queue.take("other", 1, 30).reclaimed == 0
+    assert queue.heartbeat("fast-clock", [lease], 5) == []
+    assert redis_db.zscore(KEYS.leases, split_handle(lease)[0]) - (seconds + micros / 1e6) < 6
+
+
+def test_a_resent_take_replays_its_reply_and_leases_nothing_more(queue: LeasedQueue, redis_db) -> None:
+    push(queue, *(Request(entry(n)) for n in range(1, 6)))
+    first = queue.take("n1", 2, 30, call_id="call-7")
+    state = frontier_state(redis_db)
+    again = queue.take("n1", 2, 30, call_id="call-7")
+    assert [lease for lease, _ in again.requests] == [lease for lease, _ in first.requests]
+    assert frontier_state(redis_db) == state, "a resent LEASE changes nothing"
+    assert len(queue.take("n1", 2, 30, call_id="call-8").requests) == 2
+
+
+def test_a_resent_push_and_ack_is_applied_once(queue: LeasedQueue, redis_db) -> None:
+    push(queue, Request(entry(1)))
+    (lease, _), = queue.take("n1", 1, 30).requests
+    pushes = [(None, None, 0, queue.encode(Request(entry(n), dont_filter=True))) for n in (2, 3)]
+    first = queue.push_and_ack("n1", pushes, [(lease, True, "")], call_id="flush-1")
+    state = frontier_state(redis_db)
+    assert queue.push_and_ack("n1", pushes, [(lease, True, "")], call_id="flush-1") == first
+    assert frontier_state(redis_db) == state, "unfiltered pushes and acks are not applied twice"
+    assert redis_db.hget(KEYS.budget, "pages") == b"1" and len(queue) == 2
+
+
+@pytest.mark.parametrize("script", ["release", "heartbeat", "reject"])
+def test_fenced_scripts_change_nothing_when_run_twice(queue: LeasedQueue, redis_db, script: str) -> None:
+    push(queue, Request(entry(1)), Request(entry(2)))
+    leases = [lease for lease, _ in queue.take("n1", 2, 30).requests]
+
+    def run() -> None:
+        if script == "release":
+            queue.release("n1", leases)
+        elif script == "heartbeat":
+            queue.heartbeat("n1", leases, 30)
+        else:
+            queue.reject("n1", leases[0], b"{}", "rejected payload: test")
+
+    run()
+    state = frontier_state(redis_db)
+    if script == "heartbeat":
+        # a second heartbeat moves the deadlines on, and only them
+        state.pop(KEYS.leases)
+    run()
+    after = frontier_state(redis_db)
+    if script == "heartbeat":
+        after.pop(KEYS.leases)
+    assert after == state
+
+
+def test_a_stale_ack_is_refused_counted_and_never_spends_the_budget(queue: LeasedQueue, redis_db) -> None:
+    push(queue, Request(entry(1)))
+    (stale, _), = queue.take("n1", 1, 0.05, budget=10).requests
+    time.sleep(0.1)
+    (fresh, _), = queue.take("n2", 1, 30, budget=10).requests
+    assert split_handle(fresh)[0] == split_handle(stale)[0] and fresh != stale, "same request, new token"
+    assert queue.heartbeat("n1", [stale], 30) == [stale]
+    assert queue.push_and_ack("n1", [], [(stale, True, "")]).stale == 1
+    assert redis_db.hget(KEYS.budget, "pages") is None, "the stale page spent nothing"
+    assert redis_db.zcard(KEYS.leases) == 1, "n2's lease stands"
+    assert queue.push_and_ack("n2", [], [(fresh, True, "")]).stale == 0
+    ledger = redis_db.hgetall(KEYS.budget)
+    assert ledger[b"pages"] == b"1" and ledger[b"reserved"] == b"1" and ledger[b"stale_acks"] == b"1"
+
+
+def test_the_same_node_retaking_a_lease_is_fenced_from_its_old_self(queue: LeasedQueue, redis_db) -> None:
+    push(queue, Request(entry(1)))
+    (old, _), = queue.take("n1", 1, 0.05).requests
+    time.sleep(0.1)
+    (new, _), = queue.take("n1", 1, 30).requests
+    assert queue.release("n1", [old]) == 0 and queue.push_and_ack("n1", [], [(old, True, "")]).stale == 1
+    assert queue.release("n1", [new]) == 1

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from scrapy import Request
 from scrapy_redis.queue import Base
@@ -63,6 +64,14 @@ class PayloadError(ValueError):
 
 class BadSeed(ValueError):
     """A seed that cannot start a crawl; the message says why."""
+
+
+class Pushed(NamedTuple):
+    """What one push-and-ack call did."""
+
+    added: int
+    filtered: int
+    stale: int = 0  # acknowledgements refused: their leases were no longer this node's
 
 
 @dataclass(slots=True)
@@ -223,31 +232,34 @@ class LeasedQueue(Base):
         pushes: list[tuple[str | None, bytes | None, int, str]],
         acks: list[tuple[str, bool, str]],
         bloom: tuple[int, int] = (0, 0),
-    ) -> tuple[int, int]:
+        call_id: str | None = None,
+    ) -> Pushed:
         """Enqueue new requests and settle leases in one atomic round trip.
 
         ``pushes`` are ``(bucket key or None, fingerprint field, priority, payload)``;
         a request whose fingerprint is already in its bucket is dropped. With
         ``bloom`` = (hashes, bits per shard) the buckets are a Bloom filter's shards
         and the fields its packed ``(h1, h2)`` (see ``BloomDupeFilter.slot``).
-        ``acks`` are ``(request id, page downloaded, dead-letter reason or "")``.
-        Returns ``(added, filtered)``.
+        ``acks`` are ``(lease, page downloaded, dead-letter reason or "")``; an ack
+        whose lease is no longer ``node``'s is refused and counted in ``stale``.
+        Resending a call with the same ``call_id`` replays its reply and changes nothing.
         """
-        return push_and_ack(self._push_and_ack, self.keys, node, pushes, acks, bloom)
+        return push_and_ack(self._push_and_ack, self.keys, node, pushes, acks, bloom, call_id or new_call_id())
 
     def push(self, request: Request) -> None:
         """Enqueue one request unfiltered (scrapy-redis's queue contract)."""
         self.push_and_ack("", [(None, None, request.priority, self.encode(request))], [])
 
-    def take(self, node: str, count: int, lease_seconds: float, budget: int = 0) -> Taken:
+    def take(self, node: str, count: int, lease_seconds: float, budget: int = 0, call_id: str | None = None) -> Taken:
         """Admit waiting seeds, then lease up to ``count`` requests to ``node`` for ``lease_seconds``.
 
-        Expired leases are put back first. With ``budget`` > 0 no more requests are
-        leased than the budget has units left. One payload costs one payload: any
-        that fails to decode goes to the dead letters with its reason, and the rest
-        of the batch goes on.
+        Expired leases are put back first; "expired" and the deadline are Redis's
+        clock. With ``budget`` > 0 no more requests are leased than the budget has
+        units left. One payload costs one payload: any that fails to decode goes to
+        the dead letters with its reason, and the rest of the batch goes on. Each
+        request comes with its lease (:func:`lease_handle`). Resending a call with
+        the same ``call_id`` replays its reply and leases nothing more.
         """
-        now = time.time()
         reply = self._lease(
             keys=[
                 self.key,
@@ -258,13 +270,14 @@ class LeasedQueue(Base):
                 self.keys.request_seq,
                 self.keys.start_urls,
                 self.keys.started,
+                self.keys.calls,
             ],
             args=[
                 node,
+                call_id or new_call_id(),
                 count,
                 budget,
-                now,
-                now + lease_seconds,
+                lease_seconds,
                 RECLAIM_PER_TAKE,
                 self.seed_batch,
                 self.seed_form,
@@ -272,11 +285,12 @@ class LeasedQueue(Base):
             ],
         )
         taken = Taken(reclaimed=int(reply[0]), budget_left=int(reply[1]), admitted=int(reply[2]))
-        for i in range(3, len(reply), 2):
-            self._sort(taken, reply[i].decode(), reply[i + 1])
+        token = str(int(reply[3]))
+        for i in range(4, len(reply), 2):
+            self._sort(taken, node, lease_handle(reply[i].decode(), token), reply[i + 1])
         return taken
 
-    def _sort(self, taken: Taken, request_id: str, payload: bytes) -> None:
+    def _sort(self, taken: Taken, node: str, lease: str, payload: bytes) -> None:
         """File one leased payload under ``taken``: a request, a seed, or a dead letter."""
         seed = payload[:1] == SEED_MARK
         try:
@@ -284,23 +298,20 @@ class LeasedQueue(Base):
         except Exception as exc:  # noqa: BLE001 - any failure costs this payload only
             reason = f"bad seed: {exc}" if seed else f"rejected payload: {exc}"
             (taken.bad_seeds if seed else taken.rejected).append(reason)
-            self.reject(request_id, payload, reason)
+            self.reject(node, lease, payload, reason)
             return
-        request.meta[LEASE_META_KEY] = request_id
-        (taken.seeds if seed else taken.requests).append((request_id, request))
+        request.meta[LEASE_META_KEY] = lease
+        (taken.seeds if seed else taken.requests).append((lease, request))
 
     def pop(self, timeout: int = 0) -> Request | None:
         """Lease one request for a minute (scrapy-redis's queue contract)."""
         taken = self.take(f"pop-{id(self)}", 1, 60.0)
         return taken.requests[0][1] if taken.requests else None
 
-    def reject(self, request_id: str, payload: bytes, reason: str) -> None:
-        """Move an unusable leased payload to the dead letters, logged with the reason."""
-        logger.warning(
-            "Dead-lettered frontier entry %s (%s); see `scrapy deadletters`",
-            request_id,
-            reason,
-        )
+    def reject(self, node: str, lease: str, payload: bytes, reason: str) -> None:
+        """Move an unusable payload leased to ``node`` to the dead letters, logged with the reason."""
+        request_id, token = split_handle(lease)
+        logger.warning("Dead-lettered frontier entry %s (%s); see `scrapy deadletters`", request_id, reason)
         if payload[:1] == SEED_MARK:
             payload = seed_text(payload) or payload
         record = {
@@ -310,30 +321,34 @@ class LeasedQueue(Base):
         }
         self._dead_letter_raw(
             keys=[self.keys.request_data, self.keys.leases, self.keys.lease_owners, self.keys.budget, self.keys.dead],
-            args=[request_id, json.dumps(record, ensure_ascii=False)],
+            args=[node, request_id, token, json.dumps(record, ensure_ascii=False)],
         )
 
-    def release(self, node: str, request_ids: list[str]) -> int:
+    def release(self, node: str, leases: list[str]) -> int:
         """Give ``node``'s leases back to the frontier unspent; returns how many."""
-        if not request_ids:
+        if not leases:
             return 0
         return int(
             self._release(
                 keys=[self.key, self.keys.leases, self.keys.lease_owners, self.keys.budget],
-                args=[node, *request_ids],
+                args=[node, *lease_args(leases)],
             )
         )
 
-    def heartbeat(self, node: str, request_ids: list[str], lease_seconds: float) -> int:
-        """Extend ``node``'s leases by ``lease_seconds`` from now; returns how many."""
-        if not request_ids:
-            return 0
-        return int(
-            self._heartbeat(
-                keys=[self.keys.leases, self.keys.lease_owners],
-                args=[node, time.time() + lease_seconds, *request_ids],
-            )
+    def heartbeat(self, node: str, leases: list[str], lease_seconds: float) -> list[str]:
+        """Extend ``node``'s leases to Redis's now + ``lease_seconds``.
+
+        Returns the leases that are no longer ``node``'s (they expired, and may have
+        been taken again): the node must not download them.
+        """
+        if not leases:
+            return []
+        lost = self._heartbeat(
+            keys=[self.keys.leases, self.keys.lease_owners],
+            args=[node, lease_seconds, *lease_args(leases)],
         )
+        lost_ids = {request_id.decode() for request_id in lost}
+        return [lease for lease in leases if split_handle(lease)[0] in lost_ids]
 
     def leased(self) -> int:
         """Requests leased to any node right now."""
@@ -393,7 +408,8 @@ def push_and_ack(
     pushes: list[tuple[str | None, bytes | None, int, str]],
     acks: list[tuple[str, bool, str]],
     bloom: tuple[int, int] = (0, 0),
-) -> tuple[int, int]:
+    call_id: str = "",
+) -> Pushed:
     """Run :data:`~baike.frontier.scripts.PUSH_AND_ACK` (see :meth:`LeasedQueue.push_and_ack`).
 
     Packs the requests the way the script reads them: per priority (and per
@@ -423,16 +439,46 @@ def push_and_ack(
         payloads.append(payload)
     if len(bucket_index) > 0xFFFF:
         raise ValueError(f"{len(bucket_index)} dupefilter buckets in one push; at most 65535")
-    argv: list[Any] = [node, width, *bloom, len(groups)]
+    argv: list[Any] = [node, call_id or new_call_id(), width, *bloom, len(groups)]
     for priority, slots, payloads in groups:
         argv += [priority, len(payloads), b"".join(slots), "\n" + "\n".join(payloads)]
     argv.append(len(acks))
     now = time.time()
-    for request_id, page, reason in acks:
+    for lease, page, reason in acks:
         prefix = ""
         if reason:
             prefix = json.dumps({"reason": reason, "time": now, "node": node})[:-1] + ',"payload":'
-        argv += [request_id, int(page), prefix]
-    frontier = [keys.requests, keys.request_data, keys.request_seq, keys.leases, keys.lease_owners, keys.budget, keys.dead]
-    added, filtered = script(keys=[*frontier, *bucket_index], args=argv)
-    return int(added), int(filtered)
+        argv += [*split_handle(lease), int(page), prefix]
+    frontier = [
+        keys.requests,
+        keys.request_data,
+        keys.request_seq,
+        keys.leases,
+        keys.lease_owners,
+        keys.budget,
+        keys.dead,
+        keys.calls,
+    ]
+    added, filtered, stale = script(keys=[*frontier, *bucket_index], args=argv)
+    return Pushed(int(added), int(filtered), int(stale))
+
+
+def new_call_id() -> str:
+    """A call id no earlier call of any node used (see the scripts' call ids)."""
+    return secrets.token_hex(8)
+
+
+def lease_handle(request_id: str, token: str) -> str:
+    """What a node holds for one lease: the request id and the token of the take."""
+    return f"{request_id}:{token}"
+
+
+def split_handle(lease: str) -> tuple[str, str]:
+    """``(request id, token)`` of a lease handle; a handle without a token has token ""."""
+    request_id, _, token = lease.partition(":")
+    return request_id, token
+
+
+def lease_args(leases: list[str]) -> list[str]:
+    """Script arguments for ``leases``: request id, token, request id, token, ..."""
+    return [part for lease in leases for part in split_handle(lease)]

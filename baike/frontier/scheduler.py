@@ -10,7 +10,13 @@ What it changes from the stock scheduler, and why:
 * Nothing is deleted when a node closes: the frontier and the fingerprints belong
   to the whole cluster. A fresh crawl is the explicit ``scrapy reset`` operation.
 * A lost Redis connection is logged once, retried with back-off, and never loses
-  buffered requests or acknowledgements.
+  buffered requests or acknowledgements. A flush that failed is resent as it was,
+  under the same call id, before anything newer: if Redis had applied it and only
+  the reply was lost, the resend changes nothing (see :mod:`baike.frontier.scripts`).
+  While Redis is out of reach the node hands out no more work; when it is back, the
+  leases that expired meanwhile (and may be another node's now) are dropped, not
+  downloaded twice, and acknowledgements of them are refused and counted
+  (``baike/leases/stale_acks``).
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import secrets
 import socket
 import time
 from collections import deque
+from dataclasses import dataclass, field
+from itertools import count
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
@@ -32,7 +40,7 @@ from scrapy_redis.scheduler import Scheduler
 
 from baike.connection import REDIS_ERRORS
 from baike.frontier.known import KnownFingerprints
-from baike.frontier.queue import LEASE_META_KEY, PayloadError, Taken
+from baike.frontier.queue import LEASE_META_KEY, PayloadError, Taken, new_call_id
 from baike.keys import CrawlKeys
 from baike.status import redacted
 
@@ -50,6 +58,17 @@ logger = logging.getLogger(__name__)
 MAX_FLUSH_SIZE = 0xFFFF
 # How to push a seed, by the Redis type of the seed key (for the wrong-type message).
 SEED_COMMANDS = {"list": "LPUSH", "set": "SADD", "zset": "ZADD"}
+
+
+@dataclass(slots=True)
+class _Flush:
+    """One flush's requests and acknowledgements, kept as they are until Redis took them."""
+
+    call_id: str
+    pushes: list[tuple[str | None, bytes | None, int, str]] = field(default_factory=list)
+    acks: list[tuple[str, bool, str]] = field(default_factory=list)
+    # the known-fingerprint cache keys of the filtered pushes
+    keys: list[int] = field(default_factory=list)
 
 
 def make_node_id() -> str:
@@ -92,6 +111,13 @@ class LeasedScheduler(Scheduler):
         self._pages: set[str] = set()
         self._acks: list[tuple[str, bool, str]] = []
         self._next_take = 0.0
+        # a flush sent but not confirmed: resent as it is, under its call id, before any other
+        self._unconfirmed: _Flush | None = None
+        self._call_numbers = count(1)
+        self._call_prefix = new_call_id()
+        # the call id of the next take: kept until a take is confirmed, so that the
+        # take after a lost reply replays it instead of leasing more
+        self._take_call = self._next_call_id()
         self._seed_key_warned = False
         self._redis_down_since: float | None = None
         self._retry_at = 0.0
@@ -165,10 +191,11 @@ class LeasedScheduler(Scheduler):
         self._inc("baike/frontier/released", released)
 
     def has_pending_requests(self) -> bool:
-        return bool(self._buffer or self._pushes)
+        return bool(self._buffer or self._pushes or self._unconfirmed)
 
     def __len__(self) -> int:
-        return len(self._buffer) + len(self._pushes)
+        unconfirmed = len(self._unconfirmed.pushes) if self._unconfirmed else 0
+        return len(self._buffer) + len(self._pushes) + unconfirmed
 
     def enqueue_request(self, request: Request) -> bool:
         """Buffer ``request`` for the next flush; settle the lease it descends from.
@@ -214,6 +241,10 @@ class LeasedScheduler(Scheduler):
         # SCHEDULER_FLUSH_SIZE are waiting), not on every call: each script call
         # has a fixed cost on Redis. Before a take they go at once, as a node
         # short of work may be about to lease its own children.
+        if self._redis_down_since is not None:
+            # no work is handed out while Redis is out of reach: the leases may expire
+            # meanwhile, and the next heartbeat tells which are still this node's
+            return None
         if not self._buffer:
             self._flush()
             self._take()
@@ -262,32 +293,54 @@ class LeasedScheduler(Scheduler):
         self._loops.append(loop)
 
     def _flush(self) -> None:
-        if not (self._pushes or self._acks) or not self._redis_ready():
+        """Send the unconfirmed flush again, or the buffered requests and acks as a new one."""
+        if not self._redis_ready():
             return
-        pushes, acks, keys = self._pushes, self._acks, self._push_keys
+        if self._unconfirmed is None:
+            if not (self._pushes or self._acks):
+                return
+            self._unconfirmed = _Flush(self._next_call_id(), self._pushes, self._acks, self._push_keys)
+            self._pushes, self._acks, self._push_keys = [], [], []
+        batch = self._unconfirmed
         try:
-            added, filtered = self.queue.push_and_ack(self.node_id, pushes, acks, getattr(self.df, "bloom", (0, 0)))
+            pushed = self.queue.push_and_ack(
+                self.node_id, batch.pushes, batch.acks, getattr(self.df, "bloom", (0, 0)), call_id=batch.call_id
+            )
         except REDIS_ERRORS as exc:
             self._redis_failed(exc)
             return
+        self._unconfirmed = None
         self._redis_ok()
-        self._pushes, self._acks, self._push_keys = [], [], []
         # these fingerprints are in Redis now: a later link to the same entry is dropped
         # here without encoding it or asking Redis again
-        self._known.add_many(keys)
-        self._inc("scheduler/enqueued/redis", added)
-        self._inc("baike/frontier/duplicates", filtered)
-        self._inc("baike/frontier/settled", len(acks))
+        self._known.add_many(batch.keys)
+        self._inc("scheduler/enqueued/redis", pushed.added)
+        self._inc("baike/frontier/duplicates", pushed.filtered)
+        self._inc("baike/frontier/settled", len(batch.acks) - pushed.stale)
+        if pushed.stale:
+            self._inc("baike/leases/stale_acks", pushed.stale)
+            logger.warning(
+                "Redis refused %d of %d acknowledgements: their leases had expired and went to"
+                " other nodes (this node was cut off or stalled longer than SCHEDULER_LEASE_SECONDS)",
+                pushed.stale,
+                len(batch.acks),
+            )
+
+    def _next_call_id(self) -> str:
+        return f"{self._call_prefix}-{next(self._call_numbers)}"
 
     def _take(self) -> None:
         now = time.monotonic()
         if now < self._next_take or not self._redis_ready():
             return
         try:
-            taken = self.queue.take(self.node_id, self.batch_size, self.lease_seconds, self.page_budget)
+            taken = self.queue.take(
+                self.node_id, self.batch_size, self.lease_seconds, self.page_budget, call_id=self._take_call
+            )
         except REDIS_ERRORS as exc:
             self._redis_failed(exc)
             return
+        self._take_call = self._next_call_id()
         self._redis_ok()
         self._buffer.extend(taken.requests)
         self._start_seeds(taken)
@@ -342,15 +395,30 @@ class LeasedScheduler(Scheduler):
             slot.nextcall.schedule()
 
     def _heartbeat(self) -> None:
+        """Extend this node's leases; drop the buffered ones that are no longer its own."""
         if not self._redis_ready():
             return
-        leased = [request_id for request_id, _ in self._buffer] + list(self._active)
+        leased = [lease for lease, _ in self._buffer] + list(self._active)
         try:
-            self.queue.heartbeat(self.node_id, leased, self.lease_seconds)
+            lost = self.queue.heartbeat(self.node_id, leased, self.lease_seconds)
         except REDIS_ERRORS as exc:
             self._redis_failed(exc)
             return
         self._redis_ok()
+        if lost:
+            self._drop_lost(set(lost))
+
+    def _drop_lost(self, lost: set[str]) -> None:
+        """Forget buffered requests whose leases expired: another node has or will have them.
+
+        Requests already downloading go on; their acknowledgements will be refused.
+        """
+        kept = deque(entry for entry in self._buffer if entry[0] not in lost)
+        dropped = len(self._buffer) - len(kept)
+        self._buffer = kept
+        if dropped:
+            self._inc("baike/leases/lost", dropped)
+            logger.warning("Dropped %d buffered requests whose leases expired meanwhile", dropped)
 
     def _redis_ready(self) -> bool:
         return self._redis_down_since is None or time.monotonic() >= self._retry_at
@@ -372,6 +440,10 @@ class LeasedScheduler(Scheduler):
         if self._redis_down_since is not None:
             logger.warning("Redis is back after %.1f s; the crawl goes on", time.monotonic() - self._redis_down_since)
             self._redis_down_since = None
+            # before any buffered request is handed out: which leases are still ours?
+            self._heartbeat()
+            if self._buffer:
+                self._wake_engine()
 
     def _inc(self, key: str, count: int = 1) -> None:
         if count:

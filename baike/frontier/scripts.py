@@ -5,6 +5,21 @@ Redis Cluster slot and readable on their own); ARGV carries values only.
 A request id is a decimal string from the ``request_seq`` counter; its frontier
 score is ``-priority * 2^32 + seq``, so higher priority comes first and equal
 priorities come out first in, first out.
+
+Built for nodes on separate machines:
+
+* **Redis time only.** Every deadline (a lease's, a heartbeat's, what is expired) is
+  computed inside the scripts from the server's ``TIME``; ARGV carries durations,
+  never a node's clock.
+* **Fencing.** A lease is owned by ``"<node> <token> <score>"``, the token unique to
+  the take that leased it. Acknowledgements, heartbeats, releases and dead letters
+  name the token; one that is no longer current (the lease expired and was taken
+  again) is refused and counted, and never spends the budget.
+* **Safe to run twice.** A client may resend a call whose reply was lost (redis-py's
+  retry on timeout, or the scheduler's own retry). LEASE and PUSH_AND_ACK take a call
+  id and keep, per node, their last call's id and reply in the ``calls`` hash: a
+  resent call replays that reply and changes nothing. The other scripts' effects are
+  idempotent by themselves (fenced by the lease's owner and token).
 """
 
 from __future__ import annotations
@@ -20,14 +35,45 @@ local function call_chunked(command, key, values, width)
 end
 """
 
+# Lua helpers of the call ids: `replayed` gives the reply a resent call already got (nil
+# for a new call), `remember` keeps a call's reply as the last of its node and script.
+_CALLS = """
+local function replayed(calls, field, call_id)
+  local last = redis.call('HGET', calls, field)
+  if last and string.sub(last, 1, #call_id + 1) == call_id .. '\\n' then
+    return cjson.decode(string.sub(last, #call_id + 2))
+  end
+  return nil
+end
+local function remember(calls, field, call_id, reply)
+  redis.call('HSET', calls, field, call_id .. '\\n' .. cjson.encode(reply))
+  return reply
+end
+"""
+
+# Lua helpers of the leases: the owner prefix of a node's lease taken with a token, the
+# frontier score a lease keeps in its owner string, and the server's clock in seconds.
+_LEASES = """
+local function owner_prefix(node, token)
+  return node .. ' ' .. token .. ' '
+end
+local function score_of(owner)
+  return string.match(owner, ' ([^ ]+)$')
+end
+local function redis_now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+"""
+
 # PUSH_AND_ACK: dedup and enqueue a batch of requests, then settle a batch of leases.
 # KEYS[1] requests zset   KEYS[2] request_data hash   KEYS[3] request_seq
 # KEYS[4] leases zset     KEYS[5] lease_owners hash   KEYS[6] budget hash
-# KEYS[7] dead list       KEYS[8..] dupefilter buckets (hashes) or Bloom filter shards
-#                         (strings), referenced by index
-# ARGV[1] node id   ARGV[2] fingerprint width W
-# ARGV[3] Bloom hashes k, 0 for bucket fields   ARGV[4] Bloom bits per shard m
-# ARGV[5] number of priority groups G
+# KEYS[7] dead list       KEYS[8] calls hash
+# KEYS[9..] dupefilter buckets (hashes) or Bloom filter shards (strings), by index
+# ARGV[1] node id   ARGV[2] call id   ARGV[3] fingerprint width W
+# ARGV[4] Bloom hashes k, 0 for bucket fields   ARGV[5] Bloom bits per shard m
+# ARGV[6] number of priority groups G
 # then G times: priority, number of requests C, slots, payloads
 #   slots: C records of a 2-byte big-endian bucket index (0 = not filtered) and a
 #          W-byte fingerprint: a field set with HSETNX, or for a Bloom filter (W = 8)
@@ -35,7 +81,7 @@ end
 #          with SETBIT; the request is new when a bit was not set yet. Either way the
 #          fingerprint is recorded in the same step that enqueues its request.
 #   payloads: the C payloads, "\n" before each (JSON text never holds a raw newline)
-# then number of acks A, then A times: request id, page flag, dead-letter prefix
+# then number of acks A, then A times: request id, lease token, page flag, dead-letter prefix
 #   page flag "1": a page was downloaded under the lease (its budget unit is spent),
 #             "0": none was (the unit is handed back)
 #   dead-letter prefix "": settled normally; otherwise the payload goes to the dead
@@ -48,14 +94,19 @@ end
 # The budget hash also keeps the ledger: "enqueued" (requests ever added) and "settled"
 # (leases ever settled or dead-lettered), so that at any moment
 # enqueued == settled + queued + leased.
-# Returns {added, filtered}.
-PUSH_AND_ACK = _CALL_CHUNKED + """
+# An ack whose lease is no longer this node's with this token (it expired, and was
+# reclaimed or taken again) is refused: counted as stale, nothing settled or spent.
+# Returns {added, filtered, stale acks}; a resent call (same call id) replays it.
+PUSH_AND_ACK = _CALL_CHUNKED + _CALLS + _LEASES + """
 local node = ARGV[1]
-local width = tonumber(ARGV[2])
-local hashes, bits = tonumber(ARGV[3]), tonumber(ARGV[4])
-local n_groups = tonumber(ARGV[5])
+local call_id = ARGV[2]
+local replay = replayed(KEYS[8], 'push ' .. node, call_id)
+if replay then return replay end
+local width = tonumber(ARGV[3])
+local hashes, bits = tonumber(ARGV[4]), tonumber(ARGV[5])
+local n_groups = tonumber(ARGV[6])
 local added, filtered = 0, 0
-local i = 6
+local i = 7
 -- record the fingerprint at `at` of `slots` in `key`; true when it was new
 local function record(key, slots, at)
   if hashes == 0 then
@@ -96,7 +147,7 @@ if n_groups > 0 then
       local at = (k - 1) * stride + 1
       local high, low = string.byte(slots, at, at + 1)
       local bucket = high * 256 + low
-      if bucket == 0 or record(KEYS[7 + bucket], slots, at + 2) then
+      if bucket == 0 or record(KEYS[8 + bucket], slots, at + 2) then
         kept[#kept + 1] = k
       end
     end
@@ -126,22 +177,21 @@ if n_groups > 0 then
 end
 local n_ack = tonumber(ARGV[i])
 i = i + 1
-local settled, pages, unreserved, late_pages = {}, 0, 0, 0
+local settled, pages, unreserved, stale = {}, 0, 0, 0
 for _ = 1, n_ack do
-  local id, page, dead_prefix = ARGV[i], ARGV[i+1], ARGV[i+2]
-  i = i + 3
+  local id, token, page, dead_prefix = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  i = i + 4
   local owner = redis.call('HGET', KEYS[5], id)
-  if owner and string.sub(owner, 1, #node + 1) == node .. ' ' then
+  local prefix = owner_prefix(node, token)
+  if owner and string.sub(owner, 1, #prefix) == prefix then
     settled[#settled + 1] = id
     if dead_prefix ~= '' then
       local payload = redis.call('HGET', KEYS[2], id)
       if payload then redis.call('RPUSH', KEYS[7], dead_prefix .. payload .. '}') end
     end
     if page == '1' then pages = pages + 1 else unreserved = unreserved + 1 end
-  elseif page == '1' then
-    -- the lease expired and went back to the frontier, but the page was downloaded:
-    -- count it as spent so the budget stays a count of real downloads
-    late_pages = late_pages + 1
+  else
+    stale = stale + 1
   end
 end
 if #settled > 0 then
@@ -150,9 +200,10 @@ if #settled > 0 then
   call_chunked('HDEL', KEYS[2], settled, 1)
   redis.call('HINCRBY', KEYS[6], 'settled', #settled)
 end
-if pages + late_pages > 0 then redis.call('HINCRBY', KEYS[6], 'pages', pages + late_pages) end
-if late_pages - unreserved ~= 0 then redis.call('HINCRBY', KEYS[6], 'reserved', late_pages - unreserved) end
-return {added, filtered}
+if pages > 0 then redis.call('HINCRBY', KEYS[6], 'pages', pages) end
+if unreserved > 0 then redis.call('HINCRBY', KEYS[6], 'reserved', -unreserved) end
+if stale > 0 then redis.call('HINCRBY', KEYS[6], 'stale_acks', stale) end
+return remember(KEYS[8], 'push ' .. node, call_id, {added, filtered, stale})
 """
 
 # LEASE: admit waiting seeds, reclaim expired leases, then lease up to N requests within
@@ -160,10 +211,14 @@ return {added, filtered}
 # KEYS[1] requests zset   KEYS[2] request_data hash   KEYS[3] leases zset
 # KEYS[4] lease_owners hash   KEYS[5] budget hash   KEYS[6] request_seq
 # KEYS[7] start_urls (the seeds: a list, set or sorted set)   KEYS[8] started string
-# ARGV[1] node id   ARGV[2] N   ARGV[3] budget limit (0 = none)
-# ARGV[4] now   ARGV[5] lease deadline   ARGV[6] most expired leases to reclaim
+# KEYS[9] calls hash
+# ARGV[1] node id   ARGV[2] call id   ARGV[3] N   ARGV[4] budget limit (0 = none)
+# ARGV[5] lease seconds   ARGV[6] most expired leases to reclaim
 # ARGV[7] most seeds to admit   ARGV[8] the seed key's type ("list", "set" or "zset")
 # ARGV[9] score of an admitted seed, before its sequence number
+# "Expired" and the new leases' deadline (now + lease seconds) are Redis's TIME. The
+# leases of one take share a token, the next request_seq number; the owner of each is
+# "<node> <token> <score>".
 # Seeds move from KEYS[7] into the frontier in this same atomic step (LPOP for a list,
 # SPOP for a set, ZPOPMAX for a sorted set, as scrapy-redis reads them), each as a lone
 # entry "S" .. <the raw seed as a JSON string>, scored ahead of every request; the node
@@ -173,11 +228,16 @@ return {added, filtered}
 # A batch entry (see PUSH_AND_ACK) is split: the requests taken from it are leased under
 # new ids, with the batch's score, and the rest stays queued under the batch's id and score.
 # Returns {reclaimed, budget_left (-1 = no budget), admitted seeds (-1 = wrong key type),
-#          id1, payload1, id2, payload2, ...}.
-LEASE = _CALL_CHUNKED + """
+#          token, id1, payload1, id2, payload2, ...}; a resent call (same call id) replays it.
+LEASE = _CALL_CHUNKED + _CALLS + _LEASES + """
 local node = ARGV[1]
-local want = tonumber(ARGV[2])
-local limit = tonumber(ARGV[3])
+local call_id = ARGV[2]
+local replay = replayed(KEYS[9], 'lease ' .. node, call_id)
+if replay then return replay end
+local want = tonumber(ARGV[3])
+local limit = tonumber(ARGV[4])
+local now = redis_now()
+local deadline = now + tonumber(ARGV[5])
 local admitted = 0
 local seed_room = tonumber(ARGV[7])
 if seed_room > 0 then
@@ -215,14 +275,13 @@ if seed_room > 0 then
     admitted = -1
   end
 end
-local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[4], 'LIMIT', 0, tonumber(ARGV[6]))
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))
 for _, id in ipairs(expired) do
   local owner = redis.call('HGET', KEYS[4], id)
   redis.call('ZREM', KEYS[3], id)
   redis.call('HDEL', KEYS[4], id)
   if owner and redis.call('HEXISTS', KEYS[2], id) == 1 then
-    local score = string.match(owner, ' (.+)$')
-    redis.call('ZADD', KEYS[1], score, id)
+    redis.call('ZADD', KEYS[1], score_of(owner), id)
   end
   redis.call('HINCRBY', KEYS[5], 'reserved', -1)
 end
@@ -232,11 +291,13 @@ if limit > 0 then
   left = limit - reserved
   if left < want then want = left end
 end
-local out = {#expired, left, admitted}
-if want <= 0 then return out end
+local out = {#expired, left, admitted, 0}
+if want <= 0 then return remember(KEYS[9], 'lease ' .. node, call_id, out) end
+local token = redis.call('INCR', KEYS[6])
+out[4] = token
 local deadlines, owners, taken = {}, {}, 0
 local function lease(id, payload, owner)
-  deadlines[#deadlines + 1] = ARGV[5]
+  deadlines[#deadlines + 1] = deadline
   deadlines[#deadlines + 1] = id
   owners[#owners + 1] = id
   owners[#owners + 1] = owner
@@ -249,7 +310,7 @@ while taken < want do
   if #popped == 0 then break end
   local id, score = popped[1], popped[2]
   local entry = redis.call('HGET', KEYS[2], id)
-  local owner = node .. ' ' .. score
+  local owner = owner_prefix(node, token) .. score
   if entry and string.byte(entry, 1) ~= 10 then
     lease(id, entry, owner)
   elseif entry then
@@ -281,20 +342,22 @@ if taken > 0 then
   redis.call('HINCRBY', KEYS[5], 'reserved', taken)
   if limit > 0 then out[2] = left - taken end
 end
-return out
+return remember(KEYS[9], 'lease ' .. node, call_id, out)
 """
 
 # RELEASE: hand leases back to the frontier untouched (node closing, request not downloaded).
 # KEYS[1] requests zset   KEYS[2] leases zset   KEYS[3] lease_owners hash   KEYS[4] budget hash
-# ARGV[1] node id, ARGV[2..] request ids. Returns the number released.
-RELEASE = """
+# ARGV[1] node id, then pairs: request id, lease token. Only leases still this node's
+# with that token are released, so a second run changes nothing. Returns the number released.
+RELEASE = _LEASES + """
 local node = ARGV[1]
 local released = 0
-for i = 2, #ARGV do
+for i = 2, #ARGV, 2 do
   local id = ARGV[i]
   local owner = redis.call('HGET', KEYS[3], id)
-  if owner and string.sub(owner, 1, #node + 1) == node .. ' ' then
-    redis.call('ZADD', KEYS[1], string.sub(owner, #node + 2), id)
+  local prefix = owner_prefix(node, ARGV[i + 1])
+  if owner and string.sub(owner, 1, #prefix) == prefix then
+    redis.call('ZADD', KEYS[1], score_of(owner), id)
     redis.call('ZREM', KEYS[2], id)
     redis.call('HDEL', KEYS[3], id)
     redis.call('HINCRBY', KEYS[4], 'reserved', -1)
@@ -306,32 +369,43 @@ return released
 
 # HEARTBEAT: extend this node's leases, so a slow page is not taken from a live node.
 # KEYS[1] leases zset   KEYS[2] lease_owners hash
-# ARGV[1] node id   ARGV[2] new deadline   ARGV[3..] request ids
-# Returns the number of leases extended (a lease taken over by another node is skipped).
-HEARTBEAT = """
+# ARGV[1] node id   ARGV[2] lease seconds, then pairs: request id, lease token
+# The new deadline is Redis's TIME + lease seconds. Returns the ids of the leases that are
+# no longer this node's with that token (expired, maybe taken again): the node drops
+# them instead of downloading them twice.
+HEARTBEAT = _LEASES + """
 local node = ARGV[1]
-local extended = 0
-for i = 3, #ARGV do
-  local owner = redis.call('HGET', KEYS[2], ARGV[i])
-  if owner and string.sub(owner, 1, #node + 1) == node .. ' ' then
-    redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[i])
-    extended = extended + 1
+local deadline = redis_now() + tonumber(ARGV[2])
+local lost = {}
+for i = 3, #ARGV, 2 do
+  local id = ARGV[i]
+  local owner = redis.call('HGET', KEYS[2], id)
+  local prefix = owner_prefix(node, ARGV[i + 1])
+  if owner and string.sub(owner, 1, #prefix) == prefix then
+    redis.call('ZADD', KEYS[1], 'XX', deadline, id)
+  else
+    lost[#lost + 1] = id
   end
 end
-return extended
+return lost
 """
 
-# DEAD_LETTER_RAW: move a payload that cannot be decoded out of a lease into the dead list.
+# DEAD_LETTER_RAW: move a leased payload that cannot be decoded into the dead list.
 # KEYS[1] request_data hash   KEYS[2] leases zset   KEYS[3] lease_owners hash
 # KEYS[4] budget hash   KEYS[5] dead list
-# ARGV[1] request id   ARGV[2] dead-letter record (JSON, built by the caller)
-DEAD_LETTER_RAW = """
-redis.call('RPUSH', KEYS[5], ARGV[2])
-redis.call('HDEL', KEYS[1], ARGV[1])
-if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
-  redis.call('HINCRBY', KEYS[4], 'reserved', -1)
-  redis.call('HINCRBY', KEYS[4], 'settled', 1)
-end
-redis.call('HDEL', KEYS[3], ARGV[1])
+# ARGV[1] node id   ARGV[2] request id   ARGV[3] lease token
+# ARGV[4] dead-letter record (JSON, built by the caller)
+# Only a lease still this node's with that token is moved, so a second run changes nothing.
+# Returns 1 when the payload was moved, 0 otherwise.
+DEAD_LETTER_RAW = _LEASES + """
+local owner = redis.call('HGET', KEYS[3], ARGV[2])
+local prefix = owner_prefix(ARGV[1], ARGV[3])
+if not owner or string.sub(owner, 1, #prefix) ~= prefix then return 0 end
+redis.call('RPUSH', KEYS[5], ARGV[4])
+redis.call('HDEL', KEYS[1], ARGV[2])
+redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('HDEL', KEYS[3], ARGV[2])
+redis.call('HINCRBY', KEYS[4], 'reserved', -1)
+redis.call('HINCRBY', KEYS[4], 'settled', 1)
 return 1
 """
