@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
+from replica.pushback import PUSHBACK_MODES
 from replica.server import Replica, serve
 from replica.site import Site, default_samples_dir
 
@@ -20,6 +21,27 @@ def _rate(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError("a rate is a number between 0 and 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError("a duration is a finite number of seconds, at least 0")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < float("inf"):
+        raise argparse.ArgumentTypeError("must be a finite number above 0")
+    return value
+
+
+def _burst(text: str) -> float:
+    value = float(text)
+    if not 1.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError("a burst is a finite number of requests, at least 1")
     return value
 
 
@@ -41,8 +63,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--block-rate", type=_rate, default=0.0, help="fraction of entry requests answered 403/429")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every response")
     parser.add_argument("--cache-mb", type=float, default=128.0, help="rendered-page cache size (default 128 MB)")
+    parser.add_argument(
+        "--max-rate", type=_positive, default=None,
+        help="entry requests per second allowed per client address (token bucket; default off)",
+    )
+    parser.add_argument(
+        "--burst", type=_burst, default=None, help="token bucket size, requests (default max(1, --max-rate))"
+    )
+    parser.add_argument(
+        "--penalty", type=_seconds, default=5.0,
+        help="seconds a client over --max-rate is pushed back, restarted by each of its entry requests (default 5)",
+    )
+    parser.add_argument(
+        "--pushback", choices=PUSHBACK_MODES, default="captcha",
+        help="answer to a pushed-back entry request: 302 to the captcha page or 429 with Retry-After (default captcha)",
+    )
+    parser.add_argument(
+        "--storm-at", type=_seconds, default=None,
+        help="start a storm (every entry request pushed back) this many seconds after start (default none)",
+    )
+    parser.add_argument(
+        "--storm-seconds", type=_positive, default=None, help="how long the --storm-at storm lasts (default 10)"
+    )
     parser.add_argument("--log-level", default="WARNING", help="logging level on stderr (default WARNING)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.storm_seconds is not None and args.storm_at is None:
+        parser.error("--storm-seconds needs --storm-at")
+    if args.burst is not None and args.max_rate is None:
+        parser.error("--burst needs --max-rate")
+    return args
 
 
 async def _run(args: argparse.Namespace) -> None:
@@ -58,8 +107,14 @@ async def _run(args: argparse.Namespace) -> None:
         block_rate=args.block_rate,
         latency_ms=args.latency_ms,
         cache_mb=args.cache_mb,
+        max_rate=args.max_rate or 0.0,
+        burst=args.burst,
+        penalty=args.penalty,
+        pushback=args.pushback,
     )
     server = await serve(app, args.host, args.port)
+    if args.storm_at is not None:
+        app.schedule_storm(args.storm_at, args.storm_seconds or 10.0)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

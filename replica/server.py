@@ -3,7 +3,8 @@
 It speaks just enough HTTP for crawlers and load tests: keep-alive, pipelining,
 Content-Length bodies, strict limits. Every malformed request gets a 4xx answer
 and never a traceback. Debug endpoints live under ``/__replica__/`` and are not
-counted in the statistics.
+counted in the statistics. Entry requests can be pushed back like Baike does
+(see ``replica.pushback``): per client address, or all of them in a storm.
 """
 
 from __future__ import annotations
@@ -11,13 +12,26 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
+import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, quote, quote_from_bytes
 
 from replica.layouts import Renderer
 from replica.model import BAIKE_ORIGIN, Route
+from replica.pushback import (
+    CAUSES,
+    ENTRY_PREFIXES,
+    PUSHBACK_429,
+    PUSHBACK_MODES,
+    ClientSeconds,
+    EntryTimes,
+    RateLimiter,
+    Storm,
+    Verdict,
+)
 from replica.site import Site
 
 logger = logging.getLogger(__name__)
@@ -47,7 +61,7 @@ class Response:
 
 
 class Stats:
-    """Request counters exposed at /__replica__/stats."""
+    """Request counters exposed at /__replica__/stats, and the entry times at /__replica__/times."""
 
     def __init__(self) -> None:
         self.reset()
@@ -55,17 +69,24 @@ class Stats:
     def reset(self) -> None:
         self.total = 0
         self.pages = 0
+        self.captchas = 0
+        self.too_many_requests = 0
         self.by_status: Counter[str] = Counter()
         self.by_path: Counter[str] = Counter()
         self.page_paths: Counter[str] = Counter()
+        self.pushbacks: Counter[str] = Counter({cause: 0 for cause in CAUSES})
+        self.per_second = ClientSeconds()
+        self.times = EntryTimes()
 
-    def count(self, target: str, path: str, status: int, is_page: bool) -> None:
+    def count(self, target: str, path: str, status: int, is_page: bool, now: float) -> None:
+        """Count one answered request; an entry page served with 200 also records ``now``."""
         self.total += 1
         self.by_status[str(status)] += 1
         self.by_path[target] += 1
         if is_page and status == 200:
             self.pages += 1
             self.page_paths[path] += 1
+            self.times.add(now)
 
     def as_dict(self) -> dict:
         return {
@@ -74,6 +95,10 @@ class Stats:
             "pages": self.pages,
             "by_path": dict(self.by_path),
             "page_paths": dict(self.page_paths),
+            "captchas": self.captchas,
+            "too_many_requests": self.too_many_requests,
+            "pushbacks": dict(self.pushbacks),
+            "per_second": self.per_second.as_dict(),
         }
 
 
@@ -94,7 +119,6 @@ class AntiBot:
         self.rng = random.Random(f"replica:antibot:{seed}")
         self.burst_left = 0
         self.burst_status = 403
-        self.challenges = 0
         # Bursts of mean length B started with probability p block a fraction
         # pB / (pB + 1 - p) of requests; solve that for p = block_rate.
         rate = min(block_rate, 1.0)
@@ -114,7 +138,6 @@ class AntiBot:
             self.burst_status = 403 if self.rng.random() < 0.5 else 429
             return self.burst_status
         if self.captcha_rate > 0 and self.rng.random() < self.captcha_rate:
-            self.challenges += 1
             return 302
         return None
 
@@ -157,7 +180,14 @@ class PageCache:
 
 
 class Replica:
-    """The application: maps a parsed request to a Response."""
+    """The application: maps a parsed request (and its client address) to a Response.
+
+    ``max_rate`` > 0 pushes back a client address asking for entry pages faster
+    than ``max_rate`` a second beyond a ``burst`` (default ``max(1, max_rate)``),
+    and keeps pushing it back for ``penalty`` seconds restarted by each of its
+    entry requests; ``pushback`` says how: a captcha redirect or a 429 with
+    ``Retry-After``. ``storm`` pushes back every entry request while it blows.
+    """
 
     def __init__(
         self,
@@ -168,11 +198,23 @@ class Replica:
         block_rate: float = 0.0,
         latency_ms: float = 0.0,
         cache_mb: float = 128.0,
+        max_rate: float = 0.0,
+        burst: float | None = None,
+        penalty: float = 5.0,
+        pushback: str = "captcha",
     ):
+        if pushback not in PUSHBACK_MODES:
+            raise ValueError(f"pushback must be one of {PUSHBACK_MODES}")
         self.site = site
         self.self_links = self_links
         self.latency = max(0.0, latency_ms) / 1000.0
         self.antibot = AntiBot(captcha_rate, block_rate, site.seed)
+        self.limiter = (
+            RateLimiter(max_rate, max(1.0, max_rate) if burst is None else burst, penalty) if max_rate > 0 else None
+        )
+        self.pushback_429 = pushback == PUSHBACK_429
+        self.storm = Storm()
+        self.captcha_ids = 0  # numbers the captcha redirects for the process's lifetime
         self.stats = Stats()
         self.cache = PageCache(int(cache_mb * 1024 * 1024))
         self.origin = ""
@@ -198,17 +240,38 @@ class Replica:
 
     # ------------------------------------------------------------ dispatch
 
-    def handle(self, method: str, target: str) -> Response:
+    def handle(self, method: str, target: str, client: str = "") -> Response:
+        """The answer to ``method target`` from the address ``client``, counted in the stats."""
         path, _, query = target.partition("?")
         if path.startswith(DEBUG_PREFIX):
             return self._debug(method, path, query)
+        now = time.time()
         if method != "GET":
             response = Response(405, self._small_page("405 Method Not Allowed"), headers=[("Allow", "GET")])
-            self.stats.count(target, path, 405, False)
+            self.stats.count(target, path, 405, False, now)
             return response
+        if path.startswith(ENTRY_PREFIXES):
+            self.stats.per_second.count(client, now)
+            # With no limiter and no storm to come, pushback costs one comparison.
+            pushed = None
+            if self.limiter is not None or self.storm.end > now:
+                pushed = self._pushback(client, now, target)
+            if pushed is not None:
+                self.stats.count(target, path, pushed.status, False, now)
+                return pushed
         response, is_page = self._public(path, query, target)
-        self.stats.count(target, path, response.status, is_page)
+        self.stats.count(target, path, response.status, is_page, now)
         return response
+
+    def _pushback(self, client: str, now: float, target: str) -> Response | None:
+        """The storm's or the rate limiter's answer to an entry request, None to serve it."""
+        verdict = self.storm.verdict(now)
+        if verdict is None and self.limiter is not None:
+            verdict = self.limiter.check(client, now)
+        if verdict is None:
+            return None
+        self.stats.pushbacks[verdict.cause] += 1
+        return self._too_many(verdict) if self.pushback_429 else self._captcha(target)
 
     def _public(self, path: str, query: str, target: str) -> tuple[Response, bool]:
         fixed = self._fixed.get(path)
@@ -247,10 +310,23 @@ class Replica:
 
     def _blocked(self, verdict: int, target: str) -> Response:
         if verdict == 302:
-            back = quote(self.link_origin + target, safe="")
-            return self._redirect(f"/anticrawl/captchaview?backurl={back}&id={self.antibot.challenges}")
-        headers = [("Retry-After", "1")] if verdict == 429 else []
-        return Response(verdict, self._small_page(f"{verdict} {REASONS[verdict]}"), headers=headers)
+            return self._captcha(target)
+        if verdict == 429:
+            return self._too_many(Verdict("random", 1))
+        return Response(verdict, self._small_page(f"{verdict} {REASONS[verdict]}"))
+
+    def _captcha(self, target: str) -> Response:
+        """Baike's answer to a suspected bot: a 302 to its captcha page, back URL in the query."""
+        self.captcha_ids += 1
+        self.stats.captchas += 1
+        back = quote(self.link_origin + target, safe="")
+        return self._redirect(f"/anticrawl/captchaview?backurl={back}&id={self.captcha_ids}")
+
+    def _too_many(self, verdict: Verdict) -> Response:
+        """A 429 telling the client how many whole seconds to wait."""
+        self.stats.too_many_requests += 1
+        headers = [("Retry-After", str(verdict.retry_after))]
+        return Response(429, self._small_page(f"429 {REASONS[429]}"), headers=headers)
 
     @staticmethod
     def _small_page(title: str) -> bytes:
@@ -262,11 +338,17 @@ class Replica:
         name = path[len(DEBUG_PREFIX):]
         if name == "reset" and method in ("GET", "POST"):
             self.stats.reset()
+            if self.limiter is not None:
+                self.limiter.reset()
             return _json({"ok": True})
         if method != "GET":
             return Response(405, self._small_page("405 Method Not Allowed"), headers=[("Allow", "GET")])
         if name == "stats":
             return _json(self.stats.as_dict())
+        if name == "times":
+            return self._times(query)
+        if name == "storm":
+            return self._storm(query)
         if name == "info":
             return _json(self.info())
         if name == "answer":
@@ -285,6 +367,34 @@ class Replica:
             "samples": site.sample_paths(),
         }
 
+    def _times(self, query: str) -> Response:
+        """``?since=<t>&until=<t>``: the entry-page 200 timestamps in ``[since, until)``."""
+        try:
+            since = _number_param(query, "since", 0.0)
+            until = _number_param(query, "until", math.inf)
+        except ValueError:
+            return Response(400, self._small_page("400 Bad Request"))
+        times, complete = self.stats.times.between(since, until)
+        return _json({"now": time.time(), "since": since, "count": len(times), "complete": complete, "times": times})
+
+    def _storm(self, query: str) -> Response:
+        """``?seconds=N`` starts a storm now (0 ends one); without it, just the storm's state."""
+        try:
+            seconds = _number_param(query, "seconds", math.nan)
+        except ValueError:
+            return Response(400, self._small_page("400 Bad Request"))
+        now = time.time()
+        if not math.isnan(seconds):
+            if not math.isfinite(seconds) or seconds < 0:
+                return Response(400, self._small_page("400 Bad Request"))
+            self.storm.schedule(now, seconds)
+            logger.info("storm for %gs", seconds)
+        return _json(self.storm.as_dict(now))
+
+    def schedule_storm(self, delay: float, seconds: float) -> None:
+        """A storm starting ``delay`` seconds from now, lasting ``seconds``."""
+        self.storm.schedule(time.time() + delay, seconds)
+
     def _answer(self, query: str) -> Response:
         try:
             params = parse_qs(query, errors="strict")
@@ -296,6 +406,17 @@ class Replica:
     def is_slow(self, target: str) -> bool:
         """Requests computed off the event loop (the answer key walks the whole graph)."""
         return target.startswith(DEBUG_PREFIX + "answer")
+
+
+def _number_param(query: str, name: str, default: float) -> float:
+    """The float query parameter ``name`` (``default`` when absent); ValueError when malformed."""
+    values = parse_qs(query, errors="strict").get(name)
+    if not values:
+        return default
+    value = float(values[0])
+    if math.isnan(value):
+        raise ValueError(f"{name} is not a number")
+    return value
 
 
 def _json(value: object) -> Response:
@@ -326,9 +447,12 @@ class HttpProtocol(asyncio.Protocol):
         self.busy = False  # a response is pending (latency or off-loop work)
         self.paused = False
         self.closing = False
+        self.client = ""  # the peer's address, which pushback is per
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.client = str(peer[0]) if peer else ""
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
@@ -433,7 +557,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def _safe_handle(self, method: str, target: str) -> Response:
         try:
-            return self.app.handle(method, target)
+            return self.app.handle(method, target, self.client)
         except Exception:  # a bug must cost one 500, not the server
             logger.exception("error answering %s %s", method, target)
             return Response(500, b"<html><body><h1>500 Internal Server Error</h1></body></html>")

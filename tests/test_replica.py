@@ -21,9 +21,11 @@ from urllib.parse import quote, urlsplit
 import pytest
 from parsel import Selector
 
+from baike.guard import CAPTCHA_MARKERS
 from baike.urls import canonicalize, download_url
 from replica.layouts import Renderer
 from replica.model import LAYOUT_2017, LAYOUT_2021, LAYOUT_2023, NO_TARGET, iter_links
+from replica.pushback import ClientSeconds, EntryTimes, RateLimiter, Verdict
 from replica.site import SAMPLE_NAME, Site, quote_name
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -462,7 +464,10 @@ def test_stats_and_reset(replica: Replica, site: Site) -> None:
     replica.get(f"/item/{site.enc(site.entry_word[1])}")
     replica.get("/no/such/page")
     stats = replica.json("/__replica__/stats")
-    assert set(stats) == {"total", "by_status", "pages", "by_path", "page_paths"}
+    assert set(stats) == {
+        "total", "by_status", "pages", "by_path", "page_paths",
+        "captchas", "too_many_requests", "pushbacks", "per_second",
+    }
     assert stats["total"] == 4
     assert stats["by_status"] == {"200": 2, "302": 1, "404": 1}
     assert stats["pages"] == 2
@@ -542,6 +547,7 @@ def test_anti_bot_and_latency() -> None:
         status, _headers, body = captcha.get(urlsplit(headers["location"]).path)
         assert status == 200 and "<title>百度安全验证</title>" in body.decode()
         assert captcha.get("/robots.txt")[0] == 200
+        assert captcha.json("/__replica__/stats")["captchas"] == 1
     finally:
         assert captcha.stop() == 0
     blocked = start_replica("--block-rate", "1", "--latency-ms", "150")
@@ -550,6 +556,7 @@ def test_anti_bot_and_latency() -> None:
         statuses = [blocked.get(path)[0] for _ in range(4)]
         assert time.perf_counter() - started >= 0.6
         assert set(statuses) <= {403, 429} and statuses
+        assert blocked.json("/__replica__/stats")["too_many_requests"] == statuses.count(429)
     finally:
         assert blocked.stop() == 0
 
@@ -585,6 +592,227 @@ def test_self_links() -> None:
                 assert canonicalize(href, mirror=server.origin) is not None
     finally:
         assert server.stop() == 0
+
+
+# ---------------------------------------------------------------- pushback: rate limit, penalty, storm
+
+
+Answer = tuple[int, dict[str, str]]
+
+
+def is_captcha(answer: Answer) -> bool:
+    """A redirect the crawler's guard takes for Baike's captcha."""
+    status, headers = answer
+    location = headers.get("location", "").encode()
+    return status == 302 and any(marker in location for marker in CAPTCHA_MARKERS)
+
+
+def hammer(replica: Replica, path: str, seconds: float) -> tuple[list[Answer], float]:
+    """GET ``path`` back to back over one keep-alive connection for ``seconds``: answers, time taken."""
+    conn = http.client.HTTPConnection(urlsplit(replica.origin).netloc, timeout=30)
+    answers: list[Answer] = []
+    started = time.perf_counter()
+    try:
+        while time.perf_counter() - started < seconds:
+            conn.request("GET", path)
+            answer = conn.getresponse()
+            answer.read()
+            answers.append((answer.status, {k.lower(): v for k, v in answer.getheaders()}))
+    finally:
+        conn.close()
+    return answers, time.perf_counter() - started
+
+
+def test_token_bucket_serves_rate_plus_burst_and_captchas_the_rest() -> None:
+    rate, burst = 5, 4
+    server = start_replica("--max-rate", str(rate), "--burst", str(burst), "--penalty", "0")
+    try:
+        path = Site(ENTRIES, SEED).entry_path(0)
+        answers, elapsed = hammer(server, path, 2.0)
+        served = sum(1 for status, _headers in answers if status == 200)
+        pushed = [answer for answer in answers if answer[0] != 200]
+        assert len(answers) > 3 * served, "the loop must ask much faster than the rate"
+        assert pushed and all(is_captcha(answer) for answer in pushed)
+        assert burst + rate * elapsed - 4 <= served <= burst + rate * elapsed + 1
+        times = server.json("/__replica__/times?since=0")
+        assert times["count"] == served and times["complete"]
+        stamps = times["times"]
+        for first in range(len(stamps)):  # the bucket's promise, on the server's own clock
+            for last in range(first, len(stamps)):
+                assert last - first + 1 <= burst + rate * (stamps[last] - stamps[first]) + 1e-6
+        stats = server.json("/__replica__/stats")
+        assert stats["captchas"] == len(pushed) == stats["pushbacks"]["rate"]
+        assert stats["by_status"] == {"200": served, "302": len(pushed)}
+        assert sum(stats["per_second"]["127.0.0.1"].values()) == len(answers)
+        assert max(stats["per_second"]["127.0.0.1"].values()) > rate + burst
+        # Only entry requests are limited.
+        assert server.get("/robots.txt")[0] == 200 and server.get("/")[0] == 200
+        assert server.get(urlsplit(pushed[0][1]["location"]).path)[0] == 200
+    finally:
+        assert server.stop() == 0
+
+
+def test_penalty_restarts_with_every_request_during_it() -> None:
+    server = start_replica("--max-rate", "5", "--burst", "2", "--penalty", "2")
+    try:
+        path = Site(ENTRIES, SEED).entry_path(0)
+        statuses = []
+        while not statuses or statuses[-1] == 200:  # a new connection each time: the limit is per address
+            statuses.append(server.get(path)[0])
+            assert len(statuses) < 50
+        violated = time.monotonic()
+        assert statuses[0] == 200 and statuses[-1] == 302 and len(statuses) >= 3
+        penalised = []
+        while time.monotonic() - violated < 3.5:  # longer than the penalty, with a request every 0.5 s
+            time.sleep(0.5)
+            status, headers, _body = server.get(path)
+            penalised.append((status, headers))
+            assert server.get("/robots.txt")[0] == 200
+        assert len(penalised) >= 5 and all(is_captcha(answer) for answer in penalised)
+        time.sleep(2.3)  # quiet for longer than the penalty: served again
+        assert server.get(path)[0] == 200
+        stats = server.json("/__replica__/stats")
+        assert stats["pushbacks"] == {"rate": 1, "penalty": len(penalised), "storm": 0}
+        assert stats["captchas"] == 1 + len(penalised) and stats["too_many_requests"] == 0
+    finally:
+        assert server.stop() == 0
+
+
+def test_429_pushback_sends_retry_after() -> None:
+    server = start_replica("--max-rate", "2", "--burst", "1", "--penalty", "3", "--pushback", "429")
+    try:
+        path = Site(ENTRIES, SEED).entry_path(0)
+        assert server.get(path)[0] == 200
+        answers = [server.get(path)[:2] for _ in range(3)]
+        assert [(status, headers.get("retry-after")) for status, headers in answers] == [(429, "3")] * 3
+        assert "location" not in answers[0][1]
+        stats = server.json("/__replica__/stats")
+        assert stats["too_many_requests"] == 3 and stats["captchas"] == 0
+        assert stats["pushbacks"] == {"rate": 1, "penalty": 2, "storm": 0}
+        assert server.json("/__replica__/reset") == {"ok": True}  # also forgets the penalty
+        assert server.get(path)[0] == 200
+        assert server.json("/__replica__/reset") == {"ok": True}
+        server.json("/__replica__/storm?seconds=30")
+        status, headers, _body = server.get(path)
+        assert status == 429 and 28 <= int(headers["retry-after"]) <= 30
+        server.json("/__replica__/storm?seconds=0")
+        assert server.get(path)[0] == 200
+        assert server.json("/__replica__/stats")["pushbacks"] == {"rate": 0, "penalty": 0, "storm": 1}
+    finally:
+        assert server.stop() == 0
+
+
+def test_storm_from_the_endpoint() -> None:
+    server = start_replica()
+    try:
+        site = Site(ENTRIES, SEED)
+        assert not server.json("/__replica__/storm")["active"]
+        storm = server.json("/__replica__/storm?seconds=1.5")
+        assert storm["active"] and storm["end"] - storm["start"] == pytest.approx(1.5)
+        redirect = server.get(f"/item/{site.enc(site.entry_word[0])}")[:2]
+        assert is_captcha(server.get(site.entry_path(1))[:2]) and is_captcha(redirect)
+        assert server.get("/robots.txt")[0] == 200 and server.get("/help")[0] == 200
+        time.sleep(max(0.0, storm["end"] - time.time()) + 0.05)
+        assert server.get(site.entry_path(1))[0] == 200
+        server.json("/__replica__/storm?seconds=600")
+        assert is_captcha(server.get(site.entry_path(2))[:2])
+        assert not server.json("/__replica__/storm?seconds=0")["active"]
+        assert server.get(site.entry_path(2))[0] == 200
+        for bad in ("-1", "abc", "inf", "nan"):
+            assert server.get(f"/__replica__/storm?seconds={bad}")[0] == 400
+        stats = server.json("/__replica__/stats")
+        assert stats["pushbacks"] == {"rate": 0, "penalty": 0, "storm": 3} and stats["captchas"] == 3
+    finally:
+        assert server.stop() == 0
+
+
+def test_storm_from_the_command_line() -> None:
+    server = start_replica("--storm-at", "2", "--storm-seconds", "1.5")
+    try:
+        started = time.time()
+        path = Site(ENTRIES, SEED).entry_path(0)
+        status = server.get(path)[0]
+        storm = server.json("/__replica__/storm")
+        assert storm["end"] - storm["start"] == pytest.approx(1.5)
+        assert started - 1.0 <= storm["start"] - 2 <= started
+        if storm["now"] < storm["start"]:  # asked before the storm (a slow machine may be later)
+            assert status == 200
+        time.sleep(max(0.0, storm["start"] - time.time()) + 0.05)
+        assert is_captcha(server.get(path)[:2])
+        time.sleep(max(0.0, storm["end"] - time.time()) + 0.05)
+        assert server.get(path)[0] == 200
+        assert server.json("/__replica__/stats")["pushbacks"]["storm"] >= 1
+    finally:
+        assert server.stop() == 0
+
+
+def test_pushback_flags_are_checked() -> None:
+    for args in (["--max-rate", "0"], ["--max-rate", "5", "--burst", "0.5"], ["--burst", "3"],
+                 ["--pushback", "403"], ["--storm-seconds", "3"], ["--penalty", "-1"]):
+        done = subprocess.run([sys.executable, "-m", "replica", "--port", "0", *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=30)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, args
+
+
+def test_per_second_counts_times_and_reset(replica: Replica, site: Site) -> None:
+    assert replica.json("/__replica__/reset") == {"ok": True}
+    started = time.time()
+    for index in range(3):
+        assert replica.get(site.entry_path(index))[0] == 200
+    assert replica.get(f"/item/{site.enc(site.entry_word[1])}")[0] == 302  # an entry request, not a page
+    assert replica.get("/robots.txt")[0] == 200  # not an entry request
+    ended = time.time()
+    stats = replica.json("/__replica__/stats")
+    per_second = stats["per_second"]
+    assert list(per_second) == ["127.0.0.1"] and sum(per_second["127.0.0.1"].values()) == 4
+    assert all(int(started) <= int(second) <= int(ended) for second in per_second["127.0.0.1"])
+    assert stats["captchas"] == stats["too_many_requests"] == 0
+    assert stats["pushbacks"] == {"rate": 0, "penalty": 0, "storm": 0}
+    times = replica.json(f"/__replica__/times?since={started}")
+    assert times["count"] == 3 and times["complete"] and times["since"] == started
+    assert times["times"] == sorted(times["times"]) and all(started <= t <= ended for t in times["times"])
+    assert ended <= times["now"]
+    middle = times["times"][1]
+    assert replica.json(f"/__replica__/times?since={started}&until={middle}")["times"] == times["times"][:1]
+    assert replica.json(f"/__replica__/times?since={ended}")["count"] == 0
+    assert replica.get("/__replica__/times?since=abc")[0] == 400
+    assert replica.json("/__replica__/reset") == {"ok": True}
+    stats = replica.json("/__replica__/stats")
+    assert stats["per_second"] == {} and stats["total"] == 0
+    assert replica.json("/__replica__/times")["times"] == []
+
+
+def test_rate_limiter_on_a_fake_clock() -> None:
+    limiter = RateLimiter(rate=5, burst=2, penalty=0)
+    assert limiter.check("a", 100.0) is None and limiter.check("a", 100.0) is None
+    assert limiter.check("a", 100.0) == Verdict("rate", 1)
+    assert limiter.check("b", 100.0) is None  # per client
+    assert limiter.check("a", 100.2) is None and limiter.check("a", 100.2) is not None
+    assert limiter.check("a", 99.0) is not None  # a clock stepping back adds nothing
+    penalised = RateLimiter(rate=5, burst=1, penalty=2)
+    assert penalised.check("a", 0.0) is None
+    assert penalised.check("a", 0.0) == Verdict("rate", 2)
+    assert penalised.check("a", 1.9) == Verdict("penalty", 2)  # restarts: now until 3.9
+    assert penalised.check("a", 3.8) == Verdict("penalty", 2)  # until 5.8
+    assert penalised.check("a", 5.9) is None
+    assert set(penalised.buckets) == {"a"}
+    assert penalised.check("b", 60.0) is None and set(penalised.buckets) == {"b"}  # idle clients forgotten
+
+
+def test_request_clock_is_bounded() -> None:
+    seconds = ClientSeconds(keep=10)
+    for second in range(100):
+        seconds.count("a", second + 0.5)
+    seconds.count("b", 100.2)
+    assert seconds.as_dict() == {"a": {str(s): 1 for s in range(91, 100)}, "b": {"100": 1}}
+    seconds.count("b", 200.0)
+    assert seconds.as_dict() == {"b": {"200": 1}}
+    times = EntryTimes(keep=5)
+    for stamp in range(10):
+        times.add(float(stamp))
+    assert times.between(5.5) == ([6.0, 7.0, 8.0, 9.0], True)
+    assert times.between(4.0) == ([5.0, 6.0, 7.0, 8.0, 9.0], False)
+    assert times.between(0.0, 7.0) == ([5.0, 6.0], False)
 
 
 # ---------------------------------------------------------------- answer key vs BFS
