@@ -17,6 +17,9 @@ DUPEFILTER = "%(spider)s:dupefilter"
 ITEMS = "%(spider)s:items"
 # the Bloom-filter dupefilter's layout hash; its shards are <key>:0, <key>:1, ...
 BLOOM = "%(spider)s:bloom"
+# hash: the shared rate of one politeness key (a target host, or host and egress):
+# "tat" (GCRA's theoretical arrival time, Redis seconds), "rate", "burst"
+RATE = "%(spider)s:rate:%(target)s"
 
 TEMPLATES: dict[str, str] = {
     # hash: entry id -> JSON payload of a queued or leased request, a batch of queued
@@ -92,3 +95,10 @@ class CrawlKeys:
     def all(self) -> list[str]:
         """Every fixed key of the crawl (dupefilter buckets live under ``dupefilter:*``)."""
         return [getattr(self, item.name) for item in fields(self)]
+
+
+def rate_key(spider: str, host: str, egress: str = "") -> str:
+    """The rate hash of the politeness key ``host`` (plus ``egress`` when the node names one:
+    nodes behind one address share a bucket, nodes with their own addresses get their own)."""
+    target = f"{host}@{egress}" if egress else host
+    return RATE % {"spider": spider, "target": target}

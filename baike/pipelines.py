@@ -13,11 +13,10 @@ from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem
 from scrapy.utils.asyncio import create_looping_call
 from scrapy.utils.defer import deferred_to_future
-from scrapy_redis.connection import get_redis_from_settings
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.threads import deferToThread
 
-from baike.connection import REDIS_ERRORS
+from baike.connection import REDIS_ERRORS, get_redis
 from baike.keys import CrawlKeys
 from baike.parsing import clean_text
 from baike.urls import canonicalize
@@ -107,7 +106,7 @@ class RedisStorePipeline:
     def from_crawler(cls, crawler: Crawler) -> Self:
         settings = crawler.settings
         return cls(
-            server=get_redis_from_settings(settings),
+            server=get_redis(settings),
             key=CrawlKeys.for_spider(crawler.spidercls.name, settings).items,
             batch_size=settings.getint("REDIS_STORE_BATCH_SIZE", 50),
             interval=settings.getfloat("REDIS_STORE_FLUSH_INTERVAL", 0.05),

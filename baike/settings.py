@@ -21,6 +21,10 @@ REDIS_PARAMS = {
     "retry_on_timeout": True,
     "health_check_interval": 30,
 }
+# With a rediss:// REDIS_URL: the CA file, and this client's certificate and key (docs/redis.md).
+REDIS_SSL_CA_CERTS = ""
+REDIS_SSL_CERTFILE = ""
+REDIS_SSL_KEYFILE = ""
 # Download from this origin instead of https://baike.baidu.com (a mirror or the replica);
 # stored URLs and fingerprints stay canonical.
 BAIKE_MIRROR = os.environ.get("BAIKE_MIRROR", "")
@@ -84,6 +88,15 @@ RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429, 403]
 COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False
 REMOTE_CONTROL_ENABLED = False
+# One rate for the whole cluster, in requests per second per politeness key (the target
+# host, or host and BAIKE_EGRESS), shared in Redis by every node; 0 turns it off.
+# 2/s is polite for baike.baidu.com: about one page per half second for the whole fleet,
+# below what Baike answers with captchas from one client (docs/settings.md).
+BAIKE_CLUSTER_RATE = 2.0
+# Requests the cluster may send at once after a quiet spell (the bucket's size).
+BAIKE_CLUSTER_BURST = 5
+# This node's egress (public address or proxy name): nodes with one egress share a bucket.
+BAIKE_EGRESS = ""
 # Anti-bot (captcha) answers: how often one request is sent back to the frontier.
 BAIKE_CAPTCHA_RETRIES = 3
 

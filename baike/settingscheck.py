@@ -194,6 +194,8 @@ TYPED_SETTINGS: dict[str, Rule] = {
     "TELNETCONSOLE_ENABLED": BOOL,
     "REMOTE_CONTROL_ENABLED": BOOL,
     "BAIKE_CAPTCHA_RETRIES": whole(0),
+    "BAIKE_CLUSTER_RATE": Rule("float", low=0.0, above_low=False, unit="requests per second", note=OFF_AT_ZERO),
+    "BAIKE_CLUSTER_BURST": whole(1),
     # item pipelines
     "REDIS_STORE_BATCH_SIZE": whole(1),
     "REDIS_STORE_FLUSH_INTERVAL": seconds(),

@@ -5,6 +5,7 @@ the live progress line of scripts/crawl.py. Reading only: nothing here writes.
 
 A snapshot is a plain dict (it is also what ``scrapy status --json`` prints)::
 
+    time          Redis's clock when read (every time in a snapshot is Redis's clock)
     state         "waiting for seeds" | "running" | "stopped at budget" | "finished"
     budget        {"limit", "pages", "reserved", "in_flight", "fraction"}
     frontier, seeds, leased, fingerprints, dead_letters, items
@@ -22,11 +23,11 @@ from __future__ import annotations
 import json
 import math
 import re
-import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus, urlsplit
 
+from baike.connection import RedisSettingsError, get_redis, time_reply
 from baike.frontier.queue import queued_from_ledger
 
 if TYPE_CHECKING:
@@ -95,11 +96,12 @@ class ForeignDataError(CrawlDataError):
 
 
 def connect(settings: Any, where: str) -> Redis:
-    """The crawl's Redis client (scrapy-redis's, from REDIS_URL and REDIS_PARAMS)."""
-    from scrapy_redis.connection import get_redis_from_settings
-
+    """The crawl's Redis client (:func:`baike.connection.get_redis`: REDIS_URL, REDIS_PARAMS
+    and the REDIS_SSL_* files); raises CrawlDataError for settings it cannot use."""
     try:
-        return get_redis_from_settings(settings)
+        return get_redis(settings)
+    except RedisSettingsError as exc:
+        raise CrawlDataError(str(exc)) from None
     except ValueError as exc:
         raise CrawlDataError(f"REDIS_URL {where} is not a Redis URL: {exc}") from None
 
@@ -293,11 +295,12 @@ def snapshot(
 ) -> dict[str, Any]:
     """Everything ``scrapy status`` shows, read in one pipelined round trip.
 
-    ``budget`` is the page budget to assume when no node recorded one; with
-    ``fingerprints`` off the dupefilter buckets are not counted (the one part whose
-    cost grows with the crawl).
+    ``now`` is the time to judge the nodes by; by default Redis's clock, read in the
+    same transaction (every time a node writes is Redis's clock too, so no machine's
+    own clock matters). ``budget`` is the page budget to assume when no node recorded
+    one; with ``fingerprints`` off the dupefilter buckets are not counted (the one
+    part whose cost grows with the crawl).
     """
-    now = time.time() if now is None else now
     count_seeds = SEED_COUNTS.get(_text(server.type(keys.start_urls)))
     # one transaction, so the ledger and the leases are read at the same instant
     with server.pipeline() as pipe:
@@ -311,7 +314,9 @@ def snapshot(
         pipe.hlen(keys.items)
         pipe.hmget(keys.stats, "pages", "items", "errors", "start_time", "finish_time")
         pipe.hgetall(keys.nodes)
-        state_raw, ledger, started, seeds, leased, dead, items, totals, nodes = pipe.execute()
+        pipe.time()
+        state_raw, ledger, started, seeds, leased, dead, items, totals, nodes, clock = pipe.execute()
+    now = time_reply(clock) if now is None else now
     state = {_text(name): _text(value) for name, value in state_raw.items()}
     seeds = seeds if count_seeds else 0
     pages, reserved, enqueued, settled = (_int(value) for value in ledger)

@@ -285,6 +285,7 @@ def node_args(
         "-s", "ROBOTSTXT_OBEY=False",
         "-s", "LOG_LEVEL=INFO",
         "-s", f"LOG_FILE={log_path}",
+        "-s", "BAIKE_CLUSTER_RATE=0",
     ]
     for setting in settings:
         args += ["-s", setting]

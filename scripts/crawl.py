@@ -33,6 +33,8 @@ from baike.keys import CrawlKeys  # noqa: E402
 KEYS = CrawlKeys.for_spider("baike")
 
 RUN = ROOT / ".run"
+# The main job's cluster rate against the replica, requests/s: above what 2 nodes reach here.
+REPLICA_RATE = 200.0
 
 
 def free_port() -> int:
@@ -128,6 +130,12 @@ def main() -> int:
     parser.add_argument("--pages", type=int, default=2000, help="cluster-wide page budget")
     parser.add_argument("--entries", type=int, default=100_000, help="size of the replica")
     parser.add_argument("--redis-port", type=int, default=int(os.environ.get("REDIS_PORT", 0)) or None)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="the cluster's rate, requests/s (default: 200 against the replica, BAIKE_CLUSTER_RATE on the real site)",
+    )
     options = parser.parse_args()
 
     RUN.mkdir(exist_ok=True)
@@ -144,6 +152,10 @@ def main() -> int:
             services.append(replica)
             seed = replica_start_url(mirror)
             settings += ["-s", f"BAIKE_MIRROR={mirror}", "-s", "AUTOTHROTTLE_ENABLED=False"]
+            # the replica is ours: a rate above what the nodes reach, still shared by all of them
+            options.rate = REPLICA_RATE if options.rate is None else options.rate
+        if options.rate is not None:
+            settings += ["-s", f"BAIKE_CLUSTER_RATE={options.rate}"]
             print(f"replica of {options.entries} entries at {mirror}")
         print(f"redis-server at {redis_url} (data in {(RUN / 'redis').relative_to(ROOT)})")
         if scrapy("reset", "--yes", "--force", env=env).wait() != 0:

@@ -3,5 +3,5 @@
 # Extra arguments go to pytest (e.g. scripts/test.sh -k frontier).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --tests
 exec .venv/bin/python -m pytest "$@"

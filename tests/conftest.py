@@ -155,6 +155,8 @@ def start_node(redis_url: str, mirror: str, log_path: Path, *settings: str) -> N
         "-s", "LOG_LEVEL=INFO",
         "-s", f"LOG_FILE={log_path}",
         "-s", "CLOSESPIDER_FINISHED_GRACE=1.5",
+        # the replica is ours: no cluster rate unless a test sets one
+        "-s", "BAIKE_CLUSTER_RATE=0",
     ]
     for setting in settings:
         args += ["-s", setting]

@@ -27,7 +27,7 @@ class FrontierSpider(Spider):
 
 
 def make_crawler(redis_url: str, **overrides):
-    settings = {**PROJECT_SETTINGS, "REDIS_URL": redis_url, "BAIKE_MIRROR": "", **overrides}
+    settings = {**PROJECT_SETTINGS, "REDIS_URL": redis_url, "BAIKE_MIRROR": "", "BAIKE_CLUSTER_RATE": 0, **overrides}
     crawler = get_crawler(FrontierSpider, settings)
     crawler.spider = FrontierSpider.from_crawler(crawler)
     return crawler

@@ -175,3 +175,24 @@ def test_without_the_leased_scheduler_a_node_finishes_its_own_work(
 
     assert node.finish_reason == "finished"
     assert set(k.decode() for k in redis_db.hkeys(KEYS.items)) == set(answer)
+
+
+@pytest.mark.parametrize(("form", "push"), [("SET", "sadd"), ("ZSET", "zadd")])
+def test_seeds_in_a_set_or_sorted_set_stop_at_the_budget(
+    redis_db, redis_server, replica_factory, node_factory, form: str, push: str
+) -> None:
+    """scrapy-redis's other seed forms: the nodes read them, and stop at the budget."""
+    replica = replica_factory(500, 3)
+    if push == "sadd":
+        redis_db.sadd(KEYS.start_urls, replica.start_url())
+    else:
+        redis_db.zadd(KEYS.start_urls, {replica.start_url(): 1})
+    nodes = [
+        node_factory(redis_server.url, replica.url, "CLOSESPIDER_PAGECOUNT=50", f"REDIS_START_URLS_AS_{form}=True")
+        for _ in range(2)
+    ]
+    for node in nodes:
+        assert node.wait(timeout=120) == 0, node.log[-3000:]
+        assert node.finish_reason == "closespider_pagecount"
+        assert "Traceback" not in node.log
+    assert int(redis_db.hget(KEYS.budget, "pages")) == 50

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -249,3 +250,33 @@ def test_two_nodes_publish_their_records_counters_and_log_lines(
         assert "Traceback" not in node.log
     timeline = [json.loads(raw) for raw in redis_db.lrange(KEYS.timeline, 0, -1)]
     assert {sample["node"] for sample in timeline} == joined
+
+
+# -- Redis's clock --------------------------------------------------------------------------
+
+
+def redis_now(client: redis.Redis) -> float:
+    seconds, micros = client.time()
+    return seconds + micros / 1_000_000
+
+
+@pytest.mark.parametrize("skew", [-90.0, 90.0])
+def test_every_timestamp_a_node_writes_is_redis_time(redis_db, redis_server, monkeypatch, skew: float) -> None:
+    # the node's machine runs 90 s slow or fast; what it writes for others must not
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + skew)
+    ext = make_extension(redis_server.url, node="a:1:0001", CLUSTERSTATS_INTERVAL=0.2)
+    ext.spider_opened()
+    crawled(ext, pages=3)
+    ext._write()
+    record = node_record(redis_db, "a:1:0001")
+    assert record["started"] == pytest.approx(redis_now(redis_db), abs=1.0)
+    assert record["seen"] == pytest.approx(redis_now(redis_db), abs=1.0)
+    ext.spider_closed(reason="finished")
+    record = node_record(redis_db, "a:1:0001")
+    assert record["finished"] == pytest.approx(redis_now(redis_db), abs=1.0)
+    stats = stats_hash(redis_db)
+    for field in ("start_time", "finish_time", node_field("a:1:0001", "start_time")):
+        assert float(stats[field]) == pytest.approx(redis_now(redis_db), abs=1.0), field
+    samples = [json.loads(raw) for raw in redis_db.lrange(KEYS.timeline, 0, -1)]
+    assert samples and all(sample["t"] == pytest.approx(redis_now(redis_db), abs=1.0) for sample in samples)

@@ -6,9 +6,11 @@ import hashlib
 import json
 import re
 import sys
+import threading
 import time
 
 import pytest
+import redis
 from scrapy import Request
 
 from baike.frontier.queue import ENTRY_MAX_REQUESTS, LEASE_META_KEY, LeasedQueue, PayloadError, split_handle
@@ -482,3 +484,75 @@ def test_the_same_node_retaking_a_lease_is_fenced_from_its_old_self(queue: Lease
     (new, _), = queue.take("n1", 1, 30).requests
     assert queue.release("n1", [old]) == 0 and queue.push_and_ack("n1", [], [(old, True, "")]).stale == 1
     assert queue.release("n1", [new]) == 1
+
+
+# -- one shared crawl rate ---------------------------------------------------------------------
+
+
+def test_the_cluster_rate_holds_whatever_the_number_of_nodes(redis_db, redis_server) -> None:
+    """Three nodes taking as fast as they can never get more than rate * t + burst leases."""
+    rate, burst, seconds = 40.0, 5, 2.0
+    crawler = make_crawler(redis_server.url, BAIKE_CLUSTER_RATE=rate, BAIKE_CLUSTER_BURST=burst)
+    writer = LeasedQueue(redis_db, crawler.spider, KEYS.requests)
+    for start in range(0, 400, 16):
+        push(writer, *(Request(entry(n)) for n in range(start, start + 16)))
+    granted: list[float] = []
+
+    def node(name: str) -> None:
+        queue = LeasedQueue(redis.Redis.from_url(redis_server.url), crawler.spider, KEYS.requests)
+        stop = time.monotonic() + seconds
+        while time.monotonic() < stop:
+            taken = queue.take(name, 16, 30)
+            granted.extend([time.monotonic()] * len(taken.requests))
+            time.sleep(min(taken.wait, 0.01) if not taken.requests else 0)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=node, args=(f"n{i}",)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = max(granted) - started
+    assert len(granted) <= rate * elapsed + burst + 1
+    assert len(granted) >= 0.8 * rate * elapsed, "the limit is a rate, not a wall"
+    assert 0 < redis_db.zcard(KEYS.leases) == len(granted)
+
+
+def test_an_exhausted_rate_says_when_its_next_token_is_due(redis_db, redis_server) -> None:
+    crawler = make_crawler(redis_server.url, BAIKE_CLUSTER_RATE=2.0, BAIKE_CLUSTER_BURST=3)
+    queue = LeasedQueue(redis_db, crawler.spider, KEYS.requests)
+    push(queue, *(Request(entry(n)) for n in range(10)))
+    assert len(queue.take("n1", 16, 30).requests) == 3
+    empty = queue.take("n2", 16, 30)
+    assert not empty.requests and 0.3 < empty.wait <= 0.5
+    time.sleep(empty.wait)
+    assert len(queue.take("n2", 16, 30).requests) == 1
+
+
+def test_seeds_cost_no_tokens_and_egress_has_its_own_bucket(redis_db, redis_server) -> None:
+    settings = {"BAIKE_CLUSTER_RATE": 1.0, "BAIKE_CLUSTER_BURST": 1}
+    queue = LeasedQueue(redis_db, SeedSpider.from_crawler(make_crawler(redis_server.url, **settings)), KEYS.requests)
+    redis_db.rpush(KEYS.start_urls, entry(1), entry(2))
+    push(queue, Request(entry(3)), Request(entry(4)))
+    taken = queue.take("n1", 16, 30)
+    assert len(taken.seeds) == 2 and len(taken.requests) == 1
+    other = make_crawler(redis_server.url, BAIKE_EGRESS="proxy-2", **settings)
+    behind_proxy = LeasedQueue(redis_db, SeedSpider.from_crawler(other), KEYS.requests)
+    assert behind_proxy.rate_key != queue.rate_key
+    assert len(behind_proxy.take("n2", 16, 30).requests) == 1, "another egress, another bucket"
+
+
+def test_a_retry_of_a_fenced_lease_is_not_queued_again(queue: LeasedQueue, redis_db) -> None:
+    """A retry or redirect replaces its leased request: it is kept only if that lease's
+    ack is accepted, else the request is another node's now and would be crawled twice."""
+    push(queue, Request(entry(1)), Request(entry(2)))
+    (stale, _), _ = queue.take("n1", 2, 0.05).requests
+    time.sleep(0.1)
+    queue.take("n2", 1, 30)  # reclaims both, takes entry 1 again
+    retry = queue.encode(Request(entry(1), dont_filter=True))
+    pushes = [(None, None, 0, retry)]
+    pushed = queue.push_and_ack("n1", pushes, [(stale, True, "")], replaces={0: stale})
+    assert (pushed.added, pushed.stale) == (0, 1), "the fenced node's retry is dropped"
+    (taken_again, _), = queue.take("n3", 1, 30).requests
+    pushed = queue.push_and_ack("n3", pushes, [(taken_again, True, "")], replaces={0: taken_again})
+    assert (pushed.added, pushed.stale) == (1, 0), "a live lease's retry is queued"

@@ -9,9 +9,15 @@ import subprocess
 import sys
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
+from scrapy.extensions.closespider import CloseSpider
 
+from baike.commands.reset import live_nodes
+from baike.extensions.closespider import ClusterCloseSpider
+from baike.extensions.clusterstats import ClusterStats
+from baike.frontier.scheduler import LeasedScheduler
 from baike.keys import CrawlKeys
 from baike.status import (
     FINISHED,
@@ -26,9 +32,10 @@ from baike.status import (
     snapshot,
 )
 from tests.conftest import ROOT, free_port
+from tests.frontier_helpers import make_crawler
 
 KEYS = CrawlKeys.for_spider("baike")
-# synthetic heartbeats are this old for the command, which reads the real clock
+# synthetic heartbeats are this old for the command, which reads Redis's clock (this machine's here)
 NOW = time.time() - 1000
 
 
@@ -499,3 +506,60 @@ def test_seeds_may_be_a_list_a_set_or_a_sorted_set(redis_db, kind: str) -> None:
         redis_db.zadd(KEYS.start_urls, dict.fromkeys(seeds, 0))
     require_crawl(redis_db, KEYS, "here")
     assert snapshot(redis_db, KEYS, NOW)["seeds"] == 2
+
+
+# -- clocks: every machine's clock may be off; Redis's is the crawl's ------------------------
+
+
+REAL_TIME = time.time
+
+
+def skew_clock(monkeypatch, seconds: float) -> None:
+    """This process's clock (the machine of a node, or of the reader) runs ``seconds`` off."""
+    monkeypatch.setattr(time, "time", lambda: REAL_TIME() + seconds)
+
+
+def started_node(redis_url: str, node: str) -> ClusterStats:
+    """A node's ClusterStats extension, opened: its record is written (the tests drive every write)."""
+    crawler = make_crawler(redis_url, CLUSTERSTATS_INTERVAL=0.2)
+    scheduler = LeasedScheduler.__new__(LeasedScheduler)
+    scheduler.node_id = node
+    crawler.engine = SimpleNamespace(scheduler=scheduler)
+    extension = ClusterStats.from_crawler(crawler)
+    extension._loop = SimpleNamespace(running=False, start=lambda interval, now=True: None)
+    extension.spider_opened()
+    return extension
+
+
+@pytest.mark.parametrize("skew", [-90.0, 90.0])
+def test_a_node_whose_clock_is_off_is_alive_then_lost_by_redis_time(redis_db, redis_server, monkeypatch,
+                                                                    skew: float) -> None:
+    redis_db.set(KEYS.started, 1)
+    skew_clock(monkeypatch, skew)  # the node's machine
+    started_node(redis_server.url, "a:1:0001")
+    skew_clock(monkeypatch, -skew)  # the reader's machine is off the other way
+    statuses = {node["node"]: node["status"] for node in snapshot(redis_db, KEYS, lost_after=1.0)["nodes"]}
+    assert statuses == {"a:1:0001": "alive"}
+    assert live_nodes(redis_db, KEYS, lost_after=1.0) == ["a:1:0001"], "reset judges it as status does"
+    time.sleep(1.3)  # CLUSTERSTATS_LOST_AFTER of Redis's time, without a write
+    statuses = {node["node"]: node["status"] for node in snapshot(redis_db, KEYS, lost_after=1.0)["nodes"]}
+    assert statuses == {"a:1:0001": "lost"}
+    assert live_nodes(redis_db, KEYS, lost_after=1.0) == []
+
+
+def test_a_crawl_resumed_by_a_node_whose_clock_is_behind_is_running(redis_db, redis_server, monkeypatch) -> None:
+    redis_db.set(KEYS.started, 1)
+    redis_db.hset(KEYS.budget, "pages", 100)
+    # the node that spent the budget runs 90 s fast; only the state it records matters here
+    monkeypatch.setattr(CloseSpider, "_close_spider", lambda self, reason: None)
+    skew_clock(monkeypatch, 90.0)
+    ender = ClusterCloseSpider(make_crawler(redis_server.url, CLOSESPIDER_PAGECOUNT=100))
+    ender._close_spider("closespider_pagecount")
+    assert snapshot(redis_db, KEYS)["state"] == STOPPED
+    # a second later a node with a right clock resumes the crawl with a larger budget
+    time.sleep(1.0)
+    skew_clock(monkeypatch, 0.0)
+    redis_db.hset(KEYS.state, "budget", 200)
+    started_node(redis_server.url, "b:2:0002")
+    snap = snapshot(redis_db, KEYS)
+    assert snap["state"] == RUNNING and snap["ended_at"] is None

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from scrapy.exceptions import UsageError
 
 from baike.cli import CrawlCommand
+from baike.connection import redis_time
 from baike.frontier.bloom import DEFAULT_KEY as BLOOM_KEY
 from baike.frontier.bloom import BloomDupeFilter
 from baike.frontier.dupefilter import BucketDupeFilter
@@ -32,12 +32,12 @@ def live_nodes(server: Redis, keys: CrawlKeys, lost_after: float) -> list[str]:
     """The ids of the nodes whose record in ``baike:nodes`` says they are alive.
 
     As ``scrapy status`` decides: not closed, and heard from within ``lost_after``
-    seconds (or three of the node's own intervals). A ``baike:nodes`` of another
-    type holds no node of this crawl.
+    seconds (or three of the node's own intervals) of Redis's clock. A
+    ``baike:nodes`` of another type holds no node of this crawl.
     """
     if server.type(keys.nodes) not in (b"hash", "hash"):
         return []
-    nodes = read_nodes(server.hgetall(keys.nodes), time.time(), lost_after)
+    nodes = read_nodes(server.hgetall(keys.nodes), redis_time(server), lost_after)
     return [node["node"] for node in nodes if node["status"] == ALIVE]
 
 

@@ -32,10 +32,9 @@ from scrapy.exceptions import NotConfigured
 from scrapy.extensions.closespider import CloseSpider
 from scrapy.utils.asyncio import create_looping_call
 from scrapy.utils.misc import load_object
-from scrapy_redis.connection import get_redis_from_settings
 from scrapy_redis.scheduler import Scheduler as RedisScheduler
 
-from baike.connection import REDIS_ERRORS
+from baike.connection import REDIS_ERRORS, get_redis, redis_time
 from baike.frontier.scheduler import LeasedScheduler
 from baike.keys import CrawlKeys
 
@@ -69,7 +68,7 @@ class ClusterCloseSpider(CloseSpider):
         self.page_budget = max(settings.getint("CLOSESPIDER_PAGECOUNT"), 0)
         self.finished_grace = settings.getfloat("CLOSESPIDER_FINISHED_GRACE", 3.0)
         self.poll_interval = settings.getfloat("CLOSESPIDER_POLL_INTERVAL", 0.2)
-        self.server = get_redis_from_settings(settings)
+        self.server = get_redis(settings)
         self.keys = CrawlKeys.for_spider(crawler.spidercls.name, settings)
         scheduler = load_object(settings["SCHEDULER"])
         # only the leased scheduler reserves the cluster's budget units and holds leases
@@ -180,7 +179,9 @@ class ClusterCloseSpider(CloseSpider):
             pipe.hget(self.keys.budget, "pages")
             pipe.zcard(self.keys.requests)
             pipe.zcard(self.keys.leases)
-            pipe.llen(self.keys.start_urls)
+            # seeds wait in a list, a set or a sorted set (scrapy-redis's forms): any of them
+            # exists only while it holds a seed
+            pipe.exists(self.keys.start_urls)
             pipe.exists(self.keys.started)
             pages, waiting, leased, seeds, started = pipe.execute()
         return int(pages or 0), waiting, leased, seeds, bool(started)
@@ -190,7 +191,7 @@ class ClusterCloseSpider(CloseSpider):
         leases; the Redis queue when its scheduler has one; started once it scheduled a request
         (or, with a Redis queue, once the crawl did)."""
         with self.server.pipeline(transaction=False) as pipe:
-            pipe.llen(self.keys.start_urls)
+            pipe.exists(self.keys.start_urls)
             if self.shared_queue:
                 pipe.zcard(self.keys.requests)
                 pipe.exists(self.keys.started)
@@ -204,7 +205,7 @@ class ClusterCloseSpider(CloseSpider):
             return
         self._closing = True
         if reason in ("closespider_pagecount", "finished"):
-            self._record_state(reason=reason, ended_at=time.time())
+            self._record_end(reason)
         super()._close_spider(reason)
 
     def _clear_state(self, *fields: str) -> None:
@@ -214,6 +215,19 @@ class ClusterCloseSpider(CloseSpider):
             self.server.hdel(self.keys.state, *fields)
         except REDIS_ERRORS as exc:
             logger.warning("Could not update the crawl state in %s: %s", self.keys.state, exc)
+
+    def _record_end(self, reason: str) -> None:
+        """Record why and when the crawl ended; the time is Redis's clock, which ``scrapy
+        status`` compares with the start of every node (all on Redis's clock) to tell a
+        resumed crawl from an ended one."""
+        if not self.cluster_wide:
+            return
+        try:
+            ended_at = redis_time(self.server)
+        except REDIS_ERRORS as exc:
+            logger.warning("Could not record the crawl state in %s: %s", self.keys.state, exc)
+            return
+        self._record_state(reason=reason, ended_at=ended_at)
 
     def _record_state(self, **fields: Any) -> None:
         """Write the crawl's state where ``scrapy status`` finds it (hash ``baike:state``); only

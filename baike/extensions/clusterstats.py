@@ -18,9 +18,15 @@ node and publishes from them instead:
   the HTML report.
 
 Everything goes in one MULTI/EXEC round trip every ``CLUSTERSTATS_INTERVAL`` seconds
-and once more at close. A Redis error is logged and the writes back off (the reactor
-must not wait on a dead Redis every two seconds); the deltas are carried over to the
-next write that succeeds, so no count is lost.
+and once more at close. Every time written (``started``, ``seen``, ``finished``, the
+``*_time`` stats, the timeline's ``t``) is Redis's clock, not this machine's, so that
+readers on other machines compare like with like: the node measures the offset of
+Redis's ``TIME`` from its own clock once when it opens, and again with a ``TIME`` in
+every write's transaction, and stamps with its clock plus the last offset.
+
+A Redis error is logged and the writes back off (the reactor must not wait on a dead
+Redis every two seconds); the deltas are carried over to the next write that
+succeeds, so no count is lost.
 """
 
 from __future__ import annotations
@@ -37,8 +43,8 @@ from redis.exceptions import RedisError
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import create_looping_call
-from scrapy_redis.connection import get_redis_from_settings
 
+from baike.connection import RedisClock, get_redis
 from baike.frontier.scheduler import LeasedScheduler
 from baike.keys import CrawlKeys
 
@@ -52,6 +58,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 COUNTERS = ("pages", "items", "errors")
+
+# KEEP_EARLIEST: set a hash field to a time unless it already holds an earlier one, so the
+# cluster's start is its earliest node's, whichever node writes first.
+# KEYS[1] stats hash   ARGV[1] field   ARGV[2] time (Redis seconds)
+KEEP_EARLIEST = """
+local held = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '')
+if not held or tonumber(ARGV[2]) < held then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+return 1
+"""
 PAGES_STAT = "response_received_count"
 ITEMS_STAT = "item_scraped_count"
 DEFAULT_ERROR_STATS = ("log_count/ERROR", "baike/requests/failed")
@@ -81,13 +96,17 @@ class ClusterStats:
     ):
         self.crawler = crawler
         self.server = server
+        self._keep_earliest = server.register_script(KEEP_EARLIEST)
+        self._start_kept = False
         self.keys = keys
         self.interval = interval
         self.timeline_length = max(timeline_length, 0)
         self.rate_window = rate_window
         self.error_stats = error_stats
         self.node_id = f"{socket.gethostname()}:{os.getpid()}"
-        self.started = time.time()
+        # Redis's clock, as last measured; the node's start is stamped again when it opens
+        self.clock = RedisClock()
+        self.started = self.clock.now()
         self._published = dict.fromkeys(COUNTERS, 0)
         self._samples: deque[tuple[float, int]] = deque()
         self._last_sampled: int | None = None
@@ -105,7 +124,7 @@ class ClusterStats:
             raise NotConfigured("CLUSTERSTATS_INTERVAL must be positive")
         extension = cls(
             crawler,
-            server=get_redis_from_settings(settings),
+            server=get_redis(settings),
             keys=CrawlKeys.for_spider(crawler.spidercls.name, settings),
             interval=interval,
             timeline_length=settings.getint("CLUSTERSTATS_TIMELINE_LENGTH", 20_000),
@@ -120,16 +139,25 @@ class ClusterStats:
 
     def spider_opened(self, spider: Any = None) -> None:
         self.node_id = self._scheduler_node_id() or self.node_id
-        self.started = time.time()
+        self._measure_clock()
+        self.started = self.clock.now()
         self._write()
         self._loop.start(self.interval, now=False)
 
     def spider_closed(self, spider: Any = None, reason: str = "") -> None:
         if self._loop.running:
             self._loop.stop()
-        self._write(finished=time.time(), reason=reason or "unknown")
+        self._write(finished=self.clock.now(), reason=reason or "unknown")
 
     # -- internals ----------------------------------------------------------------------
+
+    def _measure_clock(self) -> None:
+        """Take Redis's clock before the first timestamp; an unreachable Redis leaves the
+        last offset (the writes then fail and back off anyway, and measure again)."""
+        try:
+            self.clock.measure(self.server)
+        except RedisError as exc:
+            logger.debug("Redis's clock not read (%s); stamping with the last offset", exc)
 
     def _scheduler_node_id(self) -> str | None:
         # the scheduler's id is the one its leases carry, so status can match them
@@ -175,7 +203,7 @@ class ClusterStats:
         # a connect timeout); the last one, at close, is always tried
         if finished is None and time.monotonic() < self._retry_at:
             return
-        now = time.time()
+        now = self.clock.now()
         counts = self.counts()
         deltas = {name: counts[name] - self._published[name] for name in COUNTERS}
         record = self.record(now, counts, finished, reason)
@@ -195,7 +223,11 @@ class ClusterStats:
             self.crawler.stats.set_value(CLUSTER_STAT % name, int(total))
 
     def _send(self, record: dict[str, Any], deltas: dict[str, int], finished: float | None, sample: bool) -> list[Any]:
-        """One MULTI/EXEC round trip; returns the cluster totals after the increments."""
+        """One MULTI/EXEC round trip; returns the cluster totals after the increments.
+
+        The transaction ends with a ``TIME``, which measures Redis's clock for the
+        next write's timestamps.
+        """
         node, stats = self.node_id, self.keys.stats
         with self.server.pipeline(transaction=True) as pipe:
             for name in COUNTERS:
@@ -203,7 +235,6 @@ class ClusterStats:
             for name in COUNTERS:
                 pipe.hincrby(stats, node_field(node, name), deltas[name])
             pipe.hset(self.keys.nodes, node, json.dumps(record))
-            pipe.hsetnx(stats, "start_time", self.started)
             pipe.hsetnx(stats, node_field(node, "start_time"), self.started)
             if finished is not None:
                 pipe.hset(stats, mapping={"finish_time": finished, node_field(node, "finish_time"): finished})
@@ -211,7 +242,13 @@ class ClusterStats:
                 point = {"node": node, "t": round(record["seen"], 3), "pages": record["pages"]}
                 pipe.rpush(self.keys.timeline, json.dumps(point))
                 pipe.ltrim(self.keys.timeline, -self.timeline_length, -1)
+            pipe.time()
+            before = time.time()
             replies = pipe.execute()
+            self.clock.update(replies[-1], before, time.time())
+        if not self._start_kept:
+            self._keep_earliest(keys=[stats], args=["start_time", self.started])
+            self._start_kept = True
         return replies[: len(COUNTERS)]
 
     def _failed(self, exc: Exception) -> None:

@@ -172,12 +172,12 @@ class BloomDupeFilter(SharedDupeFilter):
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        from scrapy_redis.connection import get_redis_from_settings
+        from baike.connection import get_redis
 
         settings = crawler.settings
         name = crawler.spidercls.name
         dupefilter = cls(
-            server=get_redis_from_settings(settings),
+            server=get_redis(settings),
             key=settings.get("BLOOM_KEY", DEFAULT_KEY) % {"spider": name, "name": name},
             fingerprinter=crawler.request_fingerprinter,
             layout=BloomLayout.for_capacity(

@@ -154,7 +154,7 @@ class BucketDupeFilter(SharedDupeFilter):
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        from scrapy_redis.connection import get_redis_from_settings
+        from baike.connection import get_redis
 
         settings = crawler.settings
         keys = CrawlKeys.for_spider(crawler.spidercls.name, settings)
@@ -164,7 +164,7 @@ class BucketDupeFilter(SharedDupeFilter):
             field_bytes=settings.getint("DUPEFILTER_FIELD_BYTES", DEFAULT_FIELD_BYTES),
         )
         dupefilter = cls(
-            server=get_redis_from_settings(settings),
+            server=get_redis(settings),
             key=keys.dupefilter,
             fingerprinter=crawler.request_fingerprinter,
             layout=wanted,

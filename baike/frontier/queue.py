@@ -22,6 +22,7 @@ import secrets
 import struct
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from scrapy import Request
@@ -29,8 +30,8 @@ from scrapy_redis.queue import Base
 
 from baike.frontier import scripts, serializer as json_serializer
 from baike.frontier.schema import CRAWLER_META, HEADERS, SEED_SCORE, RequestSchema
-from baike.keys import CrawlKeys
-from baike.urls import canonicalize, download_url, normalize_origin
+from baike.keys import CrawlKeys, rate_key
+from baike.urls import BAIKE_ORIGIN, canonicalize, download_url, normalize_origin
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -88,6 +89,7 @@ class Taken:
     reclaimed: int = 0
     budget_left: int = -1  # -1: no budget set
     admitted: int = 0  # seeds moved into the frontier; -1: the seed key has another type
+    wait: float = 0.0  # seconds until the cluster's rate has a token again; 0: not rate-limited
     rejected: list[str] = field(default_factory=list)
     bad_seeds: list[str] = field(default_factory=list)
 
@@ -105,6 +107,10 @@ class LeasedQueue(Base):
         )
         self.seed_batch = settings.getint("REDIS_START_URLS_BATCH_SIZE", DEFAULT_SEED_BATCH)
         self.seed_form = seed_form(settings)
+        self.rate = max(settings.getfloat("BAIKE_CLUSTER_RATE", 0.0), 0.0)
+        self.burst = max(settings.getint("BAIKE_CLUSTER_BURST", 5), 1)
+        host = urlsplit(self.mirror or BAIKE_ORIGIN).netloc
+        self.rate_key = rate_key(spider.name, host, settings.get("BAIKE_EGRESS") or "")
         self._dropped_meta: set[str] = set()
         self._push_and_ack = server.register_script(scripts.PUSH_AND_ACK)
         self._lease = server.register_script(scripts.LEASE)
@@ -233,6 +239,7 @@ class LeasedQueue(Base):
         acks: list[tuple[str, bool, str]],
         bloom: tuple[int, int] = (0, 0),
         call_id: str | None = None,
+        replaces: dict[int, str] | None = None,
     ) -> Pushed:
         """Enqueue new requests and settle leases in one atomic round trip.
 
@@ -243,8 +250,13 @@ class LeasedQueue(Base):
         ``acks`` are ``(lease, page downloaded, dead-letter reason or "")``; an ack
         whose lease is no longer ``node``'s is refused and counted in ``stale``.
         Resending a call with the same ``call_id`` replays its reply and changes nothing.
+        ``replaces`` maps the index of a push that is a retry or redirect of a leased
+        request to that lease (acknowledged in ``acks``): it is dropped if that ack is
+        refused, since the request is another node's now.
         """
-        return push_and_ack(self._push_and_ack, self.keys, node, pushes, acks, bloom, call_id or new_call_id())
+        return push_and_ack(
+            self._push_and_ack, self.keys, node, pushes, acks, bloom, call_id or new_call_id(), replaces
+        )
 
     def push(self, request: Request) -> None:
         """Enqueue one request unfiltered (scrapy-redis's queue contract)."""
@@ -271,6 +283,7 @@ class LeasedQueue(Base):
                 self.keys.start_urls,
                 self.keys.started,
                 self.keys.calls,
+                self.rate_key,
             ],
             args=[
                 node,
@@ -282,11 +295,15 @@ class LeasedQueue(Base):
                 self.seed_batch,
                 self.seed_form,
                 SEED_SCORE,
+                self.rate,
+                self.burst,
             ],
         )
-        taken = Taken(reclaimed=int(reply[0]), budget_left=int(reply[1]), admitted=int(reply[2]))
+        taken = Taken(
+            reclaimed=int(reply[0]), budget_left=int(reply[1]), admitted=int(reply[2]), wait=int(reply[4]) / 1000
+        )
         token = str(int(reply[3]))
-        for i in range(4, len(reply), 2):
+        for i in range(5, len(reply), 2):
             self._sort(taken, node, lease_handle(reply[i].decode(), token), reply[i + 1])
         return taken
 
@@ -409,12 +426,15 @@ def push_and_ack(
     acks: list[tuple[str, bool, str]],
     bloom: tuple[int, int] = (0, 0),
     call_id: str = "",
+    replaces: dict[int, str] | None = None,
 ) -> Pushed:
     """Run :data:`~baike.frontier.scripts.PUSH_AND_ACK` (see :meth:`LeasedQueue.push_and_ack`).
 
     Packs the requests the way the script reads them: per priority (and per
     :data:`ENTRY_MAX_REQUESTS`), one string of ``(bucket index, fingerprint)`` slots
-    and one of ``"\\n"``-prefixed payloads.
+    and one of ``"\\n"``-prefixed payloads. ``replaces`` maps the index of a push that
+    replaces a leased request (its retry or redirect) to that lease, acknowledged in
+    the same call: such a push is kept only if its lease's ack is accepted.
     Raises ValueError when fingerprints differ in width or more than 65,535
     buckets are named in one call.
     """
@@ -424,14 +444,16 @@ def push_and_ack(
     width = widths.pop() if widths else 0
     blank = bytes(width)
     bucket_index: dict[str, int] = {}
-    groups: list[tuple[int, list[bytes], list[str]]] = []
-    filling: dict[int, int] = {}  # priority -> index of its group being filled
-    for bucket, fingerprint, priority, payload in pushes:
-        at = filling.get(priority)
+    ack_index = {lease: number for number, (lease, _, _) in enumerate(acks, 1)}
+    groups: list[tuple[int, list[bytes], list[str], int]] = []
+    filling: dict[tuple[int, int], int] = {}  # (priority, replaced ack) -> index of its group being filled
+    for number, (bucket, fingerprint, priority, payload) in enumerate(pushes):
+        replaced = ack_index.get((replaces or {}).get(number, ""), 0)
+        at = filling.get((priority, replaced))
         if at is None or len(groups[at][2]) >= ENTRY_MAX_REQUESTS:
-            filling[priority] = at = len(groups)
-            groups.append((priority, [], []))
-        _, slots, payloads = groups[at]
+            filling[(priority, replaced)] = at = len(groups)
+            groups.append((priority, [], [], replaced))
+        _, slots, payloads, _ = groups[at]
         if bucket and fingerprint is not None:
             slots.append(_SLOT_INDEX.pack(bucket_index.setdefault(bucket, len(bucket_index) + 1)) + fingerprint)
         else:
@@ -440,8 +462,8 @@ def push_and_ack(
     if len(bucket_index) > 0xFFFF:
         raise ValueError(f"{len(bucket_index)} dupefilter buckets in one push; at most 65535")
     argv: list[Any] = [node, call_id or new_call_id(), width, *bloom, len(groups)]
-    for priority, slots, payloads in groups:
-        argv += [priority, len(payloads), b"".join(slots), "\n" + "\n".join(payloads)]
+    for priority, slots, payloads, replaced in groups:
+        argv += [priority, len(payloads), b"".join(slots), "\n" + "\n".join(payloads), replaced]
     argv.append(len(acks))
     now = time.time()
     for lease, page, reason in acks:

@@ -35,10 +35,9 @@ from typing import TYPE_CHECKING, Any
 from scrapy import signals
 from scrapy.utils.asyncio import create_looping_call
 from scrapy.utils.misc import load_object
-from scrapy_redis.connection import get_redis_from_settings
 from scrapy_redis.scheduler import Scheduler
 
-from baike.connection import REDIS_ERRORS
+from baike.connection import REDIS_ERRORS, get_redis
 from baike.frontier.known import KnownFingerprints
 from baike.frontier.queue import LEASE_META_KEY, PayloadError, Taken, new_call_id
 from baike.keys import CrawlKeys
@@ -69,6 +68,8 @@ class _Flush:
     acks: list[tuple[str, bool, str]] = field(default_factory=list)
     # the known-fingerprint cache keys of the filtered pushes
     keys: list[int] = field(default_factory=list)
+    # push index -> the lease whose request that push replaces (a retry or redirect)
+    replaces: dict[int, str] = field(default_factory=dict)
 
 
 def make_node_id() -> str:
@@ -108,6 +109,7 @@ class LeasedScheduler(Scheduler):
         self._known = KnownFingerprints(settings.getint("SCHEDULER_KNOWN_FINGERPRINTS", 1_000_000))
         # the cache keys of the filtered requests in _pushes, added to _known once flushed
         self._push_keys: list[int] = []
+        self._replaces: dict[int, str] = {}
         self._pages: set[str] = set()
         self._acks: list[tuple[str, bool, str]] = []
         self._next_take = 0.0
@@ -140,7 +142,7 @@ class LeasedScheduler(Scheduler):
                 kwargs[name] = settings.get(setting)
         if isinstance(kwargs.get("serializer"), str):
             kwargs["serializer"] = importlib.import_module(kwargs["serializer"])
-        return cls(server=get_redis_from_settings(settings), crawler=crawler, **kwargs)
+        return cls(server=get_redis(settings), crawler=crawler, **kwargs)
 
     # -- Scrapy's scheduler interface ---------------------------------------------------
 
@@ -205,8 +207,7 @@ class LeasedScheduler(Scheduler):
         enqueues the child, and nothing is lost in between.
         """
         parent = request.meta.pop(LEASE_META_KEY, None)
-        if parent is not None and parent in self._active:
-            self.settle(parent)
+        replaces = parent is not None and self.settle(parent)
         bucket, fingerprint = None, None
         if not request.dont_filter:
             if not hasattr(self.df, "slot"):
@@ -231,6 +232,9 @@ class LeasedScheduler(Scheduler):
             if fingerprint is not None:
                 self._push_keys.pop()
             return False
+        if replaces:
+            # kept only if the parent's lease is still this node's when the flush lands
+            self._replaces[len(self._pushes)] = parent
         self._pushes.append((bucket, fingerprint, request.priority, payload))
         if len(self._pushes) >= self.flush_size:
             self._flush()
@@ -299,12 +303,19 @@ class LeasedScheduler(Scheduler):
         if self._unconfirmed is None:
             if not (self._pushes or self._acks):
                 return
-            self._unconfirmed = _Flush(self._next_call_id(), self._pushes, self._acks, self._push_keys)
-            self._pushes, self._acks, self._push_keys = [], [], []
+            self._unconfirmed = _Flush(
+                self._next_call_id(), self._pushes, self._acks, self._push_keys, self._replaces
+            )
+            self._pushes, self._acks, self._push_keys, self._replaces = [], [], [], {}
         batch = self._unconfirmed
         try:
             pushed = self.queue.push_and_ack(
-                self.node_id, batch.pushes, batch.acks, getattr(self.df, "bloom", (0, 0)), call_id=batch.call_id
+                self.node_id,
+                batch.pushes,
+                batch.acks,
+                getattr(self.df, "bloom", (0, 0)),
+                call_id=batch.call_id,
+                replaces=batch.replaces,
             )
         except REDIS_ERRORS as exc:
             self._redis_failed(exc)
@@ -359,8 +370,9 @@ class LeasedScheduler(Scheduler):
         if not taken.requests and not taken.seeds:
             # With the budget all reserved, units come back only when a download
             # elsewhere fails: ask again at the idle pace, not on every engine call.
+            # Out of the cluster's rate: ask again when its next token is due.
             pause = self.idle_poll if taken.budget_left == 0 else min(self.idle_poll, 0.05)
-            self._next_take = now + pause
+            self._next_take = now + (taken.wait or pause)
 
     def _start_seeds(self, taken: Taken) -> None:
         """Enqueue the request of each leased seed; its lease settles in the same flush."""

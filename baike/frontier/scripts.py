@@ -74,13 +74,17 @@ end
 # ARGV[1] node id   ARGV[2] call id   ARGV[3] fingerprint width W
 # ARGV[4] Bloom hashes k, 0 for bucket fields   ARGV[5] Bloom bits per shard m
 # ARGV[6] number of priority groups G
-# then G times: priority, number of requests C, slots, payloads
+# then G times: priority, number of requests C, slots, payloads, replaced ack R
 #   slots: C records of a 2-byte big-endian bucket index (0 = not filtered) and a
 #          W-byte fingerprint: a field set with HSETNX, or for a Bloom filter (W = 8)
 #          two 4-byte big-endian numbers h1, h2 whose k bits (h1 + j * h2) mod m are set
 #          with SETBIT; the request is new when a bit was not set yet. Either way the
 #          fingerprint is recorded in the same step that enqueues its request.
 #   payloads: the C payloads, "\n" before each (JSON text never holds a raw newline)
+#   replaced ack: 0, or the index (1-based) among this call's acks of the lease whose
+#          request this group replaces (a retry or redirect of it): the group is kept
+#          only if that ack is accepted, so a fenced node never re-queues a request that
+#          another node has taken over
 # then number of acks A, then A times: request id, lease token, page flag, dead-letter prefix
 #   page flag "1": a page was downloaded under the lease (its budget unit is spent),
 #             "0": none was (the unit is handed back)
@@ -106,7 +110,30 @@ local width = tonumber(ARGV[3])
 local hashes, bits = tonumber(ARGV[4]), tonumber(ARGV[5])
 local n_groups = tonumber(ARGV[6])
 local added, filtered = 0, 0
-local i = 7
+-- the acks first (they follow the groups in ARGV): which are stale decides which
+-- replacing groups are kept
+local settled, pages, unreserved, stale, refused = {}, 0, 0, 0, {}
+local i = 7 + 5 * n_groups
+local n_ack = tonumber(ARGV[i])
+i = i + 1
+for k = 1, n_ack do
+  local id, token, page, dead_prefix = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  i = i + 4
+  local owner = redis.call('HGET', KEYS[5], id)
+  local prefix = owner_prefix(node, token)
+  if owner and string.sub(owner, 1, #prefix) == prefix then
+    settled[#settled + 1] = id
+    if dead_prefix ~= '' then
+      local payload = redis.call('HGET', KEYS[2], id)
+      if payload then redis.call('RPUSH', KEYS[7], dead_prefix .. payload .. '}') end
+    end
+    if page == '1' then pages = pages + 1 else unreserved = unreserved + 1 end
+  else
+    stale = stale + 1
+    refused[k] = true
+  end
+end
+i = 7
 -- record the fingerprint at `at` of `slots` in `key`; true when it was new
 local function record(key, slots, at)
   if hashes == 0 then
@@ -141,9 +168,10 @@ if n_groups > 0 then
   local stride = width + 2
   for _ = 1, n_groups do
     local priority, count, slots, payloads = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
-    i = i + 4
+    local replaced = tonumber(ARGV[i + 4])
+    i = i + 5
     local kept = {}
-    for k = 1, count do
+    for k = 1, (replaced > 0 and refused[replaced]) and 0 or count do
       local at = (k - 1) * stride + 1
       local high, low = string.byte(slots, at, at + 1)
       local bucket = high * 256 + low
@@ -175,25 +203,6 @@ if n_groups > 0 then
     redis.call('HINCRBY', KEYS[6], 'enqueued', added)
   end
 end
-local n_ack = tonumber(ARGV[i])
-i = i + 1
-local settled, pages, unreserved, stale = {}, 0, 0, 0
-for _ = 1, n_ack do
-  local id, token, page, dead_prefix = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  i = i + 4
-  local owner = redis.call('HGET', KEYS[5], id)
-  local prefix = owner_prefix(node, token)
-  if owner and string.sub(owner, 1, #prefix) == prefix then
-    settled[#settled + 1] = id
-    if dead_prefix ~= '' then
-      local payload = redis.call('HGET', KEYS[2], id)
-      if payload then redis.call('RPUSH', KEYS[7], dead_prefix .. payload .. '}') end
-    end
-    if page == '1' then pages = pages + 1 else unreserved = unreserved + 1 end
-  else
-    stale = stale + 1
-  end
-end
 if #settled > 0 then
   call_chunked('ZREM', KEYS[4], settled, 1)
   call_chunked('HDEL', KEYS[5], settled, 1)
@@ -211,11 +220,17 @@ return remember(KEYS[8], 'push ' .. node, call_id, {added, filtered, stale})
 # KEYS[1] requests zset   KEYS[2] request_data hash   KEYS[3] leases zset
 # KEYS[4] lease_owners hash   KEYS[5] budget hash   KEYS[6] request_seq
 # KEYS[7] start_urls (the seeds: a list, set or sorted set)   KEYS[8] started string
-# KEYS[9] calls hash
+# KEYS[9] calls hash   KEYS[10] the politeness key's rate hash (see baike.keys.rate_key)
 # ARGV[1] node id   ARGV[2] call id   ARGV[3] N   ARGV[4] budget limit (0 = none)
 # ARGV[5] lease seconds   ARGV[6] most expired leases to reclaim
 # ARGV[7] most seeds to admit   ARGV[8] the seed key's type ("list", "set" or "zset")
 # ARGV[9] score of an admitted seed, before its sequence number
+# ARGV[10] the cluster's rate, requests per second (0 = no limit)   ARGV[11] its burst
+# The rate is one GCRA bucket shared by every node of the politeness key: its
+# theoretical arrival time "tat" (Redis time) is in KEYS[10]. A take leases no more
+# requests than the bucket has tokens (seeds cost none: they are not downloads), so
+# the cluster downloads at most rate * t + burst requests in any t seconds, whatever
+# the number of nodes, without a round trip of its own.
 # "Expired" and the new leases' deadline (now + lease seconds) are Redis's TIME. The
 # leases of one take share a token, the next request_seq number; the owner of each is
 # "<node> <token> <score>".
@@ -228,7 +243,8 @@ return remember(KEYS[8], 'push ' .. node, call_id, {added, filtered, stale})
 # A batch entry (see PUSH_AND_ACK) is split: the requests taken from it are leased under
 # new ids, with the batch's score, and the rest stays queued under the batch's id and score.
 # Returns {reclaimed, budget_left (-1 = no budget), admitted seeds (-1 = wrong key type),
-#          token, id1, payload1, id2, payload2, ...}; a resent call (same call id) replays it.
+#          token, ms until the next token (0: not rate-limited), id1, payload1, id2, ...};
+# a resent call (same call id) replays it.
 LEASE = _CALL_CHUNKED + _CALLS + _LEASES + """
 local node = ARGV[1]
 local call_id = ARGV[2]
@@ -291,11 +307,18 @@ if limit > 0 then
   left = limit - reserved
   if left < want then want = left end
 end
-local out = {#expired, left, admitted, 0}
+local out = {#expired, left, admitted, 0, 0}
 if want <= 0 then return remember(KEYS[9], 'lease ' .. node, call_id, out) end
+local rate, burst = tonumber(ARGV[10]), tonumber(ARGV[11])
+local tokens, interval, tat = math.huge, 0, now
+if rate > 0 then
+  interval = 1 / rate
+  tat = math.max(tonumber(redis.call('HGET', KEYS[10], 'tat') or '0'), now)
+  tokens = math.max(math.floor(burst - (tat - now) / interval + 1e-9), 0)
+end
 local token = redis.call('INCR', KEYS[6])
 out[4] = token
-local deadlines, owners, taken = {}, {}, 0
+local deadlines, owners, taken, charged = {}, {}, 0, 0
 local function lease(id, payload, owner)
   deadlines[#deadlines + 1] = deadline
   deadlines[#deadlines + 1] = id
@@ -310,13 +333,21 @@ while taken < want do
   if #popped == 0 then break end
   local id, score = popped[1], popped[2]
   local entry = redis.call('HGET', KEYS[2], id)
+  local seed = entry and string.byte(entry, 1) == 83
+  if entry and not seed and charged >= tokens then
+    redis.call('ZADD', KEYS[1], score, id)
+    break
+  end
   local owner = owner_prefix(node, token) .. score
   if entry and string.byte(entry, 1) ~= 10 then
     lease(id, entry, owner)
+    if not seed then charged = charged + 1 end
   elseif entry then
-    local next_id = redis.call('INCRBY', KEYS[6], want - taken) - (want - taken)
+    local room = math.min(want - taken, tokens - charged)
+    local next_id = redis.call('INCRBY', KEYS[6], room) - room
     local parts, start = {}, 2
-    while start and taken < want do
+    while start and taken < want and charged < tokens do
+      charged = charged + 1
       local stop = string.find(entry, '\\n', start, true)
       local payload = string.sub(entry, start, stop and stop - 1 or -1)
       next_id = next_id + 1
@@ -341,6 +372,13 @@ if taken > 0 then
   call_chunked('HSET', KEYS[4], owners, 2)
   redis.call('HINCRBY', KEYS[5], 'reserved', taken)
   if limit > 0 then out[2] = left - taken end
+end
+if rate > 0 then
+  tat = tat + charged * interval
+  redis.call('HSET', KEYS[10], 'tat', tat, 'rate', rate, 'burst', burst)
+  if charged == 0 and tokens == 0 then
+    out[5] = math.ceil((tat - (burst - 1) * interval - now) * 1000)
+  end
 end
 return remember(KEYS[9], 'lease ' .. node, call_id, out)
 """

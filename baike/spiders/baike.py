@@ -15,7 +15,7 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.misc import load_object
 from scrapy_redis.spiders import RedisSpider
 
-from baike.connection import REDIS_ERRORS
+from baike.connection import REDIS_ERRORS, get_redis
 from baike.errors import DeadLetter
 from baike.frontier.queue import BadSeed
 from baike.frontier.scheduler import LeasedScheduler
@@ -44,8 +44,19 @@ class BaikeSpider(RedisSpider):
     frontier_callbacks = ("parse", "errback")
 
     def setup_redis(self, crawler: Any = None) -> None:
+        """scrapy-redis's set-up, with the crawler's shared client (:func:`baike.connection.get_redis`:
+        one connection pool, TLS settings) instead of the client scrapy-redis makes for itself."""
+        given = self.server
         super().setup_redis(crawler)
         settings = self.crawler.settings
+        if given is None:
+            own, self.server = self.server, get_redis(settings)
+            # scrapy-redis bound its seed readers to its own client: bind them to the shared one
+            for name in ("fetch_data", "count_size"):
+                reader = getattr(self, name)
+                if getattr(reader, "__self__", None) is own:
+                    setattr(self, name, getattr(self.server, reader.__name__))
+            own.close()
         self.redis_batch_size = settings.getint("REDIS_START_URLS_BATCH_SIZE", 16)
         self.mirror = normalize_origin(settings.get("BAIKE_MIRROR"))
         self.keys = CrawlKeys.for_spider(self.name, settings)

@@ -1,0 +1,386 @@
+"""Nodes on separate machines: real nodes, each in its own network namespace ("host"),
+crawling through a virtual LAN to a password-protected Redis and the replica, which run
+in a "server" namespace (tests/netns.py). Clocks can be skewed per host (libfaketime)
+and a host can be cut off the LAN and plugged back in.
+
+The test process reads Redis through a Unix socket (not bound to any network
+namespace) and asks the replica for its statistics from inside the server namespace,
+so no traffic ever leaves these namespaces but for loopback.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests import netns
+from tests.conftest import ROOT, Node, Replica
+from tests.netns import VirtualLan
+from tests.test_crash_safety import KEYS, assert_crawled_exactly, stored_urls
+
+pytestmark = pytest.mark.e2e
+
+REDIS_PORT = 6390  # inside the server namespace, where nothing else listens
+LEASE_SECONDS = 3
+PARTITION_SECONDS = 2 * LEASE_SECONDS
+# A cluster run with 3-second leases. Its Redis calls must give up well within a lease:
+# with the default socket_timeout (10 s) a node cut off for 6 s just hangs in one call
+# for the whole partition (its reactor with it), then carries on without ever seeing
+# the connection fail.
+PARTITION_SETTINGS = (
+    f"SCHEDULER_LEASE_SECONDS={LEASE_SECONDS}",
+    "SCHEDULER_HEARTBEAT_INTERVAL=0.5",
+    'REDIS_PARAMS={"socket_timeout": 1, "socket_connect_timeout": 1, "retry_on_timeout": true,'
+    ' "health_check_interval": 30}',
+    # downloads cut off by the partition fail fast and are retried: the retries of a
+    # fenced lease must not be queued again
+    "DOWNLOAD_TIMEOUT=2",
+)
+# Reads a URL from inside a namespace and writes the body to stdout.
+FETCH = "import sys, urllib.request; sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1], timeout=60).read())"
+LIBFAKETIME = (
+    "/usr/lib/*/faketime/libfaketime.so.1",
+    "/usr/lib/faketime/libfaketime.so.1",
+    "/usr/local/lib/faketime/libfaketime.so.1",
+)
+
+
+def libfaketime() -> str | None:
+    for pattern in LIBFAKETIME:
+        found = sorted(glob.glob(pattern))
+        if found:
+            return found[0]
+    return None
+
+
+def skewed(offset: str) -> list[str]:
+    """The prefix that runs a command with its clock ``offset`` (e.g. "+90s") off, running.
+
+    Not the ``faketime`` wrapper: it forks and waits for its child, so the process we
+    start would not be the node (nor killed with it). ``env`` execs, the pid stays.
+    libfaketime 0.9.10 also fakes CLOCK_MONOTONIC here (as the base of the skewed
+    realtime clock, at the normal rate), which is harmless to a node; the opposite,
+    FAKETIME_DONT_FAKE_MONOTONIC=1, makes every time.sleep() fail with EINVAL (its
+    clock_nanosleep converts absolute monotonic deadlines anyway). What it does break is
+    a timed wait on a lock (sem_clockwait is not intercepted: the deadline is never
+    reached); nothing a node runs waits on a lock with a timeout.
+    """
+    library = libfaketime()
+    if library is None:
+        pytest.skip("libfaketime is not installed (Debian: apt-get install faketime; scripts/setup.sh --tests does it)")
+    return ["env", f"LD_PRELOAD={library}", f"FAKETIME={offset}"]
+
+
+@dataclass
+class LanReplica(Replica):
+    """The replica in the server namespace; its debug endpoints are read from in there."""
+
+    lan: VirtualLan | None = None
+
+    def _get(self, path: str) -> bytes:
+        done = self.lan.run(
+            self.lan.server, [sys.executable, "-c", FETCH, f"{self.url}{path}"], capture_output=True, timeout=90
+        )
+        assert done.returncode == 0, done.stderr[-2000:].decode(errors="replace")
+        return done.stdout
+
+    def stats(self) -> dict:
+        return json.loads(self._get("/__replica__/stats"))
+
+    def reset(self) -> None:
+        self._get("/__replica__/reset")
+
+    def answer_key(self, start: str) -> dict:
+        return json.loads(self._get(f"/__replica__/answer?{urllib.parse.urlencode({'start': start})}"))
+
+
+class Fleet:
+    """A virtual LAN with Redis (password, bound to the server's address) and the replica
+    in the server namespace, and nodes started on its hosts."""
+
+    def __init__(self, lan: VirtualLan, directory: Path):
+        self.lan = lan
+        self.directory = directory
+        self.password = "pw-" + secrets.token_hex(12)
+        self.nodes: list[Node] = []
+        self.replica: LanReplica | None = None
+        # a short directory of its own: a Unix socket path has at most 107 bytes
+        self.socket_dir = Path(tempfile.mkdtemp(prefix="baike-fleet-"))
+        self.redis_process: subprocess.Popen | None = None
+        self.client = redis.Redis(unix_socket_path=str(self.socket_dir / "redis.sock"), password=self.password)
+
+    def start(self) -> Fleet:
+        """Start Redis in the server namespace and wait until it answers."""
+        self.redis_process = self._start_redis()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.client.ping()
+                return self
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or self.redis_process.poll() is not None:
+                    raise RuntimeError("redis-server did not start in the server namespace") from None
+                time.sleep(0.05)
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://:{self.password}@{self.lan.server_ip}:{REDIS_PORT}/0"
+
+    def _start_redis(self) -> subprocess.Popen:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("redis-server is not installed: run scripts/setup.sh")
+        config = self.socket_dir / "redis.conf"
+        # the password in a file of the test's, not on a command line
+        config.write_text(
+            "\n".join(
+                [
+                    f"port {REDIS_PORT}",
+                    f"bind {self.lan.server_ip}",
+                    "protected-mode no",
+                    f"requirepass {self.password}",
+                    f"unixsocket {self.socket_dir / 'redis.sock'}",
+                    "unixsocketperm 700",
+                    f"dir {self.directory}",
+                    'save ""',
+                    "appendonly no",
+                    "",
+                ]
+            )
+        )
+        config.chmod(0o600)
+        return self.lan.run_in(self.lan.server, [binary, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def start_replica(self, entries: int = 300, seed: int = 1, *options: str) -> LanReplica:
+        process = self.lan.run_in(
+            self.lan.server,
+            [sys.executable, "-m", "replica", "--host", self.lan.server_ip, "--port", "0",
+             "--entries", str(entries), "--seed", str(seed), *options],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        line = process.stdout.readline()
+        match = re.search(rf"(http://{re.escape(self.lan.server_ip)}:\d+)", line)
+        if not match:
+            process.kill()
+            raise RuntimeError(f"the replica did not start: {line!r}")
+        self.replica = LanReplica(url=match.group(1), process=process, entries=entries, seed=seed, lan=self.lan)
+        return self.replica
+
+    def start_node(self, host: int, *settings: str, clock: str | None = None) -> Node:
+        """One ``scrapy crawl baike`` on host ``host`` (the settings of conftest's start_node),
+        its clock ``clock`` off (e.g. "+90s") when given."""
+        log_path = self.directory / f"node{len(self.nodes)}-host{host}.log"
+        args = [
+            sys.executable, "-m", "scrapy", "crawl", "baike",
+            "-s", f"REDIS_URL={self.redis_url}",
+            "-s", f"BAIKE_MIRROR={self.replica.url}",
+            "-s", "AUTOTHROTTLE_ENABLED=False",
+            "-s", "ROBOTSTXT_OBEY=False",
+            "-s", "LOG_LEVEL=INFO",
+            "-s", f"LOG_FILE={log_path}",
+            "-s", "CLOSESPIDER_FINISHED_GRACE=1.5",
+            # the replica is ours: no cluster rate unless a test sets one
+            "-s", "BAIKE_CLUSTER_RATE=0",
+        ]
+        for setting in settings:
+            args += ["-s", setting]
+        if clock is not None:
+            args = skewed(clock) + args
+        env = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "BAIKE_MIRROR")}
+        with log_path.with_suffix(".err").open("w") as errors:
+            process = self.lan.run_in(
+                self.lan.host(host), args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=errors
+            )
+        node = Node(process=process, log_path=log_path)
+        self.nodes.append(node)
+        return node
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.kill()
+        for node in self.nodes:
+            try:
+                node.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.replica is not None and self.replica.process.poll() is None:
+            self.replica.process.terminate()
+            try:
+                self.replica.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.replica.process.kill()
+        self.client.close()
+        if self.redis_process is not None and self.redis_process.poll() is None:
+            self.redis_process.terminate()
+            try:
+                self.redis_process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.redis_process.kill()
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
+
+
+@pytest.fixture()
+def fleet(tmp_path: Path):
+    reason = netns.unavailable()
+    if reason:
+        pytest.skip(reason)
+    with VirtualLan(hosts=3) as lan:
+        built = Fleet(lan, tmp_path)
+        try:
+            yield built.start()
+        finally:
+            built.stop()
+
+
+def node_output(node: Node) -> str:
+    return node.log + node.log_path.with_suffix(".err").read_text(errors="replace")
+
+
+def lease_owner_prefix(node: Node) -> bytes:
+    """What the node's lease owners start with: its scheduler's id is ``host:pid:random``,
+    and ``ip netns exec`` (and ``env``) exec, so the pid is the started process's."""
+    return f"{socket.gethostname()}:{node.process.pid}:".encode()
+
+
+def leases_held(client: redis.Redis, node: Node) -> set[bytes]:
+    prefix = lease_owner_prefix(node)
+    return {lease for lease, owner in client.hgetall(KEYS.lease_owners).items() if owner.startswith(prefix)}
+
+
+def budget_pages(client: redis.Redis) -> int:
+    return int(client.hget(KEYS.budget, "pages") or 0)
+
+
+def responses(replica: Replica) -> int:
+    """Answers the replica sent that a crawler receives as pages (redirects are followed)."""
+    return sum(count for status, count in replica.stats()["by_status"].items() if not status.startswith("3"))
+
+
+def log_clock_offset(node: Node, started: float) -> float:
+    """How far ahead of the real clock the node's first log line is stamped, in seconds."""
+    first = re.search(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", node.log, re.MULTILINE)
+    assert first, node.log[:2000]
+    return datetime.strptime(first.group(1), "%Y-%m-%d %H:%M:%S").timestamp() - started
+
+
+def test_three_hosts_with_auth_crawl_exactly_once(fleet: Fleet) -> None:
+    replica = fleet.start_replica(300, 1)
+    fleet.client.lpush(KEYS.start_urls, replica.start_url())
+    nodes = [fleet.start_node(host, "CLOSESPIDER_PAGECOUNT=120") for host in range(3)]
+    for node in nodes:
+        assert node.wait(timeout=60) == 0, node_output(node)[-3000:]
+
+    assert [node.finish_reason for node in nodes] == ["closespider_pagecount"] * 3
+    assert all(node.stat("response_received_count") > 0 for node in nodes), "every host crawled"
+    assert budget_pages(fleet.client) == 120
+    stats = replica.stats()
+    assert responses(replica) == 120
+    assert max(stats["page_paths"].values()) == 1, "no entry page is downloaded twice"
+    records = [json.loads(value) for value in fleet.client.hvals(KEYS.items)]
+    urls = [record["url"] for record in records]
+    assert records and len(urls) == len(set(urls)) == stats["pages"]
+    assert sorted(urls) == sorted(stored_urls(fleet.client)), "each record is stored under its own URL"
+    for node in nodes:
+        assert fleet.password not in node_output(node), "the Redis password leaked into a node's log"
+        # the node's id (host:pid:...) has the pid we started: `ip netns exec` execs the node
+        assert f"Node {lease_owner_prefix(node).decode()}" in node.log, node.log[-3000:]
+        assert f"@{fleet.lan.server_ip}:{REDIS_PORT}/0" in node.log, "it joined the Redis across the LAN"
+
+
+def test_skewed_clocks_change_nothing(fleet: Fleet) -> None:
+    """Lease deadlines must not come from the nodes' clocks: machines disagree by seconds
+    to minutes. A node 90 s behind would hand out leases that have already expired; one
+    90 s ahead would take every other node's leases for expired ones."""
+    replica = fleet.start_replica(300, 1)
+    fleet.client.lpush(KEYS.start_urls, replica.start_url())
+    started = time.time()
+    clocks = ["+90s", "-90s", None]
+    nodes = [fleet.start_node(host, "CLOSESPIDER_PAGECOUNT=120", clock=clock) for host, clock in enumerate(clocks)]
+    for node in nodes:
+        assert node.wait(timeout=60) == 0, node_output(node)[-3000:]
+
+    offsets = [log_clock_offset(node, started) for node in nodes]
+    assert 80 < offsets[0] < 100 and -100 < offsets[1] < -80 and -10 < offsets[2] < 10, offsets
+    pages = budget_pages(fleet.client)
+    stats = replica.stats()
+    received = responses(replica)
+    twice = {path: count for path, count in stats["page_paths"].items() if count > 1}
+    summary = (
+        f"budget pages {pages}, {received} pages downloaded for a budget of 120,"
+        f" {len(twice)} entry pages more than once ({sum(twice.values()) - len(twice)} extra downloads)"
+    )
+    assert [node.finish_reason for node in nodes] == ["closespider_pagecount"] * 3, summary
+    assert pages == 120, summary
+    assert fleet.client.hlen(KEYS.items) > 0
+    assert not twice and received == 120, f"{summary}, e.g. {sorted(twice.items())[:3]}"
+
+
+def test_a_partitioned_node_is_fenced_and_nothing_is_lost(fleet: Fleet) -> None:
+    """Host 0 is cut off for twice the lease time while it holds leases, then plugged back
+    in: the others take its leases over, its late acknowledgements are refused (fenced),
+    and the crawl still ends with every entry stored once and the ledger whole."""
+    replica = fleet.start_replica(300, 5, "--latency-ms", "40")
+    answer = replica.answer_key(replica.start_url())
+    client = fleet.client
+    client.lpush(KEYS.start_urls, replica.start_url())
+    nodes = [fleet.start_node(host, "CLOSESPIDER_PAGECOUNT=0", *PARTITION_SETTINGS) for host in range(3)]
+    victim = nodes[0]
+
+    # cut while the crawl is under way and host 0 holds leases of pages in flight
+    deadline = time.monotonic() + 30
+    while not ((held := leases_held(client, victim)) and budget_pages(client) >= 30):
+        assert time.monotonic() < deadline and victim.process.poll() is None, node_output(victim)[-3000:]
+        time.sleep(0.005)
+    fleet.lan.cut(0)
+    cut_at = time.monotonic()
+    reclaimed_after = None  # until none of the leases it held at the cut is its own any more
+    prefix = lease_owner_prefix(victim)
+    while time.monotonic() - cut_at < PARTITION_SECONDS:
+        if reclaimed_after is None:
+            owners = client.hmget(KEYS.lease_owners, sorted(held))
+            if not any(owner and owner.startswith(prefix) for owner in owners):
+                reclaimed_after = time.monotonic() - cut_at
+        time.sleep(0.01)
+    fleet.lan.restore(0)
+
+    for node in nodes:
+        assert node.wait(timeout=60) == 0, node_output(node)[-3000:]
+    stale = [node.stat("baike/leases/stale_acks") for node in nodes]
+    twice = sum(1 for count in replica.stats()["page_paths"].values() if count > 1)
+    retried = [node.stat("retry/count") for node in nodes]
+    print(
+        f"\npartition: host 0 held {len(held)} leases at the cut; the others had them"
+        f" {'never' if reclaimed_after is None else f'{reclaimed_after:.2f} s'} after it"
+        f" (lease {LEASE_SECONDS} s, link restored after {PARTITION_SECONDS} s);"
+        f" stale acks per node {stale}; retries per node {retried}; {twice} entry pages downloaded twice"
+    )
+    assert [node.finish_reason for node in nodes] == ["finished"] * 3
+    assert reclaimed_after is not None, "the partitioned node's leases went to the others"
+    try:
+        assert_crawled_exactly(client, answer)
+    except AssertionError as exc:
+        # a download that failed during the cut is retried (dont_filter): that retry is
+        # enqueued even though its lease was fenced and reclaimed, so the page is
+        # downloaded twice and enqueued twice for one fingerprint
+        raise AssertionError(f"{exc}\nretries per node {retried} (the partitioned node's first)") from None
+    assert "Lost Redis" in victim.log and "Redis is back" in victim.log, victim.log[-3000:]
+    assert sum(stale) > 0, "the cut-off node's acknowledgements of leases it had lost are refused (fenced)"
