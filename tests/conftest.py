@@ -144,8 +144,8 @@ class Node(NodeLog):
             self.process.send_signal(sig)
 
 
-def start_node(redis_url: str, mirror: str, log_path: Path, *settings: str) -> Node:
-    """Start one node against ``redis_url`` downloading from ``mirror``."""
+def node_command(redis_url: str, mirror: str, log_path: Path, *settings: str) -> list[str]:
+    """The command line of one test node against ``redis_url`` downloading from ``mirror``."""
     args = [
         sys.executable, "-m", "scrapy", "crawl", "baike",
         "-s", f"REDIS_URL={redis_url}",
@@ -160,9 +160,19 @@ def start_node(redis_url: str, mirror: str, log_path: Path, *settings: str) -> N
     ]
     for setting in settings:
         args += ["-s", setting]
-    env = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "BAIKE_MIRROR")}
+    return args
+
+
+def node_env() -> dict[str, str]:
+    """This process's environment without what a node must take from its settings only."""
+    return {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "BAIKE_MIRROR")}
+
+
+def start_node(redis_url: str, mirror: str, log_path: Path, *settings: str) -> Node:
+    """Start one node against ``redis_url`` downloading from ``mirror``."""
+    args = node_command(redis_url, mirror, log_path, *settings)
     with log_path.with_suffix(".err").open("w") as errors:
-        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+        process = subprocess.Popen(args, cwd=ROOT, env=node_env(), stdout=subprocess.DEVNULL, stderr=errors)
     return Node(process=process, log_path=log_path)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import glob
 import json
-import os
 import re
 import secrets
 import shutil
@@ -30,7 +29,7 @@ import pytest
 import redis
 
 from tests import netns
-from tests.conftest import ROOT, Node, Replica
+from tests.conftest import ROOT, Node, Replica, node_command, node_env
 from tests.netns import VirtualLan
 from tests.test_crash_safety import KEYS, assert_crawled_exactly, stored_urls
 
@@ -189,26 +188,12 @@ class Fleet:
         """One ``scrapy crawl baike`` on host ``host`` (the settings of conftest's start_node),
         its clock ``clock`` off (e.g. "+90s") when given."""
         log_path = self.directory / f"node{len(self.nodes)}-host{host}.log"
-        args = [
-            sys.executable, "-m", "scrapy", "crawl", "baike",
-            "-s", f"REDIS_URL={self.redis_url}",
-            "-s", f"BAIKE_MIRROR={self.replica.url}",
-            "-s", "AUTOTHROTTLE_ENABLED=False",
-            "-s", "ROBOTSTXT_OBEY=False",
-            "-s", "LOG_LEVEL=INFO",
-            "-s", f"LOG_FILE={log_path}",
-            "-s", "CLOSESPIDER_FINISHED_GRACE=1.5",
-            # the replica is ours: no cluster rate unless a test sets one
-            "-s", "BAIKE_CLUSTER_RATE=0",
-        ]
-        for setting in settings:
-            args += ["-s", setting]
+        args = node_command(self.redis_url, self.replica.url, log_path, *settings)
         if clock is not None:
             args = skewed(clock) + args
-        env = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "BAIKE_MIRROR")}
         with log_path.with_suffix(".err").open("w") as errors:
             process = self.lan.run_in(
-                self.lan.host(host), args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=errors
+                self.lan.host(host), args, cwd=ROOT, env=node_env(), stdout=subprocess.DEVNULL, stderr=errors
             )
         node = Node(process=process, log_path=log_path)
         self.nodes.append(node)
