@@ -84,20 +84,30 @@ class Replica:
         self.process.stdout.close()
 
 
-def start_replica(entries: int = 300, seed: int = 1, *options: str) -> Replica:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "replica", "--port", "0", "--entries", str(entries), "--seed", str(seed), *options],
+def replica_process(
+    entries: int, seed: int, options: tuple[str, ...], host: str = "127.0.0.1", popen=subprocess.Popen
+) -> tuple[subprocess.Popen, str]:
+    """Start the replica on ``host`` (with ``popen``: e.g. inside a network namespace);
+    returns ``(process, url)`` once it printed where it listens."""
+    process = popen(
+        [sys.executable, "-m", "replica", "--host", host, "--port", "0",
+         "--entries", str(entries), "--seed", str(seed), *options],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     line = process.stdout.readline()
-    match = re.search(r"(http://127\.0\.0\.1:\d+)", line)
+    match = re.search(rf"(http://{re.escape(host)}:\d+)", line)
     if not match:
         process.kill()
         raise RuntimeError(f"the replica did not start: {line!r}")
-    return Replica(url=match.group(1), process=process, entries=entries, seed=seed)
+    return process, match.group(1)
+
+
+def start_replica(entries: int = 300, seed: int = 1, *options: str) -> Replica:
+    process, url = replica_process(entries, seed, options)
+    return Replica(url=url, process=process, entries=entries, seed=seed)
 
 
 @pytest.fixture()

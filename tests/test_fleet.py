@@ -29,7 +29,7 @@ import pytest
 import redis
 
 from tests import netns
-from tests.conftest import ROOT, Node, Replica, node_command, node_env
+from tests.conftest import ROOT, Node, Replica, node_command, node_env, replica_process
 from tests.netns import VirtualLan
 from tests.test_crash_safety import KEYS, assert_crawled_exactly, stored_urls
 
@@ -167,21 +167,11 @@ class Fleet:
         return self.lan.run_in(self.lan.server, [binary, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def start_replica(self, entries: int = 300, seed: int = 1, *options: str) -> LanReplica:
-        process = self.lan.run_in(
-            self.lan.server,
-            [sys.executable, "-m", "replica", "--host", self.lan.server_ip, "--port", "0",
-             "--entries", str(entries), "--seed", str(seed), *options],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        line = process.stdout.readline()
-        match = re.search(rf"(http://{re.escape(self.lan.server_ip)}:\d+)", line)
-        if not match:
-            process.kill()
-            raise RuntimeError(f"the replica did not start: {line!r}")
-        self.replica = LanReplica(url=match.group(1), process=process, entries=entries, seed=seed, lan=self.lan)
+        def in_server(argv: list[str], **popen) -> subprocess.Popen:
+            return self.lan.run_in(self.lan.server, argv, **popen)
+
+        process, url = replica_process(entries, seed, options, self.lan.server_ip, in_server)
+        self.replica = LanReplica(url=url, process=process, entries=entries, seed=seed, lan=self.lan)
         return self.replica
 
     def start_node(self, host: int, *settings: str, clock: str | None = None) -> Node:
