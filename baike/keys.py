@@ -72,6 +72,8 @@ class CrawlKeys:
     started: str
     state: str
     calls: str
+    # the prefix of the politeness keys' rate hashes (see rate_key), not a key itself
+    rate_prefix: str
 
     @classmethod
     def for_spider(cls, name: str, settings: object | None = None) -> CrawlKeys:
@@ -90,11 +92,13 @@ class CrawlKeys:
             dupefilter=get("SCHEDULER_DUPEFILTER_KEY", DUPEFILTER) % values,
             items=get("REDIS_ITEMS_KEY", ITEMS) % values,
             **{field: template % values for field, template in TEMPLATES.items()},
+            rate_prefix=RATE % {**values, "target": ""},
         )
 
     def all(self) -> list[str]:
-        """Every fixed key of the crawl (dupefilter buckets live under ``dupefilter:*``)."""
-        return [getattr(self, item.name) for item in fields(self)]
+        """Every fixed key of the crawl (dupefilter buckets live under ``dupefilter:*``, the
+        rate hashes under ``rate_prefix``)."""
+        return [getattr(self, item.name) for item in fields(self) if item.name != "rate_prefix"]
 
 
 def rate_key(spider: str, host: str, egress: str = "") -> str:

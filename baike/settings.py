@@ -97,6 +97,12 @@ BAIKE_CLUSTER_RATE = 2.0
 BAIKE_CLUSTER_BURST = 5
 # This node's egress (public address or proxy name): nodes with one egress share a bucket.
 BAIKE_EGRESS = ""
+# Backing off together when Baike pushes back (with a cluster rate): a captcha pauses the
+# whole cluster for BAIKE_COOLDOWN seconds, doubled while the storm outlasts it, up to
+# BAIKE_COOLDOWN_MAX; 403/429/5xx making a fifth of BAIKE_BACKOFF_WINDOW's answers halve the rate.
+BAIKE_COOLDOWN = 5.0
+BAIKE_COOLDOWN_MAX = 300.0
+BAIKE_BACKOFF_WINDOW = 30.0
 # Anti-bot (captcha) answers: how often one request is sent back to the frontier.
 BAIKE_CAPTCHA_RETRIES = 3
 

@@ -196,6 +196,9 @@ TYPED_SETTINGS: dict[str, Rule] = {
     "BAIKE_CAPTCHA_RETRIES": whole(0),
     "BAIKE_CLUSTER_RATE": Rule("float", low=0.0, above_low=False, unit="requests per second", note=OFF_AT_ZERO),
     "BAIKE_CLUSTER_BURST": whole(1),
+    "BAIKE_COOLDOWN": seconds(above=False),
+    "BAIKE_COOLDOWN_MAX": seconds(above=False),
+    "BAIKE_BACKOFF_WINDOW": seconds(1.0, above=False),
     # item pipelines
     "REDIS_STORE_BATCH_SIZE": whole(1),
     "REDIS_STORE_FLUSH_INTERVAL": seconds(),

@@ -356,10 +356,41 @@ def snapshot(
             "start_time": number(totals[3]),
             "finish_time": number(totals[4]),
         },
+        "rates": read_rates(server, keys.rate_prefix, now),
         "nodes": node_list,
         "nodes_alive": sum(node["status"] == ALIVE for node in node_list),
         "nodes_lost": sum(node["status"] == LOST for node in node_list),
     }
+
+
+def read_rates(server: Redis, prefix: str, now: float) -> list[dict[str, Any]]:
+    """The shared rate of every politeness key (``<prefix><host>[@egress]``): configured and
+    current rate, and the cool-down with its reason while one lasts."""
+    rates = []
+    for key in sorted(server.scan_iter(match=f"{prefix}*", count=100)):
+        held = server.hmget(key, "rate", "current", "burst", "cooldown_until", "reason")
+        until = number(held[3]) or 0.0
+        rates.append(
+            {
+                "target": printable(_text(key)[len(prefix) :]),
+                "rate": number(held[0]),
+                "current": number(held[1]),
+                "burst": number(held[2]),
+                "cooling_until": until if until > now else None,
+                "cooling_for": round(until - now, 1) if until > now else 0.0,
+                "reason": printable(_text(held[4])) if held[4] is not None else None,
+            }
+        )
+    return rates
+
+
+def describe_rate(rate: dict[str, Any]) -> str:
+    """One politeness key's shared rate, for people."""
+    configured, current = rate["rate"] or 0.0, rate["current"] or 0.0
+    text = f"{rate['target']}: {configured:g}/s configured, {current:g}/s now"
+    if rate["cooling_until"]:
+        text += f"; cooling down for {rate['cooling_for']:g} s more ({rate['reason'] or '?'})"
+    return text
 
 
 def is_over(snap: dict[str, Any]) -> bool:
@@ -394,6 +425,7 @@ def render(snap: dict[str, Any], width: int = 40) -> str:
         f"stored       {snap['items']} items, {snap['dead_letters']} dead letters",
         f"cluster      {snap['cluster']['pages']} pages, {snap['cluster']['items']} items,"
         f" {snap['cluster']['errors']} errors, {cluster_rate(snap):.1f} pages/s",
+        *(f"rate         {describe_rate(rate)}" for rate in snap["rates"]),
         "",
         f"nodes: {snap['nodes_alive']} alive, {snap['nodes_lost']} lost, {len(snap['nodes'])} in all",
     ]

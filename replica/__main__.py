@@ -75,6 +75,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds a client over --max-rate is pushed back, restarted by each of its entry requests (default 5)",
     )
     parser.add_argument(
+        "--crawl-delay", type=float, default=0.0, help="a Crawl-delay (seconds) in robots.txt (default none)"
+    )
+    parser.add_argument(
         "--pushback", choices=PUSHBACK_MODES, default="captcha",
         help="answer to a pushed-back entry request: 302 to the captcha page or 429 with Retry-After (default captcha)",
     )
@@ -111,6 +114,7 @@ async def _run(args: argparse.Namespace) -> None:
         burst=args.burst,
         penalty=args.penalty,
         pushback=args.pushback,
+        crawl_delay=args.crawl_delay,
     )
     server = await serve(app, args.host, args.port)
     if args.storm_at is not None:

@@ -202,6 +202,7 @@ class Replica:
         burst: float | None = None,
         penalty: float = 5.0,
         pushback: str = "captcha",
+        crawl_delay: float = 0.0,
     ):
         if pushback not in PUSHBACK_MODES:
             raise ValueError(f"pushback must be one of {PUSHBACK_MODES}")
@@ -219,6 +220,8 @@ class Replica:
         self.cache = PageCache(int(cache_mb * 1024 * 1024))
         self.origin = ""
         self.renderer = Renderer(site)
+        # robots.txt asks for this Crawl-delay (seconds) when above 0
+        self.crawl_delay = max(crawl_delay, 0.0)
         self._fixed: dict[str, bytes] = {}
 
     def bind(self, origin: str) -> None:
@@ -278,7 +281,10 @@ class Replica:
         if fixed is not None:
             return Response(200, fixed), False
         if path == "/robots.txt":
-            return Response(200, self.renderer.robots(), "text/plain; charset=utf-8"), False
+            robots = self.renderer.robots()
+            if self.crawl_delay:
+                robots += f"Crawl-delay: {self.crawl_delay:g}\n".encode("ascii")
+            return Response(200, robots, "text/plain; charset=utf-8"), False
         if path.startswith("/help/"):
             return Response(200, self._fixed["/help"]), False
         route = self.site.route(path, query)

@@ -1,7 +1,9 @@
 """Nodes on separate machines: real nodes, each in its own network namespace ("host"),
 crawling through a virtual LAN to a password-protected Redis and the replica, which run
 in a "server" namespace (tests/netns.py). Clocks can be skewed per host (libfaketime)
-and a host can be cut off the LAN and plugged back in.
+and a host can be cut off the LAN and plugged back in. With ``tls_fleet`` Redis speaks
+TLS only (certificates the test makes, client certificates required) and the nodes log
+in as the ``baike-node`` ACL user of docs/redis.md.
 
 The test process reads Redis through a Unix socket (not bound to any network
 namespace) and asks the replica for its statistics from inside the server namespace,
@@ -32,6 +34,7 @@ from tests import netns
 from tests.conftest import ROOT, Node, Replica, node_command, node_env, replica_process
 from tests.netns import VirtualLan
 from tests.test_crash_safety import KEYS, assert_crawled_exactly, stored_urls
+from tests.test_redis_auth import TlsFiles, set_documented_user
 
 pytestmark = pytest.mark.e2e
 
@@ -110,50 +113,92 @@ class LanReplica(Replica):
 
 
 class Fleet:
-    """A virtual LAN with Redis (password, bound to the server's address) and the replica
-    in the server namespace, and nodes started on its hosts."""
+    """A virtual LAN with Redis (bound to the server's address) and the replica in the
+    server namespace, and nodes started on its hosts.
 
-    def __init__(self, lan: VirtualLan, directory: Path):
+    Without ``tls`` Redis listens on plain TCP and nodes log in as the ``default`` user
+    with its password (``requirepass``). With ``tls`` it listens with TLS only
+    (``port 0``, client certificates required, the server's certificate naming its IP
+    address), the ``default`` user is off, and nodes log in as ``baike-node`` with exactly
+    the rule of docs/redis.md. Either way the test reads Redis through a Unix socket:
+    as the ``default`` user, or as an ``admin`` user of its own with TLS.
+    """
+
+    def __init__(self, lan: VirtualLan, directory: Path, tls: bool = False):
         self.lan = lan
         self.directory = directory
-        self.password = "pw-" + secrets.token_hex(12)
+        self.password = "pw-" + secrets.token_hex(12)  # the nodes'
         self.nodes: list[Node] = []
         self.replica: LanReplica | None = None
         # a short directory of its own: a Unix socket path has at most 107 bytes
         self.socket_dir = Path(tempfile.mkdtemp(prefix="baike-fleet-"))
         self.redis_process: subprocess.Popen | None = None
-        self.client = redis.Redis(unix_socket_path=str(self.socket_dir / "redis.sock"), password=self.password)
+        self.tls: TlsFiles | None = None
+        self.admin_password: str | None = None
+        socket_path = str(self.socket_dir / "redis.sock")
+        if tls:
+            tls_dir = directory / "tls"
+            tls_dir.mkdir()
+            self.tls = TlsFiles(tls_dir, server_ips=(lan.server_ip,))
+            self.admin_password = "admin-" + secrets.token_hex(12)
+            self.client = redis.Redis(unix_socket_path=socket_path, username="admin", password=self.admin_password)
+        else:
+            self.client = redis.Redis(unix_socket_path=socket_path, password=self.password)
 
     def start(self) -> Fleet:
-        """Start Redis in the server namespace and wait until it answers."""
+        """Start Redis in the server namespace, wait until it answers and, with TLS,
+        create the nodes' user from docs/redis.md (then empty ``ACL LOG``)."""
         self.redis_process = self._start_redis()
         deadline = time.monotonic() + 10
         while True:
             try:
                 self.client.ping()
-                return self
+                break
             except redis.ConnectionError:
                 if time.monotonic() > deadline or self.redis_process.poll() is not None:
                     raise RuntimeError("redis-server did not start in the server namespace") from None
                 time.sleep(0.05)
+        if self.tls is not None:
+            set_documented_user(self.client, "baike-node", self.password)
+            self.client.acl_log_reset()
+        return self
 
     @property
     def redis_url(self) -> str:
+        if self.tls is not None:
+            return f"rediss://baike-node:{self.password}@{self.lan.server_ip}:{REDIS_PORT}/0"
         return f"redis://:{self.password}@{self.lan.server_ip}:{REDIS_PORT}/0"
+
+    def node_settings(self) -> tuple[str, ...]:
+        """The ``-s`` settings a node needs to reach this Redis besides REDIS_URL."""
+        return self.tls.client_settings() if self.tls is not None else ()
 
     def _start_redis(self) -> subprocess.Popen:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.skip("redis-server is not installed: run scripts/setup.sh")
         config = self.socket_dir / "redis.conf"
-        # the password in a file of the test's, not on a command line
+        if self.tls is None:
+            access = [f"port {REDIS_PORT}", f"requirepass {self.password}"]
+        else:
+            # TLS only; the nodes' user is made from the docs once Redis runs (start)
+            access = [
+                "port 0",
+                f"tls-port {REDIS_PORT}",
+                f"tls-cert-file {self.tls.path('server.crt')}",
+                f"tls-key-file {self.tls.path('server.key')}",
+                f"tls-ca-cert-file {self.tls.path('ca.crt')}",
+                "tls-auth-clients yes",
+                "user default off",
+                f"user admin on >{self.admin_password} ~* &* +@all",
+            ]
+        # passwords in a file of the test's, not on a command line
         config.write_text(
             "\n".join(
                 [
-                    f"port {REDIS_PORT}",
+                    *access,
                     f"bind {self.lan.server_ip}",
                     "protected-mode no",
-                    f"requirepass {self.password}",
                     f"unixsocket {self.socket_dir / 'redis.sock'}",
                     "unixsocketperm 700",
                     f"dir {self.directory}",
@@ -178,7 +223,7 @@ class Fleet:
         """One ``scrapy crawl baike`` on host ``host`` (the settings of conftest's start_node),
         its clock ``clock`` off (e.g. "+90s") when given."""
         log_path = self.directory / f"node{len(self.nodes)}-host{host}.log"
-        args = node_command(self.redis_url, self.replica.url, log_path, *settings)
+        args = node_command(self.redis_url, self.replica.url, log_path, *self.node_settings(), *settings)
         if clock is not None:
             args = skewed(clock) + args
         with log_path.with_suffix(".err").open("w") as errors:
@@ -213,17 +258,27 @@ class Fleet:
         shutil.rmtree(self.socket_dir, ignore_errors=True)
 
 
-@pytest.fixture()
-def fleet(tmp_path: Path):
+def running_fleet(directory: Path, tls: bool = False):
     reason = netns.unavailable()
     if reason:
         pytest.skip(reason)
     with VirtualLan(hosts=3) as lan:
-        built = Fleet(lan, tmp_path)
+        built = Fleet(lan, directory, tls=tls)
         try:
             yield built.start()
         finally:
             built.stop()
+
+
+@pytest.fixture()
+def fleet(tmp_path: Path):
+    yield from running_fleet(tmp_path)
+
+
+@pytest.fixture()
+def tls_fleet(tmp_path: Path):
+    """A fleet whose Redis speaks TLS only and knows the nodes as ``baike-node``."""
+    yield from running_fleet(tmp_path, tls=True)
 
 
 def node_output(node: Node) -> str:
@@ -257,28 +312,38 @@ def log_clock_offset(node: Node, started: float) -> float:
     return datetime.strptime(first.group(1), "%Y-%m-%d %H:%M:%S").timestamp() - started
 
 
-def test_three_hosts_with_auth_crawl_exactly_once(fleet: Fleet) -> None:
+def test_three_hosts_as_the_acl_user_over_tls_crawl_exactly_once(tls_fleet: Fleet) -> None:
+    """3 nodes on 3 hosts, logged in as ``baike-node`` with only the documented rights,
+    over TLS with certificates the test made: every entry stored once, the exact budget,
+    no password shown and no command refused."""
+    fleet = tls_fleet
+    client = fleet.client
+    assert client.config_get("port") == {"port": "0"}, "Redis takes no plain TCP connection"
     replica = fleet.start_replica(300, 1)
-    fleet.client.lpush(KEYS.start_urls, replica.start_url())
+    client.lpush(KEYS.start_urls, replica.start_url())
     nodes = [fleet.start_node(host, "CLOSESPIDER_PAGECOUNT=120") for host in range(3)]
     for node in nodes:
         assert node.wait(timeout=60) == 0, node_output(node)[-3000:]
 
     assert [node.finish_reason for node in nodes] == ["closespider_pagecount"] * 3
     assert all(node.stat("response_received_count") > 0 for node in nodes), "every host crawled"
-    assert budget_pages(fleet.client) == 120
+    assert budget_pages(client) == 120
     stats = replica.stats()
     assert responses(replica) == 120
     assert max(stats["page_paths"].values()) == 1, "no entry page is downloaded twice"
-    records = [json.loads(value) for value in fleet.client.hvals(KEYS.items)]
+    records = [json.loads(value) for value in client.hvals(KEYS.items)]
     urls = [record["url"] for record in records]
     assert records and len(urls) == len(set(urls)) == stats["pages"]
-    assert sorted(urls) == sorted(stored_urls(fleet.client)), "each record is stored under its own URL"
+    assert sorted(urls) == sorted(stored_urls(client)), "each record is stored under its own URL"
     for node in nodes:
-        assert fleet.password not in node_output(node), "the Redis password leaked into a node's log"
+        output = node_output(node)
+        for password in (fleet.password, fleet.admin_password):
+            assert password not in output, "a Redis password leaked into a node's log or stderr"
         # the node's id (host:pid:...) has the pid we started: `ip netns exec` execs the node
         assert f"Node {lease_owner_prefix(node).decode()}" in node.log, node.log[-3000:]
-        assert f"@{fleet.lan.server_ip}:{REDIS_PORT}/0" in node.log, "it joined the Redis across the LAN"
+        joined = f"joined the crawl at rediss://baike-node:***@{fleet.lan.server_ip}:{REDIS_PORT}/0"
+        assert joined in node.log, "it joined the Redis across the LAN, over TLS, as baike-node"
+    assert client.acl_log() == [], "Redis refused a command: the documented rule misses it"
 
 
 def test_skewed_clocks_change_nothing(fleet: Fleet) -> None:

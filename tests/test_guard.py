@@ -7,7 +7,7 @@ from scrapy import Request
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import HtmlResponse, Response
 
-from baike.guard import ATTEMPTS_META_KEY, BaikeGuardMiddleware, GiveUp
+from baike.guard import ATTEMPTS_META_KEY, BaikeGuardMiddleware, GiveUp, retry_after
 from baike.mirror import MirrorMiddleware
 from tests.frontier_helpers import make_crawler
 
@@ -83,3 +83,50 @@ def test_mirror_maps_real_site_redirects_back_to_the_mirror() -> None:
 def test_mirror_is_off_without_the_setting() -> None:
     with pytest.raises(NotConfigured):
         MirrorMiddleware.from_crawler(make_crawler("redis://127.0.0.1:1/0", BAIKE_MIRROR=""))
+
+
+class Answers:
+    """Only what the guard asks of the leased scheduler."""
+
+    def __init__(self, cooling: bool = False) -> None:
+        self.cooling_down = cooling
+        self.reports: list[tuple[str, float]] = []
+        self.caps: list[float] = []
+
+    def report_answer(self, kind: str, retry_after: float = 0.0) -> None:
+        self.reports.append((kind, retry_after))
+
+    def cap_rate(self, rate: float, why: str) -> None:
+        self.caps.append(rate)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [(b"5", 5.0), (b" 0.5 ", 0.5), (b"-3", 0.0), (b"nan", 0.0), (b"99999999", 3600.0), (b"soon", 0.0), (None, 0.0),
+     (b"Wed, 02 Dec 2026 06:00:10 GMT", 10.0)],
+)
+def test_retry_after_in_seconds_or_as_a_date(header, seconds) -> None:
+    from email.utils import parsedate_to_datetime
+
+    now = parsedate_to_datetime("Wed, 02 Dec 2026 06:00:00 GMT").timestamp()
+    assert retry_after(header, now=now) == seconds
+
+
+def test_every_answer_is_reported_and_a_captcha_in_a_cool_down_spends_no_retry(guard: BaikeGuardMiddleware) -> None:
+    guard.rate = answers = Answers()
+    request = Request("https://baike.baidu.com/item/x/1")
+    guard.process_response(request, HtmlResponse(request.url, body=b"<html></html>"))
+    guard.process_response(request, Response(request.url, status=429, headers={"Retry-After": "7"}))
+    first = guard.process_response(request, redirect("https://baike.baidu.com/anticrawl/captchaview?x=1"))
+    assert answers.reports == [("healthy", 0.0), ("failed", 7.0), ("captcha", 0.0)]
+    assert first.meta[ATTEMPTS_META_KEY] == 1
+    answers.cooling_down = True
+    again = guard.process_response(first, redirect("https://baike.baidu.com/anticrawl/captchaview?x=2"))
+    assert again.meta[ATTEMPTS_META_KEY] == 1, "a captcha during the cool-down spends no retry"
+
+
+def test_robots_crawl_delay_caps_the_rate(guard: BaikeGuardMiddleware) -> None:
+    guard.rate = answers = Answers()
+    robots = Response("https://baike.baidu.com/robots.txt", body=b"User-agent: *\nCrawl-delay: 2\n")
+    guard.process_response(Request(robots.url), robots)
+    assert answers.caps == [0.5]

@@ -13,7 +13,7 @@ import pytest
 import redis
 from scrapy import Request
 
-from baike.frontier.queue import ENTRY_MAX_REQUESTS, LEASE_META_KEY, LeasedQueue, PayloadError, split_handle
+from baike.frontier.queue import ENTRY_MAX_REQUESTS, LEASE_META_KEY, Answers, LeasedQueue, PayloadError, split_handle
 from baike.keys import CrawlKeys
 from tests.frontier_helpers import FrontierSpider, make_crawler
 
@@ -556,3 +556,56 @@ def test_a_retry_of_a_fenced_lease_is_not_queued_again(queue: LeasedQueue, redis
     (taken_again, _), = queue.take("n3", 1, 30).requests
     pushed = queue.push_and_ack("n3", pushes, [(taken_again, True, "")], replaces={0: taken_again})
     assert (pushed.added, pushed.stale) == (1, 0), "a live lease's retry is queued"
+
+
+# -- backing off together ------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def rated(redis_db, redis_server) -> LeasedQueue:
+    crawler = make_crawler(
+        redis_server.url, BAIKE_CLUSTER_RATE=100.0, BAIKE_CLUSTER_BURST=50, BAIKE_COOLDOWN=0.5, BAIKE_COOLDOWN_MAX=1.5
+    )
+    queue = LeasedQueue(redis_db, crawler.spider, KEYS.requests)
+    for start in range(0, 64, 16):
+        push(queue, *(Request(entry(n)) for n in range(start, start + 16)))
+    return queue
+
+
+def test_a_captcha_pauses_the_whole_cluster_and_a_lasting_storm_doubles_the_pause(rated: LeasedQueue, redis_db) -> None:
+    reply = rated.push_and_ack("n1", [], [], answers=Answers(captchas=1))
+    assert 0.4 < reply.cooling <= 0.5 and reply.rate == 50.0, "paused, and the rate halved"
+    paused = rated.take("n2", 16, 30)
+    assert not paused.requests and 0.3 < paused.wait <= 0.5, "no node leases during the cool-down"
+    assert rated.push_and_ack("n2", [], [], answers=Answers(captchas=3)).cooling <= 0.5, "not extended by stragglers"
+    time.sleep(paused.wait)
+    assert rated.take("n2", 2, 30).requests, "leasing again after the cool-down"
+    assert 0.9 < rated.push_and_ack("n1", [], [], answers=Answers(captchas=1)).cooling <= 1.0, "the storm lasted: doubled"
+    assert redis_db.hget(rated.rate_key, "reason") == b"captcha"
+
+
+def test_retry_after_sets_a_longer_cool_down(rated: LeasedQueue, redis_db) -> None:
+    reply = rated.push_and_ack("n1", [], [], answers=Answers(failed=1, retry_after=5))
+    assert 4.9 < reply.cooling <= 5.0 and redis_db.hget(rated.rate_key, "reason") == b"Retry-After"
+    assert rated.take("n2", 16, 30).wait > 4.8
+
+
+def test_failures_halve_the_rate_and_healthy_answers_raise_it_slowly(rated: LeasedQueue) -> None:
+    assert rated.push_and_ack("n1", [], [], answers=Answers(healthy=20, failed=4)).rate == 100.0, "below the threshold"
+    assert rated.push_and_ack("n1", [], [], answers=Answers(failed=2)).rate == 50.0
+    assert rated.push_and_ack("n1", [], [], answers=Answers(healthy=50)).rate == 50.0, "not in a window with failures"
+
+
+def test_answers_change_nothing_without_a_cluster_rate(queue: LeasedQueue, redis_db) -> None:
+    reply = queue.push_and_ack("n1", [], [], answers=Answers(captchas=5, retry_after=9))
+    assert (reply.cooling, reply.rate) == (0.0, 0.0)
+    assert not redis_db.exists(queue.rate_key)
+
+
+def test_the_rate_climbs_back_a_window_after_the_last_failure(redis_db, redis_server) -> None:
+    crawler = make_crawler(redis_server.url, BAIKE_CLUSTER_RATE=100.0, BAIKE_BACKOFF_WINDOW=1.0)
+    queue = LeasedQueue(redis_db, crawler.spider, KEYS.requests)
+    assert queue.push_and_ack("n1", [], [], answers=Answers(failed=5)).rate == 50.0
+    time.sleep(1.1)
+    assert queue.push_and_ack("n1", [], [], answers=Answers(healthy=10)).rate == 55.0
+    assert queue.push_and_ack("n1", [], [], answers=Answers(healthy=10)).rate == 55.0, "at most once a second"

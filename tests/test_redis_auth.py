@@ -65,6 +65,19 @@ def documented_rule(marker: str) -> list[str]:
     return shlex.split(match.group(1))
 
 
+def set_documented_user(client: redis.Redis, user: str, password: str) -> None:
+    """Create (or reset) ``user`` (``baike-node`` or ``baike-ops``) with exactly the rule of
+    docs/redis.md and ``password``, plus the documented ``client|setinfo`` on Redis 7.2+."""
+    marker = {"baike-node": "node", "baike-ops": "operator"}[user]
+    words = documented_rule(marker)
+    assert words[:3] == ["ACL", "SETUSER", user]
+    rule = [f">{password}" if word == PLACEHOLDERS[user] else word for word in words[3:]]
+    client.execute_command("ACL", "SETUSER", user, *rule)
+    version = tuple(int(part) for part in client.info("server")["redis_version"].split(".")[:2])
+    if version >= (7, 2):
+        client.execute_command("ACL", "SETUSER", user, *documented_rule("node-7.2")[3:])
+
+
 def test_the_operators_rule_is_the_nodes_and_more() -> None:
     node, operator = documented_rule("node"), documented_rule("operator")
     node_rules = set(node[3:]) - {PLACEHOLDERS["baike-node"]}
@@ -79,9 +92,12 @@ def test_the_operators_rule_is_the_nodes_and_more() -> None:
 
 @dataclass
 class TlsFiles:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate, PEM files in ``directory``."""
+    """A CA, a server certificate for ``server_ips`` (127.0.0.1 unless told; each an IP
+    entry of its subjectAltName, as redis-py checks) and a client certificate, PEM files
+    in ``directory``."""
 
     directory: Path
+    server_ips: tuple[str, ...] = ("127.0.0.1",)
 
     def __post_init__(self) -> None:
         now = datetime.datetime.now(datetime.UTC)
@@ -89,8 +105,8 @@ class TlsFiles:
         ca = self._certificate("baike test CA", ca_key.public_key(), ca_key, now, ca=True)
         self._write("ca", ca)
         server_key = ec.generate_private_key(ec.SECP256R1())
-        names = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-        self._write("server", self._certificate("127.0.0.1", server_key.public_key(), ca_key, now, issuer=ca,
+        names = [*(x509.IPAddress(ipaddress.ip_address(ip)) for ip in self.server_ips), x509.DNSName("localhost")]
+        self._write("server", self._certificate(self.server_ips[0], server_key.public_key(), ca_key, now, issuer=ca,
                                                 usage=ExtendedKeyUsageOID.SERVER_AUTH, names=names), server_key)
         client_key = ec.generate_private_key(ec.SECP256R1())
         self._write("client", self._certificate("baike-node", client_key.public_key(), ca_key, now, issuer=ca,
@@ -178,14 +194,8 @@ class AclRedis:
         the ``default`` user (whose password was the admin's) is switched off."""
         setup = self.client(username=None)
         setup.execute_command("ACL", "SETUSER", "admin", "on", f">{self.passwords['admin']}", "~*", "&*", "+@all")
-        version = tuple(int(part) for part in setup.info("server")["redis_version"].split(".")[:2])
-        for user, marker in (("baike-node", "node"), ("baike-ops", "operator")):
-            words = documented_rule(marker)
-            assert words[:3] == ["ACL", "SETUSER", user]
-            rule = [f">{self.passwords[user]}" if word == PLACEHOLDERS[user] else word for word in words[3:]]
-            setup.execute_command("ACL", "SETUSER", user, *rule)
-            if version >= (7, 2):
-                setup.execute_command("ACL", "SETUSER", user, *documented_rule("node-7.2")[3:])
+        for user in ("baike-node", "baike-ops"):
+            set_documented_user(setup, user, self.passwords[user])
         setup.execute_command("ACL", "SETUSER", "default", "off")
         setup.close()
         self.admin().acl_log_reset()

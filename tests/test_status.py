@@ -563,3 +563,21 @@ def test_a_crawl_resumed_by_a_node_whose_clock_is_behind_is_running(redis_db, re
     started_node(redis_server.url, "b:2:0002")
     snap = snapshot(redis_db, KEYS)
     assert snap["state"] == RUNNING and snap["ended_at"] is None
+
+
+def test_status_shows_the_shared_rate_and_a_cool_down(redis_db, redis_server) -> None:
+    keys = CrawlKeys.for_spider("baike")
+    seconds, micros = redis_db.time()
+    now = seconds + micros / 1e6
+    redis_db.hset(f"{keys.rate_prefix}baike.baidu.com", mapping={"rate": 2, "current": 1, "burst": 5,
+                                                                   "cooldown_until": now + 30, "reason": "captcha"})
+    redis_db.hset(f"{keys.rate_prefix}baike.baidu.com@proxy-2", mapping={"rate": 2, "current": "nan"})
+    redis_db.rpush(keys.start_urls, "https://baike.baidu.com/item/x/1")
+    snap = snapshot(redis_db, keys)
+    assert [rate["target"] for rate in snap["rates"]] == ["baike.baidu.com", "baike.baidu.com@proxy-2"]
+    first, second = snap["rates"]
+    assert first["current"] == 1 and 29 < first["cooling_for"] <= 30 and first["reason"] == "captcha"
+    assert second["current"] is None and second["cooling_until"] is None
+    text = render(snap)
+    assert "rate         baike.baidu.com: 2/s configured, 1/s now; cooling down for" in text and "(captcha)" in text
+    json.dumps(snap, allow_nan=False)

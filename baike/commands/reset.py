@@ -94,6 +94,7 @@ class Command(CrawlCommand):
                     return
             deleted = server.delete(*doomed)
             deleted += BucketDupeFilter(server, keys.dupefilter, fingerprinter=None).clear()
+            deleted += sum(server.unlink(key) for key in server.scan_iter(match=f"{keys.rate_prefix}*", count=1000))
             bloom_key = self.settings.get("BLOOM_KEY", BLOOM_KEY) % {"spider": "baike", "name": "baike"}
             deleted += BloomDupeFilter(server, bloom_key, fingerprinter=None).clear()
         except Exception as exc:  # one line, not a traceback: this is a user-facing command

@@ -73,6 +73,22 @@ class Pushed(NamedTuple):
     added: int
     filtered: int
     stale: int = 0  # acknowledgements refused: their leases were no longer this node's
+    cooling: float = 0.0  # seconds the cluster's cool-down still lasts (Redis time)
+    rate: float = 0.0  # the cluster's rate now, requests per second (0: no shared rate)
+
+
+@dataclass(slots=True)
+class Answers:
+    """What the host answered since the last report, counted by a node and reported to
+    the shared rate in its next flush (see PUSH_AND_ACK)."""
+
+    healthy: int = 0
+    failed: int = 0  # 403, 429, 5xx
+    captchas: int = 0
+    retry_after: float = 0.0  # the longest Retry-After, seconds
+
+    def __bool__(self) -> bool:
+        return bool(self.healthy or self.failed or self.captchas or self.retry_after)
 
 
 @dataclass(slots=True)
@@ -111,6 +127,11 @@ class LeasedQueue(Base):
         self.burst = max(settings.getint("BAIKE_CLUSTER_BURST", 5), 1)
         host = urlsplit(self.mirror or BAIKE_ORIGIN).netloc
         self.rate_key = rate_key(spider.name, host, settings.get("BAIKE_EGRESS") or "")
+        self.backoff = (
+            max(settings.getfloat("BAIKE_COOLDOWN", 5.0), 0.0),
+            max(settings.getfloat("BAIKE_COOLDOWN_MAX", 300.0), 0.0),
+            max(settings.getfloat("BAIKE_BACKOFF_WINDOW", 30.0), 1.0),
+        )
         self._dropped_meta: set[str] = set()
         self._push_and_ack = server.register_script(scripts.PUSH_AND_ACK)
         self._lease = server.register_script(scripts.LEASE)
@@ -240,6 +261,7 @@ class LeasedQueue(Base):
         bloom: tuple[int, int] = (0, 0),
         call_id: str | None = None,
         replaces: dict[int, str] | None = None,
+        answers: Answers | None = None,
     ) -> Pushed:
         """Enqueue new requests and settle leases in one atomic round trip.
 
@@ -252,10 +274,20 @@ class LeasedQueue(Base):
         Resending a call with the same ``call_id`` replays its reply and changes nothing.
         ``replaces`` maps the index of a push that is a retry or redirect of a leased
         request to that lease (acknowledged in ``acks``): it is dropped if that ack is
-        refused, since the request is another node's now.
+        refused, since the request is another node's now. ``answers`` are reported to the
+        cluster's shared rate, which may back off; the reply says for how long it cools down.
         """
+        report = [self.rate, *astuple_answers(answers or Answers()), *self.backoff] if self.rate else [0] * 8
         return push_and_ack(
-            self._push_and_ack, self.keys, node, pushes, acks, bloom, call_id or new_call_id(), replaces
+            self._push_and_ack,
+            self.keys,
+            node,
+            pushes,
+            acks,
+            bloom,
+            call_id or new_call_id(),
+            replaces,
+            (self.rate_key, report),
         )
 
     def push(self, request: Request) -> None:
@@ -367,6 +399,10 @@ class LeasedQueue(Base):
         lost_ids = {request_id.decode() for request_id in lost}
         return [lease for lease in leases if split_handle(lease)[0] in lost_ids]
 
+    def cap_rate(self, rate: float) -> None:
+        """Cap the politeness key's rate at ``rate`` for every node (robots.txt's Crawl-delay)."""
+        self.server.hset(self.rate_key, "cap", rate)
+
     def leased(self) -> int:
         """Requests leased to any node right now."""
         return self.server.zcard(self.keys.leases)
@@ -427,6 +463,7 @@ def push_and_ack(
     bloom: tuple[int, int] = (0, 0),
     call_id: str = "",
     replaces: dict[int, str] | None = None,
+    report: tuple[str, list[Any]] | None = None,
 ) -> Pushed:
     """Run :data:`~baike.frontier.scripts.PUSH_AND_ACK` (see :meth:`LeasedQueue.push_and_ack`).
 
@@ -434,7 +471,8 @@ def push_and_ack(
     :data:`ENTRY_MAX_REQUESTS`), one string of ``(bucket index, fingerprint)`` slots
     and one of ``"\\n"``-prefixed payloads. ``replaces`` maps the index of a push that
     replaces a leased request (its retry or redirect) to that lease, acknowledged in
-    the same call: such a push is kept only if its lease's ack is accepted.
+    the same call: such a push is kept only if its lease's ack is accepted. ``report``
+    is the politeness key's rate hash and the answers' arguments (see the script).
     Raises ValueError when fingerprints differ in width or more than 65,535
     buckets are named in one call.
     """
@@ -471,6 +509,8 @@ def push_and_ack(
         if reason:
             prefix = json.dumps({"reason": reason, "time": now, "node": node})[:-1] + ',"payload":'
         argv += [*split_handle(lease), int(page), prefix]
+    rate_hash, answers = report or (keys.budget, [0] * 8)
+    argv += answers
     frontier = [
         keys.requests,
         keys.request_data,
@@ -480,9 +520,14 @@ def push_and_ack(
         keys.budget,
         keys.dead,
         keys.calls,
+        rate_hash,
     ]
-    added, filtered, stale = script(keys=[*frontier, *bucket_index], args=argv)
-    return Pushed(int(added), int(filtered), int(stale))
+    added, filtered, stale, cooling, rate = script(keys=[*frontier, *bucket_index], args=argv)
+    return Pushed(int(added), int(filtered), int(stale), int(cooling) / 1000, int(rate) / 1000)
+
+
+def astuple_answers(answers: Answers) -> tuple[int, int, int, float]:
+    return answers.healthy, answers.failed, answers.captchas, answers.retry_after
 
 
 def new_call_id() -> str:

@@ -39,7 +39,7 @@ from scrapy_redis.scheduler import Scheduler
 
 from baike.connection import REDIS_ERRORS, get_redis
 from baike.frontier.known import KnownFingerprints
-from baike.frontier.queue import LEASE_META_KEY, PayloadError, Taken, new_call_id
+from baike.frontier.queue import LEASE_META_KEY, Answers, PayloadError, Taken, new_call_id
 from baike.keys import CrawlKeys
 from baike.status import redacted
 
@@ -70,6 +70,8 @@ class _Flush:
     keys: list[int] = field(default_factory=list)
     # push index -> the lease whose request that push replaces (a retry or redirect)
     replaces: dict[int, str] = field(default_factory=dict)
+    # the host's answers since the last flush, for the shared rate
+    answers: Answers = field(default_factory=Answers)
 
 
 def make_node_id() -> str:
@@ -110,6 +112,10 @@ class LeasedScheduler(Scheduler):
         # the cache keys of the filtered requests in _pushes, added to _known once flushed
         self._push_keys: list[int] = []
         self._replaces: dict[int, str] = {}
+        self._answers = Answers()
+        # the cluster cools down (Baike pushed back) until then, on this node's monotonic clock
+        self._paused_until = 0.0
+        self.first_cooldown = max(settings.getfloat("BAIKE_COOLDOWN", 5.0), 0.0)
         self._pages: set[str] = set()
         self._acks: list[tuple[str, bool, str]] = []
         self._next_take = 0.0
@@ -195,6 +201,39 @@ class LeasedScheduler(Scheduler):
     def has_pending_requests(self) -> bool:
         return bool(self._buffer or self._pushes or self._unconfirmed)
 
+    @property
+    def cooling_down(self) -> bool:
+        """Whether the cluster is pausing because Baike pushed back (captcha, Retry-After)."""
+        return time.monotonic() < self._paused_until
+
+    def cap_rate(self, rate: float, why: str) -> None:
+        """Cap the cluster's rate at ``rate`` requests/s, for every node (or set one here)."""
+        if self.queue.rate and self.queue.rate <= rate:
+            return
+        logger.info("%s: the cluster's rate is capped at %g requests/s", why, rate)
+        if not self.queue.rate:
+            self.queue.rate = rate
+        try:
+            self.queue.cap_rate(rate)
+        except REDIS_ERRORS as exc:
+            self._redis_failed(exc)
+            self.queue.rate = rate
+
+    def report_answer(self, kind: str, retry_after: float = 0.0) -> None:
+        """Count one answer of the host for the shared rate: "healthy", "failed" (403, 429,
+        5xx) or "captcha". A captcha or a Retry-After pauses this node at once; the next
+        flush tells the cluster, which pauses every node."""
+        if kind == "captcha":
+            self._answers.captchas += 1
+            self._pause(self.first_cooldown, "a captcha")
+        elif kind == "failed":
+            self._answers.failed += 1
+        else:
+            self._answers.healthy += 1
+        if retry_after > 0:
+            self._answers.retry_after = max(self._answers.retry_after, retry_after)
+            self._pause(retry_after, f"Retry-After: {retry_after:g}")
+
     def __len__(self) -> int:
         unconfirmed = len(self._unconfirmed.pushes) if self._unconfirmed else 0
         return len(self._buffer) + len(self._pushes) + unconfirmed
@@ -245,9 +284,10 @@ class LeasedScheduler(Scheduler):
         # SCHEDULER_FLUSH_SIZE are waiting), not on every call: each script call
         # has a fixed cost on Redis. Before a take they go at once, as a node
         # short of work may be about to lease its own children.
-        if self._redis_down_since is not None:
-            # no work is handed out while Redis is out of reach: the leases may expire
-            # meanwhile, and the next heartbeat tells which are still this node's
+        if self._redis_down_since is not None or self.cooling_down:
+            # no work is handed out while Redis is out of reach (the leases may expire
+            # meanwhile, and the next heartbeat tells which are still this node's), nor
+            # while the cluster cools down
             return None
         if not self._buffer:
             self._flush()
@@ -301,12 +341,13 @@ class LeasedScheduler(Scheduler):
         if not self._redis_ready():
             return
         if self._unconfirmed is None:
-            if not (self._pushes or self._acks):
+            if not (self._pushes or self._acks or self._answers):
                 return
             self._unconfirmed = _Flush(
-                self._next_call_id(), self._pushes, self._acks, self._push_keys, self._replaces
+                self._next_call_id(), self._pushes, self._acks, self._push_keys, self._replaces, self._answers
             )
             self._pushes, self._acks, self._push_keys, self._replaces = [], [], [], {}
+            self._answers = Answers()
         batch = self._unconfirmed
         try:
             pushed = self.queue.push_and_ack(
@@ -316,12 +357,15 @@ class LeasedScheduler(Scheduler):
                 getattr(self.df, "bloom", (0, 0)),
                 call_id=batch.call_id,
                 replaces=batch.replaces,
+                answers=batch.answers,
             )
         except REDIS_ERRORS as exc:
             self._redis_failed(exc)
             return
         self._unconfirmed = None
         self._redis_ok()
+        if pushed.cooling:
+            self._pause(pushed.cooling, "the cluster's cool-down")
         # these fingerprints are in Redis now: a later link to the same entry is dropped
         # here without encoding it or asking Redis again
         self._known.add_many(batch.keys)
@@ -336,6 +380,22 @@ class LeasedScheduler(Scheduler):
                 pushed.stale,
                 len(batch.acks),
             )
+
+    def _pause(self, seconds: float, why: str) -> None:
+        """Hand out no work for ``seconds`` (or longer, if already pausing); logged when it starts."""
+        until = time.monotonic() + seconds
+        if until <= self._paused_until:
+            return
+        if not self.cooling_down:
+            logger.warning("Baike pushed back (%s): this node pauses for %.1f s with the cluster", why, seconds)
+            self._inc("baike/rate/pauses")
+        self._paused_until = until
+
+    def _resume_if_due(self) -> None:
+        if self._paused_until and not self.cooling_down:
+            self._paused_until = 0.0
+            logger.info("The cluster's cool-down is over; this node goes on")
+            self._wake_engine()
 
     def _next_call_id(self) -> str:
         return f"{self._call_prefix}-{next(self._call_numbers)}"
@@ -392,7 +452,8 @@ class LeasedScheduler(Scheduler):
         cluster node must pick up requests other nodes produce, seeds pushed
         meanwhile, or leases a dead node left, at once.
         """
-        if self._buffer or self._active:
+        self._resume_if_due()
+        if self._buffer or self._active or self.cooling_down:
             return
         self._flush()
         self._take()

@@ -51,6 +51,25 @@ local function remember(calls, field, call_id, reply)
 end
 """
 
+# Lua helpers of the shared rate (a politeness key's hash, see baike.keys.RATE): its rate
+# now, which backing off lowers below the configured one (itself capped by the host's
+# robots.txt Crawl-delay, "cap"), and the end of its cool-down.
+_RATE = """
+local function current_rate(hash, configured)
+  local held = redis.call('HMGET', hash, 'rate', 'current', 'cap')
+  local cap = tonumber(held[3])
+  if cap and cap > 0 and cap < configured then configured = cap end
+  if tonumber(held[1]) ~= configured or not tonumber(held[2]) then
+    redis.call('HSET', hash, 'rate', configured, 'current', configured)
+    return configured
+  end
+  return math.min(tonumber(held[2]), configured)
+end
+local function cooldown_until(hash)
+  return tonumber(redis.call('HGET', hash, 'cooldown_until') or '0') or 0
+end
+"""
+
 # Lua helpers of the leases: the owner prefix of a node's lease taken with a token, the
 # frontier score a lease keeps in its owner string, and the server's clock in seconds.
 _LEASES = """
@@ -69,8 +88,8 @@ end
 # PUSH_AND_ACK: dedup and enqueue a batch of requests, then settle a batch of leases.
 # KEYS[1] requests zset   KEYS[2] request_data hash   KEYS[3] request_seq
 # KEYS[4] leases zset     KEYS[5] lease_owners hash   KEYS[6] budget hash
-# KEYS[7] dead list       KEYS[8] calls hash
-# KEYS[9..] dupefilter buckets (hashes) or Bloom filter shards (strings), by index
+# KEYS[7] dead list       KEYS[8] calls hash   KEYS[9] the politeness key's rate hash
+# KEYS[10..] dupefilter buckets (hashes) or Bloom filter shards (strings), by index
 # ARGV[1] node id   ARGV[2] call id   ARGV[3] fingerprint width W
 # ARGV[4] Bloom hashes k, 0 for bucket fields   ARGV[5] Bloom bits per shard m
 # ARGV[6] number of priority groups G
@@ -86,6 +105,10 @@ end
 #          only if that ack is accepted, so a fenced node never re-queues a request that
 #          another node has taken over
 # then number of acks A, then A times: request id, lease token, page flag, dead-letter prefix
+# then the answers the host gave since the last call, reported to the shared rate:
+#   configured rate (0: no shared rate, answers ignored), healthy answers, 403/429/5xx
+#   answers, captchas, the longest Retry-After (seconds, 0: none), the first cool-down,
+#   the longest cool-down, the window (seconds) the 403/429/5xx share is counted over
 #   page flag "1": a page was downloaded under the lease (its budget unit is spent),
 #             "0": none was (the unit is handed back)
 #   dead-letter prefix "": settled normally; otherwise the payload goes to the dead
@@ -100,8 +123,15 @@ end
 # enqueued == settled + queued + leased.
 # An ack whose lease is no longer this node's with this token (it expired, and was
 # reclaimed or taken again) is refused: counted as stale, nothing settled or spent.
-# Returns {added, filtered, stale acks}; a resent call (same call id) replays it.
-PUSH_AND_ACK = _CALL_CHUNKED + _CALLS + _LEASES + """
+# Backing off together: a captcha when no cool-down is running pauses the whole cluster
+# (LEASE hands out nothing until "cooldown_until", Redis time) for the first cool-down, or
+# for twice the last one when the storm outlasted it (up to the longest), and halves the
+# rate; a Retry-After longer than the cool-down sets it; 403/429/5xx making a fifth of the
+# window's answers (at least 5) halve the rate; healthy answers a whole window after the
+# last of those raise it by a twentieth of the configured rate per second, back to it.
+# Returns {added, filtered, stale acks, ms of cool-down left, rate now in requests per
+# 1000 s}; a resent call (same call id) replays it.
+PUSH_AND_ACK = _CALL_CHUNKED + _CALLS + _LEASES + _RATE + """
 local node = ARGV[1]
 local call_id = ARGV[2]
 local replay = replayed(KEYS[8], 'push ' .. node, call_id)
@@ -133,6 +163,7 @@ for k = 1, n_ack do
     refused[k] = true
   end
 end
+local answers_at = i
 i = 7
 -- record the fingerprint at `at` of `slots` in `key`; true when it was new
 local function record(key, slots, at)
@@ -175,7 +206,7 @@ if n_groups > 0 then
       local at = (k - 1) * stride + 1
       local high, low = string.byte(slots, at, at + 1)
       local bucket = high * 256 + low
-      if bucket == 0 or record(KEYS[8 + bucket], slots, at + 2) then
+      if bucket == 0 or record(KEYS[9 + bucket], slots, at + 2) then
         kept[#kept + 1] = k
       end
     end
@@ -212,7 +243,42 @@ end
 if pages > 0 then redis.call('HINCRBY', KEYS[6], 'pages', pages) end
 if unreserved > 0 then redis.call('HINCRBY', KEYS[6], 'reserved', -unreserved) end
 if stale > 0 then redis.call('HINCRBY', KEYS[6], 'stale_acks', stale) end
-return remember(KEYS[8], 'push ' .. node, call_id, {added, filtered, stale})
+-- the answers
+i = answers_at
+local configured = tonumber(ARGV[i])
+local cooling, current = 0, configured
+if configured > 0 then
+  local ok, bad, captcha, retry_after = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
+  local first, longest, window = tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6]), tonumber(ARGV[i + 7])
+  local hash, now = KEYS[9], redis_now()
+  current = current_rate(hash, configured)
+  local ending = cooldown_until(hash)
+  local held = redis.call('HMGET', hash, 'cooldown', 'window_start', 'window_total', 'window_bad', 'raised_at', 'failed_at')
+  local last, start = tonumber(held[1]) or 0, tonumber(held[2]) or now
+  local total, failed, raised = tonumber(held[3]) or 0, tonumber(held[4]) or 0, tonumber(held[5]) or 0
+  local failed_at = tonumber(held[6]) or 0
+  if bad + captcha > 0 then failed_at = now end
+  local reason = nil
+  if now - start > window then start, total, failed = now, 0, 0 end
+  total, failed = total + ok + bad + captcha, failed + bad + captcha
+  if captcha > 0 and now >= ending then
+    last = (now < ending + last) and math.min(2 * last, longest) or first
+    ending, reason = now + last, 'captcha'
+    current = math.max(configured / 64, current / 2)
+  end
+  if retry_after > 0 and now + retry_after > ending then ending, reason = now + retry_after, 'Retry-After' end
+  if failed >= 5 and failed >= 0.2 * total then
+    current = math.max(configured / 64, current / 2)
+    start, total, failed, reason = now, 0, 0, reason or '403/429/5xx'
+  elseif ok > 0 and now - failed_at >= window and current < configured and now - raised >= 1 then
+    current, raised = math.min(configured, current + configured / 20), now
+  end
+  redis.call('HSET', hash, 'current', current, 'cooldown_until', ending, 'cooldown', last, 'window_start', start,
+    'window_total', total, 'window_bad', failed, 'raised_at', raised, 'failed_at', failed_at)
+  if reason then redis.call('HSET', hash, 'reason', reason, 'reason_at', now) end
+  if ending > now then cooling = math.ceil((ending - now) * 1000) end
+end
+return remember(KEYS[8], 'push ' .. node, call_id, {added, filtered, stale, cooling, math.floor(current * 1000)})
 """
 
 # LEASE: admit waiting seeds, reclaim expired leases, then lease up to N requests within
@@ -225,12 +291,14 @@ return remember(KEYS[8], 'push ' .. node, call_id, {added, filtered, stale})
 # ARGV[5] lease seconds   ARGV[6] most expired leases to reclaim
 # ARGV[7] most seeds to admit   ARGV[8] the seed key's type ("list", "set" or "zset")
 # ARGV[9] score of an admitted seed, before its sequence number
-# ARGV[10] the cluster's rate, requests per second (0 = no limit)   ARGV[11] its burst
+# ARGV[10] the cluster's configured rate, requests per second (0 = no limit)   ARGV[11] its burst
 # The rate is one GCRA bucket shared by every node of the politeness key: its
 # theoretical arrival time "tat" (Redis time) is in KEYS[10]. A take leases no more
 # requests than the bucket has tokens (seeds cost none: they are not downloads), so
 # the cluster downloads at most rate * t + burst requests in any t seconds, whatever
-# the number of nodes, without a round trip of its own.
+# the number of nodes, without a round trip of its own. The rate drawn on is the hash's
+# "current" one (lowered by backing off, see PUSH_AND_ACK), and no request is leased
+# before its "cooldown_until".
 # "Expired" and the new leases' deadline (now + lease seconds) are Redis's TIME. The
 # leases of one take share a token, the next request_seq number; the owner of each is
 # "<node> <token> <score>".
@@ -245,7 +313,7 @@ return remember(KEYS[8], 'push ' .. node, call_id, {added, filtered, stale})
 # Returns {reclaimed, budget_left (-1 = no budget), admitted seeds (-1 = wrong key type),
 #          token, ms until the next token (0: not rate-limited), id1, payload1, id2, ...};
 # a resent call (same call id) replays it.
-LEASE = _CALL_CHUNKED + _CALLS + _LEASES + """
+LEASE = _CALL_CHUNKED + _CALLS + _LEASES + _RATE + """
 local node = ARGV[1]
 local call_id = ARGV[2]
 local replay = replayed(KEYS[9], 'lease ' .. node, call_id)
@@ -310,11 +378,13 @@ end
 local out = {#expired, left, admitted, 0, 0}
 if want <= 0 then return remember(KEYS[9], 'lease ' .. node, call_id, out) end
 local rate, burst = tonumber(ARGV[10]), tonumber(ARGV[11])
-local tokens, interval, tat = math.huge, 0, now
+local tokens, interval, tat, ending = math.huge, 0, now, 0
 if rate > 0 then
-  interval = 1 / rate
+  interval = 1 / current_rate(KEYS[10], rate)
   tat = math.max(tonumber(redis.call('HGET', KEYS[10], 'tat') or '0'), now)
   tokens = math.max(math.floor(burst - (tat - now) / interval + 1e-9), 0)
+  ending = cooldown_until(KEYS[10])
+  if ending > now then tokens = 0 end
 end
 local token = redis.call('INCR', KEYS[6])
 out[4] = token
@@ -375,9 +445,9 @@ if taken > 0 then
 end
 if rate > 0 then
   tat = tat + charged * interval
-  redis.call('HSET', KEYS[10], 'tat', tat, 'rate', rate, 'burst', burst)
+  redis.call('HSET', KEYS[10], 'tat', tat, 'burst', burst)
   if charged == 0 and tokens == 0 then
-    out[5] = math.ceil((tat - (burst - 1) * interval - now) * 1000)
+    out[5] = math.ceil((math.max(tat - (burst - 1) * interval, ending) - now) * 1000)
   end
 end
 return remember(KEYS[9], 'lease ' .. node, call_id, out)
