@@ -93,8 +93,9 @@ REMOTE_CONTROL_ENABLED = False
 # 2/s is polite for baike.baidu.com: about one page per half second for the whole fleet,
 # below what Baike answers with captchas from one client (docs/settings.md).
 BAIKE_CLUSTER_RATE = 2.0
-# Requests the cluster may send at once after a quiet spell (the bucket's size).
-BAIKE_CLUSTER_BURST = 5
+# Requests the cluster may send at once after a quiet spell (the bucket's size); as large
+# as a take (SCHEDULER_BATCH_SIZE), so that a take leases a whole batch, not one request.
+BAIKE_CLUSTER_BURST = 16
 # This node's egress (public address or proxy name): nodes with one egress share a bucket.
 BAIKE_EGRESS = ""
 # Backing off together when Baike pushes back (with a cluster rate): a captcha pauses the

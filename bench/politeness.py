@@ -53,13 +53,14 @@ def rate_rows(lab: Lab, args: argparse.Namespace) -> list[dict[str, Any]]:
     budget = int(args.rate * args.seconds)
     for count in args.nodes:
         settings = [
-            [*common_settings(budget), *BAIKE, f"BAIKE_CLUSTER_RATE={args.rate:g}", "BAIKE_CLUSTER_BURST=5"]
+            [*common_settings(budget), *BAIKE, f"BAIKE_CLUSTER_RATE={args.rate:g}"]
             for _ in range(count)
         ]
         run = crawl(lab, f"rate-{count}", settings, budget=budget, timeout=args.seconds * 4 + 60)
         measured, seconds = aggregate_rate(run.final_stats.get("per_second", {}))
         rows.append({"nodes": count, "configured": args.rate, "measured": round(measured, 2), "seconds": seconds,
-                     "pushbacks": run.final_stats.get("captchas", 0) + run.final_stats.get("too_many_requests", 0)})
+                     "pushbacks": run.final_stats.get("captchas", 0) + run.final_stats.get("too_many_requests", 0),
+                     "round_trips": run.summary()["client_commands_per_page"]})
         logger.info("%d nodes at %g/s: the replica measured %.2f requests/s over %d s", count, args.rate, measured,
                     seconds)
     return rows
@@ -109,9 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         costs = cost_rows(lab, args)
     print(f"\nConfigured vs measured aggregate rate (replica with 100 ms latency, {args.seconds:g} s crawls)\n")
     print(table(
-        ["nodes", "BAIKE_CLUSTER_RATE", "measured requests/s", "x configured", "seconds measured", "pushbacks"],
+        ["nodes", "BAIKE_CLUSTER_RATE", "measured requests/s", "x configured", "seconds measured", "pushbacks",
+         "client round trips/page"],
         [[row["nodes"], row["configured"], row["measured"], round(row["measured"] / row["configured"], 3),
-          row["seconds"], row["pushbacks"]] for row in rates],
+          row["seconds"], row["pushbacks"], row["round_trips"]] for row in rates],
     ))
     print(f"\nWhat the limiter costs: 1 node, {args.budget} pages, medians of {args.rounds} rounds\n")
     print(table(

@@ -524,7 +524,7 @@ def test_an_exhausted_rate_says_when_its_next_token_is_due(redis_db, redis_serve
     push(queue, *(Request(entry(n)) for n in range(10)))
     assert len(queue.take("n1", 16, 30).requests) == 3
     empty = queue.take("n2", 16, 30)
-    assert not empty.requests and 0.3 < empty.wait <= 0.5
+    assert not empty.requests and 0.3 < empty.wait <= 0.5, "when half a take's worth (of a burst of 3: 1) is there"
     time.sleep(empty.wait)
     assert len(queue.take("n2", 16, 30).requests) == 1
 

@@ -163,7 +163,9 @@ class ClusterCloseSpider(CloseSpider):
         scheduler = engine.scheduler
         if scheduler is None:
             return False
-        return scheduler.has_pending_requests() or bool(engine.downloader.active)
+        # requests held back by the cluster's rate are work: the crawl is not over
+        waiting = getattr(scheduler, "waiting_for_rate", False)
+        return scheduler.has_pending_requests() or bool(engine.downloader.active) or waiting
 
     def _check_budget(self, pages: int) -> bool:
         """Close when the cluster's budget is spent; True when it is (never without the leased

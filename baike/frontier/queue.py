@@ -124,7 +124,7 @@ class LeasedQueue(Base):
         self.seed_batch = settings.getint("REDIS_START_URLS_BATCH_SIZE", DEFAULT_SEED_BATCH)
         self.seed_form = seed_form(settings)
         self.rate = max(settings.getfloat("BAIKE_CLUSTER_RATE", 0.0), 0.0)
-        self.burst = max(settings.getint("BAIKE_CLUSTER_BURST", 5), 1)
+        self.burst = max(settings.getint("BAIKE_CLUSTER_BURST", 16), 1)
         host = urlsplit(self.mirror or BAIKE_ORIGIN).netloc
         self.rate_key = rate_key(spider.name, host, settings.get("BAIKE_EGRESS") or "")
         self.backoff = (

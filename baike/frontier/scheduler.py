@@ -119,6 +119,8 @@ class LeasedScheduler(Scheduler):
         self._pages: set[str] = set()
         self._acks: list[tuple[str, bool, str]] = []
         self._next_take = 0.0
+        # the last take found the cluster's rate out of tokens (or cooling down)
+        self._rate_limited = False
         # a flush sent but not confirmed: resent as it is, under its call id, before any other
         self._unconfirmed: _Flush | None = None
         self._call_numbers = count(1)
@@ -200,6 +202,11 @@ class LeasedScheduler(Scheduler):
 
     def has_pending_requests(self) -> bool:
         return bool(self._buffer or self._pushes or self._unconfirmed)
+
+    @property
+    def waiting_for_rate(self) -> bool:
+        """Work is queued for this node, held back by the cluster's rate (or a cool-down)."""
+        return self.cooling_down or (self._rate_limited and time.monotonic() < self._next_take)
 
     @property
     def cooling_down(self) -> bool:
@@ -433,6 +440,7 @@ class LeasedScheduler(Scheduler):
             # Out of the cluster's rate: ask again when its next token is due.
             pause = self.idle_poll if taken.budget_left == 0 else min(self.idle_poll, 0.05)
             self._next_take = now + (taken.wait or pause)
+            self._rate_limited = taken.wait > 0
 
     def _start_seeds(self, taken: Taken) -> None:
         """Enqueue the request of each leased seed; its lease settles in the same flush."""

@@ -311,7 +311,7 @@ return remember(KEYS[8], 'push ' .. node, call_id, {added, filtered, stale, cool
 # A batch entry (see PUSH_AND_ACK) is split: the requests taken from it are leased under
 # new ids, with the batch's score, and the rest stays queued under the batch's id and score.
 # Returns {reclaimed, budget_left (-1 = no budget), admitted seeds (-1 = wrong key type),
-#          token, ms until the next token (0: not rate-limited), id1, payload1, id2, ...};
+#          token, ms until half a take's worth of tokens (0: not rate-limited), id1, ...};
 # a resent call (same call id) replays it.
 LEASE = _CALL_CHUNKED + _CALLS + _LEASES + _RATE + """
 local node = ARGV[1]
@@ -447,7 +447,11 @@ if rate > 0 then
   tat = tat + charged * interval
   redis.call('HSET', KEYS[10], 'tat', tat, 'burst', burst)
   if charged == 0 and tokens == 0 then
-    out[5] = math.ceil((math.max(tat - (burst - 1) * interval, ending) - now) * 1000)
+    -- come back when half a take's worth of tokens can be there, not for each one (a take
+    -- per page would cost a round trip per page), nor for a full bucket (a late take
+    -- would find it full, and the tokens it could not hold would be lost)
+    local worth = math.max(math.floor(math.min(want, burst) / 2), 1)
+    out[5] = math.ceil((math.max(tat - (burst - worth) * interval, ending) - now) * 1000)
   end
 end
 return remember(KEYS[9], 'lease ' .. node, call_id, out)
