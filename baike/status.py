@@ -366,9 +366,13 @@ def snapshot(
 def read_rates(server: Redis, prefix: str, now: float) -> list[dict[str, Any]]:
     """The shared rate of every politeness key (``<prefix><host>[@egress]``): configured and
     current rate, and the cool-down with its reason while one lasts."""
+    keys = sorted(server.scan_iter(match=f"{prefix}*", count=100))
+    with server.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.hmget(key, "rate", "current", "burst", "cooldown_until", "reason")
+        replies = pipe.execute() if keys else []
     rates = []
-    for key in sorted(server.scan_iter(match=f"{prefix}*", count=100)):
-        held = server.hmget(key, "rate", "current", "burst", "cooldown_until", "reason")
+    for key, held in zip(keys, replies, strict=True):
         until = number(held[3]) or 0.0
         rates.append(
             {

@@ -35,7 +35,7 @@ from scrapy.utils.misc import load_object
 from scrapy_redis.scheduler import Scheduler as RedisScheduler
 
 from baike.connection import REDIS_ERRORS, get_redis, redis_time
-from baike.frontier.scheduler import LeasedScheduler
+from baike.frontier.scheduler import LeasedScheduler, uses_leases
 from baike.keys import CrawlKeys
 
 if TYPE_CHECKING:
@@ -70,11 +70,11 @@ class ClusterCloseSpider(CloseSpider):
         self.poll_interval = settings.getfloat("CLOSESPIDER_POLL_INTERVAL", 0.2)
         self.server = get_redis(settings)
         self.keys = CrawlKeys.for_spider(crawler.spidercls.name, settings)
-        scheduler = load_object(settings["SCHEDULER"])
         # only the leased scheduler reserves the cluster's budget units and holds leases
-        self.cluster_wide = issubclass(scheduler, LeasedScheduler)
+        self.cluster_wide = uses_leases(settings)
         # scrapy-redis's schedulers keep the frontier in Redis; Scrapy's keeps it in memory
-        self.shared_queue = issubclass(scheduler, RedisScheduler)
+        # (SCHEDULER is this node's own setting, never data from Redis)
+        self.shared_queue = issubclass(load_object(settings["SCHEDULER"]), RedisScheduler)
         self._idle_since: float | None = None
         self._closing = False
         self._watch = create_looping_call(self._check_cluster)

@@ -20,11 +20,10 @@ from typing import TYPE_CHECKING, Any
 from itemadapter import is_item
 from scrapy import Request, signals
 from scrapy.exceptions import NotConfigured
-from scrapy.utils.misc import load_object
 
 from baike.errors import DeadLetter
 from baike.frontier.queue import LEASE_META_KEY
-from baike.frontier.scheduler import LeasedScheduler
+from baike.frontier.scheduler import LeasedScheduler, uses_leases
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -63,7 +62,7 @@ class LeaseAckMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        if not issubclass(load_object(crawler.settings["SCHEDULER"]), LeasedScheduler):
+        if not uses_leases(crawler.settings):
             raise NotConfigured("leases need SCHEDULER = baike.frontier.scheduler.LeasedScheduler")
         return cls(crawler)
 

@@ -21,7 +21,7 @@ import logging
 import secrets
 import struct
 import time
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from urllib.parse import urlsplit
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -277,7 +277,7 @@ class LeasedQueue(Base):
         refused, since the request is another node's now. ``answers`` are reported to the
         cluster's shared rate, which may back off; the reply says for how long it cools down.
         """
-        report = [self.rate, *astuple_answers(answers or Answers()), *self.backoff] if self.rate else [0] * 8
+        report = [self.rate, *astuple(answers or Answers()), *self.backoff] if self.rate else [0] * 8
         return push_and_ack(
             self._push_and_ack,
             self.keys,
@@ -525,9 +525,6 @@ def push_and_ack(
     added, filtered, stale, cooling, rate = script(keys=[*frontier, *bucket_index], args=argv)
     return Pushed(int(added), int(filtered), int(stale), int(cooling) / 1000, int(rate) / 1000)
 
-
-def astuple_answers(answers: Answers) -> tuple[int, int, int, float]:
-    return answers.healthy, answers.failed, answers.captchas, answers.retry_after
 
 
 def new_call_id() -> str:

@@ -74,6 +74,15 @@ class _Flush:
     answers: Answers = field(default_factory=Answers)
 
 
+def uses_leases(settings: Any) -> bool:
+    """Whether this node's ``SCHEDULER`` is the leased scheduler (or a subclass).
+
+    The class named comes from the node's own settings (settings.py, ``-s``), never
+    from anything read from Redis, a seed or a page.
+    """
+    return issubclass(load_object(settings["SCHEDULER"]), LeasedScheduler)
+
+
 def make_node_id() -> str:
     """A node id unique across machines and restarts: ``host:pid:random``."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
@@ -138,6 +147,8 @@ class LeasedScheduler(Scheduler):
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
+        # every class and module loaded here and in open() is named by the node's own
+        # settings, never by anything read from Redis, a seed or a page
         settings = crawler.settings
         kwargs: dict[str, Any] = {}
         for name, setting in (

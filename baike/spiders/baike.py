@@ -12,13 +12,12 @@ from typing import TYPE_CHECKING, Any
 from scrapy import Request
 from scrapy.exceptions import DontCloseSpider, IgnoreRequest
 from scrapy.spidermiddlewares.httperror import HttpError
-from scrapy.utils.misc import load_object
 from scrapy_redis.spiders import RedisSpider
 
 from baike.connection import REDIS_ERRORS, get_redis
 from baike.errors import DeadLetter
 from baike.frontier.queue import BadSeed
-from baike.frontier.scheduler import LeasedScheduler
+from baike.frontier.scheduler import uses_leases
 from baike.guard import GiveUp
 from baike.items import BaikeItem
 from baike.keys import CrawlKeys
@@ -60,6 +59,8 @@ class BaikeSpider(RedisSpider):
         self.redis_batch_size = settings.getint("REDIS_START_URLS_BATCH_SIZE", 16)
         self.mirror = normalize_origin(settings.get("BAIKE_MIRROR"))
         self.keys = CrawlKeys.for_spider(self.name, settings)
+        # with the leased scheduler, seeds enter the frontier in its lease script
+        self.frontier_admits_seeds = uses_leases(settings)
 
     async def start(self) -> AsyncIterator[Request]:
         """With the leased frontier, nothing: seeds enter it atomically, admitted by the
@@ -77,7 +78,7 @@ class BaikeSpider(RedisSpider):
 
     def next_requests(self) -> Iterator[Request]:
         """scrapy-redis reads seeds here; with the leased frontier, the frontier admits them instead."""
-        if issubclass(load_object(self.crawler.settings["SCHEDULER"]), LeasedScheduler):
+        if self.frontier_admits_seeds:
             return iter(())
         return super().next_requests()
 
