@@ -15,4 +15,8 @@ class BaikeItem:
     summary: str | None = None
     infobox: dict[str, str] = field(default_factory=dict)
     lemma_id: int | None = None
+    # the legacy ids of 2017/2021 pages: the word's lemmaId (/view/<id>.htm) and the
+    # sense's subLemmaId (/subview/<lemmaId>/<subLemmaId>.htm)
+    old_lemma_id: int | None = None
+    sub_lemma_id: int | None = None
     crawled_at: str | None = None

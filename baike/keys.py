@@ -32,7 +32,8 @@ TEMPLATES: dict[str, str] = {
     # hash: leased request id -> "<node id> <frontier score>"
     "lease_owners": "%(spider)s:leases:owners",
     # hash: budget fields "reserved" (pages downloaded or in flight) and "pages", and the
-    # ledger: "enqueued", "settled" and "seeds" (seed entries admitted from start_urls)
+    # ledger: "enqueued", "settled", "seeds" (seed entries admitted from start_urls) and
+    # "marked" (fingerprints recorded without a request: other URL forms of stored pages)
     "budget": "%(spider)s:budget",
     # list: JSON dead letters {"reason", "time", "payload"}
     "dead": "%(spider)s:dead",
@@ -49,6 +50,9 @@ TEMPLATES: dict[str, str] = {
     # hash: "<script> <node id>" -> "<call id>\n<JSON reply>" of that node's last call,
     # replayed when the call is resent (see baike.frontier.scripts)
     "calls": "%(spider)s:calls",
+    # hash: another URL form of a stored entry (its /subview/<lemmaId>/<subLemmaId>.htm)
+    # -> the canonical URL of the record, so a queued request for that form is dropped
+    "aliases": "%(spider)s:aliases",
 }
 
 
@@ -72,6 +76,7 @@ class CrawlKeys:
     started: str
     state: str
     calls: str
+    aliases: str
     # the prefix of the politeness keys' rate hashes (see rate_key), not a key itself
     rate_prefix: str
 

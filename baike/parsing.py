@@ -31,16 +31,19 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from lxml import etree
 from w3lib.encoding import html_to_unicode
 
-from baike.urls import BAIKE_ORIGIN, MAX_URL_LENGTH, canonicalize, entry_name
+from baike.urls import MAX_URL_LENGTH, canonicalize, entry_name, item_url
 
 logger = logging.getLogger(__name__)
 
 KIND_ENTRY = "entry"
+# A disambiguation list (``/item/<name>?force=1``, or a name with no default
+# sense): links to the word's senses, no entry of its own.
+KIND_LIST = "list"
 KIND_CAPTCHA = "captcha"
 KIND_ERROR = "error"
 KIND_OTHER = "other"
@@ -58,6 +61,14 @@ class ParsedPage:
     lemma_id: int | None = None
     sense_urls: tuple[str, ...] = ()
     links: tuple[str, ...] = ()
+    # The legacy ids of 2017/2021 scripts: the word's ``lemmaId`` (``/view/<id>.htm``)
+    # and the sense's ``subLemmaId`` (``/subview/<lemmaId>/<subLemmaId>.htm``).
+    old_lemma_id: int | None = None
+    sub_lemma_id: int | None = None
+    # True when the summary block was empty and the summary is the lead paragraph.
+    summary_from_lead: bool = False
+    # List pages: each sense URL's description, as the list shows it ("<name>：<description>").
+    sense_labels: dict[str, str] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- text
@@ -132,6 +143,7 @@ _NOISE_CLASS_PARTS = (
     "lemma-anchor",
     "toggle",
     "J-polysemantText",
+    "lemma-picture",
 )
 
 
@@ -211,8 +223,12 @@ _TITLE_HOOKS = frozenset({"lemmaWgt-lemmaTitle-title", "J-lemma-title"})
 _SUMMARY_HOOKS = frozenset({"lemma-summary", "J-summary"})
 _INFOBOX_HOOKS = frozenset({"basic-info", "J-basic-info"})
 _POLYSEMANT_LIST_HOOKS = frozenset({"polysemantList-wrapper", "J-polysemant"})
+_LIST_TITLE_HOOKS = frozenset({"lemmaWgt-subLemmaListTitle"})
+_LIST_HOOKS = frozenset({"para-list"})
 # Cheap substring test before splitting a class attribute into tokens.
-_HOOK_PARTS = ("lemmaTitle-title", "J-", "summary", "basic-info", "polysemantList")
+_HOOK_PARTS = (
+    "lemmaTitle-title", "J-", "summary", "basic-info", "polysemantList", "subLemmaList", "para-list",
+)
 # React puts the sense description (J-polysemantText, a div or span) beside the
 # title h1, so it is looked for near the h1 only, not in the whole page.
 _POLYSEMANT_TEXT_TEST = "contains(concat(' ', normalize-space(@class), ' '), ' J-polysemantText ')"
@@ -233,6 +249,8 @@ class _Hooks:
     summaries: list[etree._Element] = field(default_factory=list)
     infoboxes: list[etree._Element] = field(default_factory=list)
     polysemant_lists: list[etree._Element] = field(default_factory=list)
+    list_titles: list[etree._Element] = field(default_factory=list)
+    sense_lists: list[etree._Element] = field(default_factory=list)
 
 
 def _find_hooks(root: etree._Element) -> _Hooks:
@@ -250,6 +268,10 @@ def _find_hooks(root: etree._Element) -> _Hooks:
             _add(hooks.infoboxes, el)
         if tokens & _POLYSEMANT_LIST_HOOKS:
             _add(hooks.polysemant_lists, el)
+        if tokens & _LIST_TITLE_HOOKS:
+            _add(hooks.list_titles, el)
+        if el.tag == "ul" and tokens & _LIST_HOOKS:
+            _add(hooks.sense_lists, el)
     return hooks
 
 
@@ -264,6 +286,7 @@ _PAGE_DATA = re.compile(r"PAGE_DATA\s*=\s*(?=\{)")
 # Script ids of the 2017/2021 layouts, JS object style (key: "digits").
 _NEW_LEMMA_ID = re.compile(r"newLemmaId\s*:\s*[\"']?([0-9]+)")
 _OLD_LEMMA_ID = re.compile(r"(?<![\w$\"'-])lemmaId\s*:\s*[\"']?([0-9]+)")
+_SUB_LEMMA_ID = re.compile(r"subLemmaId\s*:\s*[\"']?([0-9]+)")
 # Keys of the summary in PAGE_DATA, most specific first.
 _SUMMARY_KEYS = ("summary", "abstract", "lemmaSummary", "abstractPlain")
 _MAX_PAGE_DATA_TRIES = 4
@@ -396,21 +419,10 @@ def _pd_senses(data: dict[str, Any] | None, lemma_id: int | None) -> list[str] |
             continue
         if lemma.get("isCurrent") is True or lemma.get("current") is True:
             continue
-        url = _item_url(title, sense_id)
+        url = item_url(title, sense_id)
         if url and url not in urls:
             urls.append(url)
     return urls
-
-
-def _item_url(title: str, lemma_id: int) -> str | None:
-    title = title.strip()
-    if not title:
-        return None
-    try:
-        path = quote(title, safe="")
-    except UnicodeEncodeError:  # a lone surrogate from a JSON escape
-        return None
-    return _safe_canonicalize(f"{BAIKE_ORIGIN}/item/{path}/{lemma_id}")
 
 
 # --------------------------------------------------------------- field readers
@@ -453,6 +465,49 @@ def _dom_summary(hooks: _Hooks) -> str | None:
         text = _content_text(container)
         if text:
             return text
+    return None
+
+
+def _lead_paragraph(root: etree._Element, hooks: _Hooks) -> str | None:
+    """The first paragraph a reader sees when the summary block is empty.
+
+    2017/2021 pages then open their main content with ordinary ``div.para``
+    paragraphs; the first one with text outside the summary, sense list and
+    infobox hooks is the lead.
+    """
+    skip = {*hooks.summaries, *hooks.sense_lists, *hooks.infoboxes, *hooks.polysemant_lists}
+    for div in _X_PARAS(root):
+        if any(ancestor in skip for ancestor in div.iterancestors(*_HOOK_TAGS)):
+            continue
+        text = _content_text(div)
+        if text:
+            return text
+    return None
+
+
+_X_PARAS = etree.XPath("/descendant::div[contains(concat(' ', normalize-space(@class), ' '), ' para ')]")
+_SUFFIX = "_百度百科"
+
+
+def _bar_label(hooks: _Hooks) -> str | None:
+    """The selected item of the 2017/2021 sense bar: the label of the page's own sense."""
+    for wrapper in hooks.polysemant_lists:
+        for span in wrapper.iter("span"):
+            if "selected" in (span.get("class") or "").split():
+                text = _strip_brackets(_content_text(span))
+                if text:
+                    return text
+    return None
+
+
+def _title_label(root: etree._Element, title: str) -> str | None:
+    """The label in ``<title>name（label）_百度百科</title>``, None without brackets."""
+    html_title = _html_title(root)
+    if html_title.endswith(_SUFFIX):
+        html_title = html_title[: -len(_SUFFIX)]
+    rest = html_title[len(title) :].strip() if html_title.startswith(title) else ""
+    if len(rest) > 2 and rest[0] in "（(" and rest[-1] in "）)":
+        return _strip_brackets(rest) or None
     return None
 
 
@@ -745,7 +800,38 @@ def parse_page(html: str | bytes, url: str, mirror: str | None = None) -> Parsed
     title = _pd_str(page_data, "lemmaTitle") or _dom_title(hooks)
     if not title:
         return ParsedPage(kind=_non_entry_kind(root, text))
+    if hooks.list_titles or (hooks.sense_lists and not hooks.summaries):
+        return _list_page(root, hooks, url, mirror, title)
     return _entry(root, hooks, text, url, mirror, page_data, title)
+
+
+def _list_page(root: etree._Element, hooks: _Hooks, url: str, mirror: str | None, title: str) -> ParsedPage:
+    """A disambiguation list: its senses (with their descriptions) and its links, no entry."""
+    labels: dict[str, str] = {}
+    for sense_list in hooks.sense_lists:
+        for anchor in sense_list.iter("a"):
+            sense = _canonical(anchor.get("href") or "", url, mirror)
+            if not sense or sense in labels:
+                continue
+            labels[sense] = _sense_description(_content_text(anchor), title)
+    own = {u for u in (_safe_canonicalize(url, None, mirror),) if u}
+    senses = [sense for sense in labels if sense not in own]
+    return ParsedPage(
+        kind=KIND_LIST,
+        title=title,
+        sense_urls=tuple(senses),
+        links=_links(_X_HREFS(root), url, mirror, own, senses),
+        sense_labels={sense: labels[sense] for sense in senses if labels[sense]},
+    )
+
+
+def _sense_description(text: str, title: str) -> str:
+    # "<name>：<description>" as the list writes it; a bare description is kept as it is
+    for colon in ("：", ":"):
+        head, found, tail = text.partition(colon)
+        if found and head.strip() == title:
+            return tail.strip()
+    return "" if text == title else text
 
 
 def _entry(
@@ -770,24 +856,43 @@ def _entry(
     if infobox is None:
         infobox = _dom_infobox(hooks)
 
+    summary = _pd_summary(page_data) or _dom_summary(hooks)
+    lead = summary is None and page_data is None
+    if lead:
+        summary = _lead_paragraph(root, hooks)
+    old_lemma_id, sub_lemma_id = _legacy_ids(text)
     return ParsedPage(
         kind=KIND_ENTRY,
         title=title,
-        subtitle=_subtitle(page_data, hooks),
-        summary=_pd_summary(page_data) or _dom_summary(hooks),
+        subtitle=_subtitle(page_data, hooks, root, title),
+        summary=summary,
         infobox=infobox,
         lemma_id=lemma_id,
         sense_urls=tuple(senses),
         links=_links(_X_HREFS(root), url, mirror, own, senses),
+        old_lemma_id=old_lemma_id,
+        sub_lemma_id=sub_lemma_id,
+        summary_from_lead=lead and summary is not None,
     )
 
 
-def _subtitle(page_data: dict[str, Any] | None, hooks: _Hooks) -> str | None:
+def _legacy_ids(text: str) -> tuple[int | None, int | None]:
+    """``(lemmaId, subLemmaId)`` of 2017/2021 scripts; see :func:`_lemma_id` for why a
+    script ``lemmaId`` is the word's legacy id only beside a ``newLemmaId``."""
+    if not _NEW_LEMMA_ID.search(text):
+        return None, None
+    old, sub = _OLD_LEMMA_ID.search(text), _SUB_LEMMA_ID.search(text)
+    return (_as_id(old.group(1)) if old else None), (_as_id(sub.group(1)) if sub else None)
+
+
+def _subtitle(page_data: dict[str, Any] | None, hooks: _Hooks, root: etree._Element, title: str) -> str | None:
     # A lemmaDesc string in PAGE_DATA is authoritative even when empty: most
     # entries have no subtitle, and the DOM would only be searched in vain.
     if page_data is not None and isinstance(page_data.get("lemmaDesc"), str):
         return _strip_brackets(clean_text(page_data["lemmaDesc"])) or None
-    return _dom_subtitle(hooks)
+    # "star" (featured) sense pages have no h2: the bar's selected item names the
+    # sense, and the <title> carries it in brackets
+    return _dom_subtitle(hooks) or _bar_label(hooks) or _title_label(root, title)
 
 
 def _own_urls(
@@ -805,7 +910,7 @@ def _own_urls(
         names = {title}
         names.update(n for n in (entry_name(u) for u in own) if n)
         for name in names:
-            alias = _item_url(name, lemma_id)
+            alias = item_url(name, lemma_id)
             if alias:
                 own.add(alias)
     return own

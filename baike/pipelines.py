@@ -19,7 +19,7 @@ from twisted.internet.threads import deferToThread
 from baike.connection import REDIS_ERRORS, get_redis
 from baike.keys import CrawlKeys
 from baike.parsing import clean_text
-from baike.urls import canonicalize
+from baike.urls import canonicalize, subview_url
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-RECORD_FIELDS = ("url", "title", "subtitle", "summary", "infobox", "lemma_id", "crawled_at")
+RECORD_FIELDS = (
+    "url", "title", "subtitle", "summary", "infobox", "lemma_id", "old_lemma_id", "sub_lemma_id", "crawled_at",
+)
 _BRACKETS = re.compile(r"^[（(](.*)[）)]$")
 
 
@@ -87,27 +89,42 @@ class RedisStorePipeline:
     """Stores one JSON record per entry in the hash ``baike:items``, keyed by URL.
 
     Writing by key makes the store idempotent: a page crawled twice (a lease that
-    expired under a slow node) still leaves one record. Records are written in
+    expired under a slow node) still leaves one record. With each record its legacy
+    ``/subview/`` URL (when its ids name one) goes to the ``aliases`` hash in the same
+    transaction, so a request for that form still queued is dropped undownloaded
+    (:meth:`~baike.frontier.scheduler.LeasedScheduler.take`). Records are written in
     batches from a thread, so the reactor never waits on Redis; an item leaves
     this pipeline (and its request can be acknowledged) only once it is stored.
     """
 
-    def __init__(self, server: Redis, key: str, batch_size: int, interval: float, retry_seconds: float = 300.0):
+    def __init__(
+        self,
+        server: Redis,
+        key: str,
+        batch_size: int,
+        interval: float,
+        retry_seconds: float = 300.0,
+        aliases_key: str = "",
+    ):
         self.server = server
         self.retry_seconds = retry_seconds
         self.key = key
+        self.aliases_key = aliases_key
         self.batch_size = batch_size
         self.interval = interval
         self._batch: dict[str, str] = {}
+        self._aliases: dict[str, str] = {}
         self._waiting: list[Deferred[None]] = []
         self._loop = create_looping_call(self._flush_in_background)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         settings = crawler.settings
+        keys = CrawlKeys.for_spider(crawler.spidercls.name, settings)
         return cls(
             server=get_redis(settings),
-            key=CrawlKeys.for_spider(crawler.spidercls.name, settings).items,
+            key=keys.items,
+            aliases_key=keys.aliases,
             batch_size=settings.getint("REDIS_STORE_BATCH_SIZE", 50),
             interval=settings.getfloat("REDIS_STORE_FLUSH_INTERVAL", 0.05),
             retry_seconds=settings.getfloat("REDIS_STORE_RETRY_SECONDS", 300.0),
@@ -125,6 +142,9 @@ class RedisStorePipeline:
         record = {name: ItemAdapter(item).get(name) for name in RECORD_FIELDS}
         stored: Deferred[None] = Deferred()
         self._batch[record["url"]] = json.dumps(record, ensure_ascii=False)
+        alias = _alias_of(record)
+        if alias and alias != record["url"] and self.aliases_key:
+            self._aliases[alias] = record["url"]
         self._waiting.append(stored)
         if len(self._batch) >= self.batch_size:
             self._flush()
@@ -137,19 +157,26 @@ class RedisStorePipeline:
     def _flush(self) -> Deferred[None]:
         if not self._batch:
             return succeed(None)
-        batch, waiting = self._batch, self._waiting
-        self._batch, self._waiting = {}, []
-        writing = deferToThread(self._write, batch)
+        batch, aliases, waiting = self._batch, self._aliases, self._waiting
+        self._batch, self._aliases, self._waiting = {}, {}, []
+        writing = deferToThread(self._write, batch, aliases)
         writing.addCallbacks(lambda _: _fire(waiting, None), lambda failure: _fire(waiting, failure))
         return writing
 
-    def _write(self, batch: dict[str, str]) -> None:
-        """Write a batch, riding out a Redis outage of up to ``retry_seconds``."""
+    def _write(self, batch: dict[str, str], aliases: dict[str, str] | None = None) -> None:
+        """Write a batch (and its records' aliases, atomically), riding out a Redis
+        outage of up to ``retry_seconds``."""
         deadline = time.monotonic() + self.retry_seconds
         pause = 0.5
         while True:
             try:
-                self.server.hset(self.key, mapping=batch)
+                if not aliases:
+                    self.server.hset(self.key, mapping=batch)
+                    return
+                with self.server.pipeline(transaction=True) as pipe:
+                    pipe.hset(self.key, mapping=batch)
+                    pipe.hset(self.aliases_key, mapping=aliases)
+                    pipe.execute()
                 return
             except REDIS_ERRORS as exc:
                 if time.monotonic() + pause > deadline:
@@ -157,6 +184,18 @@ class RedisStorePipeline:
                 logger.warning("Storing %d items failed (%s); retrying in %.1f s", len(batch), exc, pause)
                 time.sleep(pause)
                 pause = min(pause * 2, 10.0)
+
+
+def _alias_of(record: dict[str, Any]) -> str | None:
+    """The record's legacy ``/subview/`` URL, when its ids name one."""
+    old, sub = record.get("old_lemma_id"), record.get("sub_lemma_id")
+    if _is_id(old) and _is_id(sub):
+        return subview_url(old, sub)
+    return None
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _fire(waiting: list[Deferred[None]], result: Any) -> None:

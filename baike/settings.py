@@ -28,6 +28,17 @@ REDIS_SSL_KEYFILE = ""
 # Download from this origin instead of https://baike.baidu.com (a mirror or the replica);
 # stored URLs and fingerprints stay canonical.
 BAIKE_MIRROR = os.environ.get("BAIKE_MIRROR", "")
+# Pages that are not entries but are linked from (nearly) every page: the navbar's special
+# topic, the real-name notice and the help pages on 多义词, 义项 and 锁定. Never followed,
+# never stored; absolute URLs or paths on Baike, in any form canonicalize() reads.
+BAIKE_DENY_URLS = [
+    "/item/史记·2016",
+    "/item/百科实名验证",
+    "/view/10812277.htm",
+    "/view/340519.htm",
+    "/view/10812319.htm",
+    "/view/10811633.htm",
+]
 
 # -- the shared frontier (scrapy-redis plug points) ------------------------------------------
 SCHEDULER = "baike.frontier.scheduler.LeasedScheduler"

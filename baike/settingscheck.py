@@ -26,6 +26,7 @@ from baike.frontier.dupefilter import (
     BucketLayout,
 )
 from baike.frontier.scheduler import MAX_FLUSH_SIZE
+from baike.urls import deny_list
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -194,6 +195,7 @@ TYPED_SETTINGS: dict[str, Rule] = {
     "TELNETCONSOLE_ENABLED": BOOL,
     "REMOTE_CONTROL_ENABLED": BOOL,
     "BAIKE_CAPTCHA_RETRIES": whole(0),
+    "BAIKE_DENY_URLS": Rule("list", items_are="Baike URLs or paths (/item/<name>, /view/<n>.htm)"),
     "BAIKE_CLUSTER_RATE": Rule("float", low=0.0, above_low=False, unit="requests per second", note=OFF_AT_ZERO),
     "BAIKE_CLUSTER_BURST": whole(1),
     "BAIKE_COOLDOWN": seconds(above=False),
@@ -227,7 +229,15 @@ def check_settings(settings: BaseSettings) -> list[str]:
         for name, rule in TYPED_SETTINGS.items()
         if (value := settings.get(name)) is not None and not rule.accepts(value)
     ]
-    return problems or _check_layouts(settings)
+    return problems or _check_layouts(settings) + _check_deny_list(settings)
+
+
+def _check_deny_list(settings: BaseSettings) -> list[str]:
+    try:
+        deny_list(settings.getlist("BAIKE_DENY_URLS"))
+    except ValueError as exc:
+        return [f"BAIKE_DENY_URLS: {exc}"]
+    return []
 
 
 def _check_layouts(settings: BaseSettings) -> list[str]:

@@ -22,6 +22,10 @@ BAIKE_HOSTS = frozenset({"baike.baidu.com", "www.baike.baidu.com"})
 # Longest URL we accept at all; a longer one is hostile or broken.
 MAX_URL_LENGTH = 2048
 
+# The query that makes /item/<name> the word's disambiguation list (see canonicalize).
+LIST_QUERY = "?force=1"
+_SUBVIEW_PREFIX = f"{BAIKE_ORIGIN}/subview/"
+
 _ITEM_PATH = re.compile(r"^/item/(?P<name>[^/]+)(?:/(?P<id>\d+))?/?$")
 _VIEW_PATH = re.compile(r"^/view/(?P<id>\d+)\.html?$")
 _SUBVIEW_PATH = re.compile(r"^/subview/(?P<a>\d+)/(?P<b>\d+)\.html?$")
@@ -49,7 +53,9 @@ def canonicalize(url: str, base: str | None = None, mirror: str | None = None) -
     ``url`` may be relative (resolved against ``base``). URLs on ``mirror``'s
     origin count as Baike URLs. Returns ``https://baike.baidu.com/item/<name>``,
     ``.../item/<name>/<id>``, ``.../view/<n>.htm`` or ``.../subview/<a>/<b>.htm``
-    with the name percent-encoded one way, no query and no fragment; returns
+    with the name percent-encoded one way, no query and no fragment, except
+    ``.../item/<name>?force=1``: a name with ``force=1`` and no sense id is the
+    word's disambiguation list page, not its default sense. Returns
     None for anything that is not an entry (help, user, edit or history pages,
     error and captcha pages, images, other hosts, malformed input).
     """
@@ -76,7 +82,18 @@ def _canonicalize_absolute(url: str, mirror: str | None) -> str | None:
         return None
     if not _is_baike_origin(parts.scheme, host, port, mirror):
         return None
-    return _canonical_path(parts.path)
+    canonical = _canonical_path(parts.path)
+    if canonical is not None and parts.query and _forces_list(parts.query) and _is_bare_item(canonical):
+        return canonical + LIST_QUERY
+    return canonical
+
+
+def _forces_list(query: str) -> bool:
+    return "force=1" in query.split("&")
+
+
+def _is_bare_item(canonical: str) -> bool:
+    return canonical.count("/") == 4 and canonical.startswith(BAIKE_ORIGIN + "/item/")
 
 
 def _is_baike_origin(scheme: str, host: str, port: int | None, mirror: str | None) -> bool:
@@ -124,6 +141,47 @@ def _canonical_name(raw: str) -> str | None:
     if not name or any(ord(ch) < 0x20 or 0xD800 <= ord(ch) <= 0xDFFF for ch in name):
         return None
     return quote(name, safe=_NAME_SAFE)
+
+
+def item_url(name: str, lemma_id: int) -> str | None:
+    """The canonical ``/item/<name>/<id>`` URL of a sense; None for an unusable name."""
+    name = name.strip()
+    if not name:
+        return None
+    try:
+        return canonicalize(f"{BAIKE_ORIGIN}/item/{quote(name, safe='')}/{lemma_id}")
+    except (UnicodeEncodeError, ValueError):  # a lone surrogate from a JSON escape
+        return None
+
+
+def deny_list(entries: list[str]) -> frozenset[str]:
+    """The canonical URLs of ``entries`` (absolute, or paths on Baike) for BAIKE_DENY_URLS.
+
+    Raises ValueError naming the first entry that is not a Baike URL.
+    """
+    denied = set()
+    for entry in entries:
+        url = canonicalize(str(entry).strip(), base=BAIKE_ORIGIN + "/")
+        if url is None:
+            raise ValueError(f"{entry!r} is not a Baike URL (/item/<name>, /view/<n>.htm, /subview/<a>/<b>.htm)")
+        denied.add(url)
+    return frozenset(denied)
+
+
+def subview_url(old_lemma_id: int, sub_lemma_id: int) -> str:
+    """The canonical legacy URL of a sense: ``/subview/<lemmaId>/<subLemmaId>.htm``."""
+    return f"{BAIKE_ORIGIN}/subview/{old_lemma_id}/{sub_lemma_id}.htm"
+
+
+def is_alias_form(url: str) -> bool:
+    """True for a canonical ``/subview/`` URL: a sense named by its legacy ids, which Baike
+    redirects to the sense's ``/item/<name>/<id>`` (see the ``aliases`` key)."""
+    return url.startswith(_SUBVIEW_PREFIX)
+
+
+def is_list_url(url: str) -> bool:
+    """True for the canonical URL of a disambiguation list page (``/item/<name>?force=1``)."""
+    return url.endswith(LIST_QUERY)
 
 
 def entry_name(url: str) -> str | None:

@@ -15,6 +15,7 @@ import random
 from replica.model import (
     BAIKE_HTTP_ORIGIN,
     BAIKE_ORIGIN,
+    GBK,
     LAYOUT_2017,
     LAYOUT_2021,
     LAYOUT_2023,
@@ -23,7 +24,13 @@ from replica.model import (
     Segment,
     clean_text,
 )
-from replica.site import DEPLOYS, Site
+from replica.site import DEPLOYS, NAVBAR_SPECIAL, USERBAR_SPECIAL, Site
+
+HTML_UTF8 = "text/html; charset=utf-8"
+HTML_GBK = "text/html; charset=GBK"
+# The Python codec of pages served as GBK: a superset of GBK, so no character is lost.
+GBK_CODEC = "gb18030"
+_META_UTF8 = b'<meta charset="UTF-8">'
 
 # CSS-module names of the React layout; each deploy gives them new suffixes.
 MODULE_CLASSES = (
@@ -215,7 +222,8 @@ class Renderer:
             f'<script type="text/javascript">{_MONITOR_JS}</script>{_STYLESHEETS}'
             f'<style type="text/css">{_OLD_CSS}</style></head><body class="wiki-lemma normal">'
             '<div class="header-wrapper pc-header-new"><div class="topbar cmn-clearfix">'
-            '<ul class="wgt-userbar" id="j-wgt-userbar"><li><a href="http://www.baidu.com/">百度首页</a></li></ul>'
+            '<ul class="wgt-userbar" id="j-wgt-userbar"><li><a href="http://www.baidu.com/">百度首页</a></li>'
+            f'<li><a href="/item/{USERBAR_SPECIAL}" target="_blank">实名验证</a></li></ul>'
             f'<div class="separator"></div><div class="wiki-common-headTabBar">{products}<b class="baike">百科</b></div></div>'
             '<div class="header"><div class="layout"><div class="wgt-searchbar wgt-searchbar-new wgt-searchbar-main cmn-clearfix">'
             '<div class="logo-container"><a class="logo cmn-inline-block" title="到百科首页" href="/">'
@@ -232,6 +240,7 @@ class Renderer:
             f'<dl class="cat"><dt><a>分类</a></dt><dd>{categories}</dd></dl>'
             '<dl class="special"><dt><a>特色百科</a></dt><dd><div><a href="/calendar/" target="_blank">历史上的今天</a></div>'
             '<div><a href="/museum/" target="_blank">数字博物馆</a></div>'
+            f'<div><a href="/item/{NAVBAR_SPECIAL}?fr=navbar" target="_blank">{NAVBAR_SPECIAL}</a></div>'
         ).encode("utf-8")
         self._old_body = (
             '</dd></dl><dl class="user"><dt><a>用户</a></dt><dd><div><a href="/task/" target="_blank">百科任务</a></div>'
@@ -239,6 +248,10 @@ class Renderer:
             '<div class="usercenter"><div><a href="/usercenter" target="_blank">个人中心</a></div></div>'
             '</div></div></div></div><div class="body-wrapper"><div class="before-content">'
         ).encode("utf-8")
+        # A featured ("star") sense page: same tree, marked on the body wrapper.
+        self._old_body_star = self._old_body.replace(
+            b'<div class="body-wrapper">', b'<div class="body-wrapper feature feature_lemma starSmall">'
+        )
         self._old_footer = (
             f'</div></div></div></div>{footer}<script type="text/javascript">{_LOADER_JS}</script>'
             f'<script type="text/javascript">{_WIDGET_JS}</script>'
@@ -261,6 +274,7 @@ class Renderer:
 
     def _footer(self) -> str:
         helps = "".join(f'<div><a href="{url}" target="_blank">{label}</a></div>' for label, url in _HELP_LINKS)
+        helps += f'<div><a href="/view/{self.site.help_ids[3]}.htm" target="_blank">使用帮助</a></div>'
         specials = "".join(f'<div><a href="{url}" target="_blank">{label}</a></div>' for label, url in _SPECIALS)
         return (
             '<div class="wgt-footer-main"><div class="footer-content">'
@@ -497,7 +511,8 @@ class Renderer:
         description = clean_text(entry.summary[0])[:120]
         keywords = " ".join([name] + [name + s.title for s in entry.sections if s.level == 2])
         navbar = entry.chrome_links[0]
-        h2 = f"<h2>（{entry.subtitle}）</h2>" if entry.subtitle else ""
+        # A star page names its sense only in <title> and the sense bar.
+        h2 = f"<h2>（{entry.subtitle}）</h2>" if entry.subtitle and not entry.star else ""
         if modern:
             title = (
                 '<dd class="lemmaWgt-lemmaTitle-title J-lemma-title" data-pid="0">\n'
@@ -506,11 +521,6 @@ class Renderer:
                 '&nbsp;<a class="lemma-discussion cmn-btn-hover-blue cmn-btn-28 j-discussion-link"'
                 f' href="{self.https}/planet/talk?lemmaId={lemma}" target="_blank">讨论</a></dd>'
             )
-            summary = '<div class="lemma-summary J-summary" label-module="lemmaSummary">\n' + "\n".join(
-                f'<div class="para MARK_MODULE" label-module="para" data-uuid="{entry.sub_id:x}{n}" data-pid="{n + 1}">'
-                f"{self._old_inline(p, True, entry.sub_id)}</div>"
-                for n, p in enumerate(entry.summary)
-            ) + "\n</div>"
         else:
             title = (
                 f'<dd class="lemmaWgt-lemmaTitle-title">\n<h1 >{name}</h1>{h2}'
@@ -518,9 +528,7 @@ class Renderer:
                 '<em class="cmn-icon wiki-lemma-icons wiki-lemma-icons_edit-lemma"></em>编辑</a>'
                 f'<a class="lock-lemma" target="_blank" href="/view/{site.help_ids[2]}.htm" title="锁定">锁定</a></dd>'
             )
-            summary = '<div class="lemma-summary" label-module="lemmaSummary">\n' + "\n".join(
-                f"<div class=para label-module=para>\n{self._old_inline(p, False, entry.sub_id)}\n</div>" for p in entry.summary
-            ) + "\n</div>"
+        summary, lead = self._summary_old(entry, modern)
         extra_links = "".join(
             f'<a href="{self.href(link)}" target="_blank">{link.text}</a>'
             for link in entry.chrome_links[1 + bool(entry.sense_links):]
@@ -537,6 +545,7 @@ class Renderer:
             f'<div class="lemmaWgt-promotion-rightPreciseAd" data-lemmaId="{lemma}" data-lemmaTitle="{name}"></div>',
             self._infobox_old(entry, modern),
             self._catalog_old(entry, modern),
+            lead,
             self._sections_old(entry, modern),
             self._references_old(entry),
             '<div id="open-tag"><dl class="open-tag-collapse"><dt class="open-tag-title">词条标签：</dt>'
@@ -549,8 +558,10 @@ class Renderer:
             f'<span class="album-count">共{len(entry.images)}张</span></div>',
             self._link_list_old("相关词条", "lemmaWgt-sideRelation", entry.related, modern),
         ))
-        return b"".join((
-            b'<!DOCTYPE html><!--STATUS OK--><html><head><meta charset="UTF-8">'
+        gbk = entry.charset == GBK
+        page = b"".join((
+            b"<!DOCTYPE html><!--STATUS OK--><html><head>",
+            b"" if gbk else _META_UTF8,
             b'<meta http-equiv="X-UA-Compatible" content="IE=Edge" /><meta name="referrer" content="always" />',
             (
                 f'<meta name="description" content="{description}..."><title>{_page_title(entry)}</title>'
@@ -560,13 +571,43 @@ class Renderer:
             name.encode("utf-8"),
             self._old_nav,
             f'<div><a href="{self.href(navbar)}" target="_blank">{navbar.text}</a></div>'.encode("utf-8"),
-            self._old_body,
+            self._old_body_star if entry.star else self._old_body,
             body.encode("utf-8"),
             self._old_hot[entry.layout],
             self._old_footer,
             self._ids_script(entry).encode("utf-8"),
             self._old_tail,
         ))
+        # Rare (1/8 of 2017 pages): re-encoding beats keeping a GBK copy of every static chunk.
+        return page.decode("utf-8").encode(GBK_CODEC) if gbk else page
+
+    def _summary_old(self, entry: Entry, modern: bool) -> tuple[str, str]:
+        """The summary block and the lead paragraphs after the catalog (empty unless ``lead_in_body``).
+
+        A ``lead_in_body`` page has an empty summary block; its summary paragraphs
+        lead the main content with the markup of section paragraphs instead.
+        """
+        sub_id, inline = entry.sub_id, self._old_inline
+        if modern:
+            head = '<div class="lemma-summary J-summary" label-module="lemmaSummary">\n'
+            if entry.lead_in_body:
+                lead = "".join(
+                    f'<div class="para MARK_MODULE" label-module="para" data-pid="{n + 1}">{inline(p, True, sub_id)}</div>\n'
+                    for n, p in enumerate(entry.summary)
+                )
+                return head + "</div>", lead
+            paras = "\n".join(
+                f'<div class="para MARK_MODULE" label-module="para" data-uuid="{sub_id:x}{n}" data-pid="{n + 1}">'
+                f"{inline(p, True, sub_id)}</div>"
+                for n, p in enumerate(entry.summary)
+            )
+            return head + paras + "\n</div>", ""
+        head = '<div class="lemma-summary" label-module="lemmaSummary">\n'
+        if entry.lead_in_body:
+            lead = "".join(f"<div class=para label-module=para>{inline(p, False, sub_id)}</div>\n" for p in entry.summary)
+            return head + "</div>", lead
+        paras = "\n".join(f"<div class=para label-module=para>\n{inline(p, False, sub_id)}\n</div>" for p in entry.summary)
+        return head + paras + "\n</div>", ""
 
     # --------------------------------------------------------- React layout
 
@@ -709,13 +750,67 @@ class Renderer:
     # ------------------------------------------------------------ entry point
 
     def entry_page(self, index: int) -> bytes:
+        """The bytes served for entry ``index`` (gb18030 when ``site.charset_of(index)`` is GBK)."""
+        return self.entry_response(index)[0]
+
+    def entry_text(self, index: int) -> str:
+        """Entry ``index``'s page as text, decoded the way its Content-Type says."""
+        body, content_type = self.entry_response(index)
+        return body.decode(GBK_CODEC if content_type == HTML_GBK else "utf-8")
+
+    def entry_response(self, index: int) -> tuple[bytes, str]:
+        """Body and Content-Type of entry ``index``: HTML_UTF8, or HTML_GBK for GBK pages."""
         sample = self.site.samples.get(index)
         if sample is not None:
-            return sample.body
+            return sample.body, HTML_UTF8
         entry = self.site.make_entry(index)
         if entry.layout == LAYOUT_2017 or entry.layout == LAYOUT_2021:
-            return self.render_old(entry)
-        return self.render_react(entry)
+            return self.render_old(entry), HTML_GBK if entry.charset == GBK else HTML_UTF8
+        return self.render_react(entry), HTML_UTF8
+
+    # ------------------------------------------------------- list pages
+
+    def list_page(self, word: int) -> bytes:
+        """Word ``word``'s disambiguation list page, in the 2017 chrome (UTF-8).
+
+        After the ``<h1>`` come ``div.lemmaWgt-subLemmaListTitle`` and a
+        ``ul.para-list`` with one ``li div.para a`` per sense, linking
+        ``/item/<enc>/<lemmaId>`` (with ``data-lemmaid``), text "name：subtitle".
+        Its entry links are the senses, the navbar hub and the hot-entries box
+        (``Site.list_targets``).
+        """
+        site = self.site
+        name, enc = site.word_names[word], site.enc(word)
+        senses = site.word_senses[word]
+        items = "".join(
+            f'<li class="list-dot list-dot-paddingleft"><div class="para"><a target=_blank href="/item/{enc}/{site.entry_id[sense]}"'
+            f' data-lemmaid="{site.entry_id[sense]}">{name}：{site.subtitle_of(sense)}</a></div></li>'
+            for sense in senses
+        )
+        navbar = site.navbar
+        body = (
+            '</div><div class="content-wrapper"><div class="content"><div class="main-content">'
+            f'<dl class="lemmaWgt-lemmaTitle lemmaWgt-lemmaTitle-"><dd class="lemmaWgt-lemmaTitle-title"><h1>{name}</h1></dd></dl>'
+            f'<div class="lemmaWgt-subLemmaListTitle">这是一个多义词，请在下列义项上选择浏览（共{len(senses)}个义项）</div>'
+            f'<ul class="para-list">{items}</ul>'
+            f'<div class="lemmaWgt-createsub"><a href="/createsub/{enc}" target="_blank">添加义项</a></div>'
+            '</div><div class="side-content">'
+        )
+        return b"".join((
+            b"<!DOCTYPE html><!--STATUS OK--><html><head>",
+            _META_UTF8,
+            b'<meta http-equiv="X-UA-Compatible" content="IE=Edge" /><meta name="referrer" content="always" />',
+            f"<title>{name}_百度百科</title>".encode("utf-8"),
+            self._old_head,
+            name.encode("utf-8"),
+            self._old_nav,
+            f'<div><a href="{self.href(navbar)}" target="_blank">{navbar.text}</a></div>'.encode("utf-8"),
+            self._old_body,
+            body.encode("utf-8"),
+            self._old_hot[LAYOUT_2017],
+            self._old_footer,
+            self._old_tail,
+        ))
 
     # -------------------------------------------------------------- fixed pages
 
@@ -742,12 +837,17 @@ class Renderer:
             '<div class="passMod_dialog-hint">请完成下方验证后继续操作</div><div id="captcha" class="vcode-body"></div></div>',
         )
 
-    def help_page(self) -> bytes:
+    def help_page(self, title: str = "百科帮助_百度百科", heading: str = "帮助中心") -> bytes:
+        """A non-entry help page: its own ``<title>``, no lemma title hooks, no entry links."""
         return self._simple_page(
-            "百科帮助_百度百科",
-            '<div class="help-wrapper"><h1 class="help-title">帮助中心</h1><p>这里是帮助页面。</p>'
+            title,
+            f'<div class="help-wrapper"><h1 class="help-title">{heading}</h1><p>这里是帮助页面。</p>'
             '<ul><li><a href="/help#main01">新手上路</a></li><li><a href="https://help.baidu.com/question?prod_id=10">常见问题</a></li></ul></div>',
         )
+
+    def help_pages(self) -> dict[str, bytes]:
+        """Site path -> page of every help id and special page (``Site.help_paths``)."""
+        return {path: self.help_page(title, title) for path, title in self.site.help_paths.items()}
 
     def home_page(self) -> bytes:
         site = self.site

@@ -19,6 +19,26 @@ ABS_HTTPS = 1
 ABS_HTTP = 2
 
 NO_TARGET = -1
+# Link targets below NO_TARGET are disambiguation list pages: word ``w`` is ``-2 - w``.
+FIRST_LIST_TARGET = -2
+
+UTF8 = "utf-8"
+GBK = "GBK"
+
+
+def list_target(word: int) -> int:
+    """The Link.target of word ``word``'s disambiguation list page (always below NO_TARGET)."""
+    return FIRST_LIST_TARGET - word
+
+
+def list_word(target: int) -> int:
+    """The word whose list page ``target`` (a list_target) is."""
+    return FIRST_LIST_TARGET - target
+
+
+def is_list_target(target: int) -> bool:
+    """True for a list_target, False for an entry index or NO_TARGET."""
+    return target <= FIRST_LIST_TARGET
 
 
 @dataclass(slots=True)
@@ -27,8 +47,9 @@ class Link:
 
     ``path`` is the href without origin (path, query and fragment exactly as
     written); ``anchor`` says whether the origin is prepended. ``target`` is the
-    entry page a crawler lands on after following it (redirects included), or
-    NO_TARGET when it ends on the error page. Not frozen: a frozen dataclass
+    entry page a crawler lands on after following it (redirects included), a
+    ``list_target(word)`` when it lands on a word's disambiguation list page,
+    or NO_TARGET when it ends on the error page. Not frozen: a frozen dataclass
     costs three times as much to build, and pages build a hundred of these.
     """
 
@@ -82,6 +103,12 @@ class Entry:
     sense_links: list[Link | None] = field(default_factory=list)
     # Links in the page chrome (navbar, "all senses" counter, sample entry).
     chrome_links: list[Link] = field(default_factory=list)
+    # 2017 polysemant sense shown as a featured ("star") page: no <h2> subtitle.
+    star: bool = False
+    # 2017/2021: empty summary block, the summary paragraphs lead the main content.
+    lead_in_body: bool = False
+    # Charset the page is served in: UTF8, or GBK (gb18030 bytes, no <meta charset>).
+    charset: str = UTF8
 
 
 def iter_links(entry: Entry) -> Iterator[Link]:
@@ -103,15 +130,23 @@ def iter_links(entry: Entry) -> Iterator[Link]:
 class Route:
     """What the site answers for one path, before any anti-bot or transport concern.
 
-    ``kind`` is "entry" (200, page ``entry``), "redirect" or "error-redirect"
-    (302 to the site-relative ``location``), "help" (200, a non-entry page),
-    "not-found" (404) or "bad-request" (400).
+    ``kind`` is one of ROUTE_KINDS: "entry" (200, entry page ``entry``),
+    "list" (200, the disambiguation list page whose list_target is ``entry``),
+    "help" (200, a help or special non-entry page), "redirect" or
+    "error-redirect" (302 to the site-relative ``location``), "not-found" (404)
+    or "bad-request" (400). ``page`` names list and help pages by their
+    canonical site path (``/item/<enc>`` of the word, ``/view/<id>.htm``,
+    ``/item/<enc special name>``).
     """
 
     status: int
     kind: str
     entry: int = NO_TARGET
     location: str | None = None
+    page: str | None = None
+
+
+ROUTE_KINDS = ("entry", "list", "help", "redirect", "error-redirect", "not-found", "bad-request")
 
 
 def clean_text(segments: list[Segment]) -> str:

@@ -71,6 +71,8 @@ def parse_sample(body: bytes) -> SamplePage:
         "summary": _summary(doc),
         "infobox": _infobox(doc),
         "lemma_id": lemma_id,
+        "old_lemma_id": old_id,
+        "sub_lemma_id": sub_id,
     }
     hrefs = [str(href) for href in doc.xpath("//a/@href")]
     return SamplePage(title, lemma_id, old_id, sub_id, _sense_position(doc), body, hrefs, fields)

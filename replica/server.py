@@ -19,8 +19,8 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, quote, quote_from_bytes
 
-from replica.layouts import Renderer
-from replica.model import BAIKE_ORIGIN, Route
+from replica.layouts import HTML_UTF8, Renderer
+from replica.model import BAIKE_ORIGIN, Route, list_word
 from replica.pushback import (
     CAUSES,
     ENTRY_PREFIXES,
@@ -40,7 +40,7 @@ MAX_TARGET = 8192
 MAX_HEAD = 32 * 1024
 MAX_BODY = 64 * 1024
 DEBUG_PREFIX = "/__replica__/"
-HTML = "text/html; charset=utf-8"
+HTML = HTML_UTF8
 REASONS = {
     200: "OK", 302: "Found", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
     405: "Method Not Allowed", 413: "Payload Too Large", 414: "URI Too Long",
@@ -48,7 +48,13 @@ REASONS = {
 }
 # Characters left alone when a raw (non-ASCII) request target is percent-encoded.
 _TARGET_SAFE = "/?&=%:@!$'()*+,;~-._[]"
-_ENTRY_ROUTES = frozenset({"entry", "redirect", "error-redirect"})
+_ENTRY_ROUTES = frozenset({"entry", "list", "redirect", "error-redirect"})
+SUBVIEW_PREFIX = "/subview/"
+# Kinds in the stats' by_kind besides the site's route kinds (replica.model.ROUTE_KINDS).
+KIND_FIXED = "fixed"  # /, /help..., /error.html, the captcha page, /robots.txt
+KIND_PUSHBACK = "pushback"  # an entry request pushed back (rate limit, penalty, storm)
+KIND_BLOCKED = "blocked"  # --captcha-rate / --block-rate answers
+KIND_NOT_ALLOWED = "not-allowed"  # any method but GET
 
 
 @dataclass
@@ -71,22 +77,39 @@ class Stats:
         self.pages = 0
         self.captchas = 0
         self.too_many_requests = 0
+        self.subviews = 0
         self.by_status: Counter[str] = Counter()
         self.by_path: Counter[str] = Counter()
+        self.by_kind: Counter[str] = Counter()
         self.page_paths: Counter[str] = Counter()
+        self.list_pages: Counter[str] = Counter()
+        self.help_pages: Counter[str] = Counter()
         self.pushbacks: Counter[str] = Counter({cause: 0 for cause in CAUSES})
         self.per_second = ClientSeconds()
         self.times = EntryTimes()
 
-    def count(self, target: str, path: str, status: int, is_page: bool, now: float) -> None:
-        """Count one answered request; an entry page served with 200 also records ``now``."""
+    def count(self, target: str, path: str, status: int, kind: str, now: float, page: str | None = None) -> None:
+        """Count one answered request of ``kind``; an entry page served with 200 also records ``now``.
+
+        ``page`` is the canonical site path of a list or help page (``Route.page``):
+        list and help pages are counted by it, whatever URL form asked for them.
+        """
         self.total += 1
         self.by_status[str(status)] += 1
         self.by_path[target] += 1
-        if is_page and status == 200:
+        self.by_kind[kind] += 1
+        if path.startswith(SUBVIEW_PREFIX):
+            self.subviews += 1
+        if status != 200:
+            return
+        if kind == "entry":
             self.pages += 1
             self.page_paths[path] += 1
             self.times.add(now)
+        elif kind == "list":
+            self.list_pages[page or path] += 1
+        elif kind == "help":
+            self.help_pages[page or path] += 1
 
     def as_dict(self) -> dict:
         return {
@@ -95,6 +118,10 @@ class Stats:
             "pages": self.pages,
             "by_path": dict(self.by_path),
             "page_paths": dict(self.page_paths),
+            "by_kind": dict(sorted(self.by_kind.items())),
+            "list_pages": dict(self.list_pages),
+            "help_pages": dict(self.help_pages),
+            "subviews": self.subviews,
             "captchas": self.captchas,
             "too_many_requests": self.too_many_requests,
             "pushbacks": dict(self.pushbacks),
@@ -143,7 +170,7 @@ class AntiBot:
 
 
 class PageCache:
-    """LRU of rendered entry pages, bounded by total bytes.
+    """LRU of rendered pages (body, Content-Type), bounded by total body bytes.
 
     A page is admitted on its second request only: a crawl asks for most pages
     once, and caching those would just churn fresh memory (page faults cost more
@@ -155,27 +182,30 @@ class PageCache:
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
         self.size = 0
-        self.items: OrderedDict[int, bytes] = OrderedDict()
+        self.items: OrderedDict[int, tuple[bytes, str]] = OrderedDict()
         self.seen: set[int] = set()
 
-    def get(self, key: int) -> bytes | None:
-        body = self.items.get(key)
-        if body is not None:
+    def get(self, key: int) -> tuple[bytes, str] | None:
+        page = self.items.get(key)
+        if page is not None:
             self.items.move_to_end(key)
-        return body
+        return page
 
-    def put(self, key: int, body: bytes) -> None:
-        if self.max_bytes <= 0 or len(body) > self.max_bytes:
+    def put(self, key: int, page: tuple[bytes, str]) -> None:
+        size = len(page[0])
+        if self.max_bytes <= 0 or size > self.max_bytes:
             return
         if key not in self.seen:
             if len(self.seen) >= self.MAX_SEEN:
                 self.seen.clear()
             self.seen.add(key)
             return
-        self.items[key] = body
-        self.size += len(body)
+        if key in self.items:
+            return
+        self.items[key] = page
+        self.size += size
         while self.size > self.max_bytes:
-            _key, old = self.items.popitem(last=False)
+            _key, (old, _type) = self.items.popitem(last=False)
             self.size -= len(old)
 
 
@@ -223,6 +253,7 @@ class Replica:
         # robots.txt asks for this Crawl-delay (seconds) when above 0
         self.crawl_delay = max(crawl_delay, 0.0)
         self._fixed: dict[str, bytes] = {}
+        self._help: dict[str, bytes] = {}
 
     def bind(self, origin: str) -> None:
         """Called once the listening address is known (port 0 picks one)."""
@@ -235,6 +266,7 @@ class Replica:
             "/": renderer.home_page(),
             "/help": renderer.help_page(),
         }
+        self._help = renderer.help_pages()
 
     @property
     def link_origin(self) -> str:
@@ -251,7 +283,7 @@ class Replica:
         now = time.time()
         if method != "GET":
             response = Response(405, self._small_page("405 Method Not Allowed"), headers=[("Allow", "GET")])
-            self.stats.count(target, path, 405, False, now)
+            self.stats.count(target, path, 405, KIND_NOT_ALLOWED, now)
             return response
         if path.startswith(ENTRY_PREFIXES):
             self.stats.per_second.count(client, now)
@@ -260,10 +292,10 @@ class Replica:
             if self.limiter is not None or self.storm.end > now:
                 pushed = self._pushback(client, now, target)
             if pushed is not None:
-                self.stats.count(target, path, pushed.status, False, now)
+                self.stats.count(target, path, pushed.status, KIND_PUSHBACK, now)
                 return pushed
-        response, is_page = self._public(path, query, target)
-        self.stats.count(target, path, response.status, is_page, now)
+        response, kind, page = self._public(path, query, target)
+        self.stats.count(target, path, response.status, kind, now, page)
         return response
 
     def _pushback(self, client: str, now: float, target: str) -> Response | None:
@@ -276,35 +308,40 @@ class Replica:
         self.stats.pushbacks[verdict.cause] += 1
         return self._too_many(verdict) if self.pushback_429 else self._captcha(target)
 
-    def _public(self, path: str, query: str, target: str) -> tuple[Response, bool]:
+    def _public(self, path: str, query: str, target: str) -> tuple[Response, str, str | None]:
+        """The answer to a GET that was not pushed back, its kind for the stats and its page key."""
         fixed = self._fixed.get(path)
         if fixed is not None:
-            return Response(200, fixed), False
+            return Response(200, fixed), KIND_FIXED, None
         if path == "/robots.txt":
             robots = self.renderer.robots()
             if self.crawl_delay:
                 robots += f"Crawl-delay: {self.crawl_delay:g}\n".encode("ascii")
-            return Response(200, robots, "text/plain; charset=utf-8"), False
+            return Response(200, robots, "text/plain; charset=utf-8"), KIND_FIXED, None
         if path.startswith("/help/"):
-            return Response(200, self._fixed["/help"]), False
+            return Response(200, self._fixed["/help"]), KIND_FIXED, None
         route = self.site.route(path, query)
         if route.kind in _ENTRY_ROUTES and self.antibot.enabled:
             verdict = self.antibot.verdict()
             if verdict is not None:
-                return self._blocked(verdict, target), False
-        return self._from_route(route), route.kind == "entry"
+                return self._blocked(verdict, target), KIND_BLOCKED, None
+        return self._from_route(route), route.kind, route.page
 
     def _from_route(self, route: Route) -> Response:
-        if route.kind == "entry":
-            body = self.cache.get(route.entry)
-            if body is None:
-                body = self.renderer.entry_page(route.entry)
-                self.cache.put(route.entry, body)
-            return Response(200, body)
+        if route.kind == "entry" or route.kind == "list":
+            # List pages are cached under their list_target, below every entry index.
+            page = self.cache.get(route.entry)
+            if page is None:
+                if route.kind == "entry":
+                    page = self.renderer.entry_response(route.entry)
+                else:
+                    page = self.renderer.list_page(list_word(route.entry)), HTML
+                self.cache.put(route.entry, page)
+            return Response(200, page[0], page[1])
         if route.kind in ("redirect", "error-redirect"):
             return self._redirect(route.location or "/")
         if route.kind == "help":
-            return Response(200, self._fixed["/help"])
+            return Response(200, self._help[route.page or ""])
         if route.kind == "bad-request":
             return Response(400, self._small_page("400 Bad Request"))
         return Response(404, self._small_page("404 Not Found"))
@@ -371,6 +408,7 @@ class Replica:
             "self_links": self.self_links,
             "start_url": site.start_url(),
             "samples": site.sample_paths(),
+            "help_paths": sorted(site.help_paths),
         }
 
     def _times(self, query: str) -> Response:

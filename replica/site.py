@@ -27,11 +27,13 @@ from replica.model import (
     ABS_HTTP,
     ABS_HTTPS,
     BAIKE_ORIGIN,
+    GBK,
     LAYOUT_2017,
     LAYOUT_2021,
     LAYOUT_2023,
     NO_TARGET,
     REL,
+    UTF8,
     Cite,
     Entry,
     Link,
@@ -39,7 +41,10 @@ from replica.model import (
     Section,
     Segment,
     clean_text,
+    is_list_target,
     iter_links,
+    list_target,
+    list_word,
 )
 
 logger = logging.getLogger(__name__)
@@ -50,6 +55,32 @@ BAIKE_HOSTS = frozenset({"baike.baidu.com", "www.baike.baidu.com"})
 SAMPLE_NAME = "郭文景"
 SAMPLE_LINKERS = frozenset({0, 2})
 SAMPLE_LINK_EVERY = 4999
+# Baike's real help pages, served at /view/<id>.htm and linked from the page chrome:
+# the polysemant header (多义词, 义项), the lock button (锁定) and the footer (the 4th).
+HELP_PAGES = (
+    (10812277, "百度百科：多义词"),
+    (340519, "百度百科：义项"),
+    (10812319, "百度百科：锁定"),
+    (10811633, "百度百科：使用帮助"),
+)
+# Non-entry pages under /item/, linked from the 2017/2021 chrome: the navbar's
+# 特色百科 menu (as ``/item/史记·2016?fr=navbar``) and the userbar. Name -> <title>.
+NAVBAR_SPECIAL = "史记·2016"
+USERBAR_SPECIAL = "百科实名验证"
+SPECIAL_PAGES = {
+    NAVBAR_SPECIAL: "史记·2016 - 百度百科特色专题",
+    USERBAR_SPECIAL: "百科实名验证 - 百度百科帮助",
+}
+# The word that always has no default sense when it is a polysemant (small sites show the case).
+NO_DEFAULT_WORD = 9
+
+# Salts of the per-word/per-page picks of the list, star, lead and GBK cases (_pick): they
+# never draw from a page's RNG stream, so pages outside a case are unchanged.
+_SALT_NO_DEFAULT = 1
+_SALT_STAR = 2
+_SALT_LEAD = 3
+_SALT_GBK = 4
+_MASK64 = (1 << 64) - 1
 
 _ITEM = re.compile(r"^/item/([^/]+)(?:/([^/]*))?/?$")
 _VIEW = re.compile(r"^/view/(\d+)\.html?$", re.ASCII)
@@ -111,6 +142,19 @@ def _raw_safe(name: str) -> bool:
     return not any(ch in " #?%&\"'<>\\" for ch in name)
 
 
+def _mix(seed: int, salt: int, key: int) -> int:
+    """A well-spread 64-bit integer from ``(seed, salt, key)`` (splitmix64 finaliser); no hash()."""
+    z = (seed * 0x9E3779B97F4A7C15 + salt * 0xBF58476D1CE4E5B9 + key * 0x94D049BB133111EB + 1) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def _forces_list(query: str) -> bool:
+    """True when a raw query string holds ``force=1`` (Baike's "show the list" switch)."""
+    return "force=1" in query.split("&")
+
+
 def _digits_id(rng: random.Random) -> int:
     roll = rng.random()
     if roll < 0.2:
@@ -125,7 +169,9 @@ class Site:
 
     Entries are numbered 0..entry_count-1; loaded sample pages follow them, so
     ``page_count`` may exceed ``entry_count``. A word (name) owns one or more
-    contiguous entries (its senses); sense 0 is the default one.
+    contiguous entries (its senses); sense 0 is the default one, except for
+    the polysemants without a default (``has_default``), whose bare name shows
+    the word's disambiguation list page (``list_target(word)``).
     """
 
     def __init__(self, entries: int = 100_000, seed: int = 1, samples_dir: str | Path | None = None):
@@ -141,6 +187,8 @@ class Site:
         self.word_old = array("q")
         self.word_first = array("q")  # first entry of the word; its senses are contiguous
         self.word_count = array("q")
+        # Where /item/<name> lands: sense 0, or list_target(word) for words without a default.
+        self.word_default = array("q")
         self.entry_word = array("q")
         self.entry_id = array("q")
         self.entry_sub = array("q")
@@ -155,9 +203,17 @@ class Site:
         self.linkable = array("q")
         self.hubs = 0
         self._used_ids: set[int] = set()
+        # Ids the table stream may draw but must not hand out (the real help ids, and
+        # the replacements given instead of them), and which of them it has drawn.
+        self._swapped: set[int] = set()
+        self._swapped_drawn: set[int] = set()
+        self._side = random.Random(f"replica:{seed}:replacement-ids")
         self.word_enc: list[str] = []
         self.word_raw_ok: list[bool] = []
+        # Site path -> <title> of every non-entry page served at an entry-like URL.
+        self.help_paths: dict[str, str] = {}
         self._build_tables()
+        self.navbar = Link(self.word_names[0], f"/item/{self.enc(0)}?fr=navbar", REL, self.word_default[0])
         self._pool = vocab.sentence_pool(random.Random(f"replica:{seed}:text"), 4096)
         # Entries are big object graphs: keep only a few for API callers that ask
         # for entry()/targets()/expected() of one page in turn. The server renders
@@ -171,19 +227,41 @@ class Site:
     # ------------------------------------------------------------------ tables
 
     def _new_id(self, rng: random.Random) -> int:
+        """A fresh id from ``rng``, drawing from it exactly as before the real help ids were reserved.
+
+        The stream is redrawn only where it repeats itself. A value that is
+        reserved (a real help id, or an earlier replacement) is swapped for one
+        from a side stream, so every other generated id and name stays as it was.
+        """
         while True:
             value = _digits_id(rng)
+            if value in self._swapped:
+                if value in self._swapped_drawn:
+                    continue
+                self._swapped_drawn.add(value)
+                return self._replacement_id()
             if value not in self._used_ids:
                 self._used_ids.add(value)
                 return value
 
+    def _replacement_id(self) -> int:
+        while True:
+            value = _digits_id(self._side)
+            if value not in self._used_ids and value not in self._swapped:
+                self._swapped.add(value)
+                self._used_ids.add(value)
+                return value
+
+    def _name_taken(self, name: str) -> bool:
+        return name in self.by_name or name in self.synonyms or name in SPECIAL_PAGES
+
     def _unique_name(self, rng: random.Random, word: int) -> str:
         fixed = self._fixed_latin(word)
-        if fixed is not None and fixed not in self.by_name and fixed not in self.synonyms:
+        if fixed is not None and not self._name_taken(fixed):
             return fixed
         while True:
             name = vocab.entry_name(rng)
-            if name not in self.by_name and name not in self.synonyms:
+            if not self._name_taken(name):
                 return name
 
     @staticmethod
@@ -204,7 +282,15 @@ class Site:
 
     def _build_tables(self) -> None:
         rng = random.Random(f"replica:{self.seed}:table")
-        self.help_ids = tuple(self._new_id(rng) for _ in range(3))
+        self.help_ids = tuple(number for number, _title in HELP_PAGES)
+        self._used_ids.update(self.help_ids)
+        self._swapped.update(self.help_ids)
+        for _ in range(3):
+            # The stream drew three made-up help ids before they became Baike's real
+            # ones: drawing them still keeps every generated name and id as it was.
+            self._new_id(rng)
+        self.help_paths = {f"/view/{number}.htm": title for number, title in HELP_PAGES}
+        self.help_paths.update((f"/item/{quote_name(name)}", title) for name, title in SPECIAL_PAGES.items())
         orphans: list[bool] = []
         while len(self.entry_word) < self.entry_count:
             word = len(self.word_names)
@@ -229,6 +315,19 @@ class Site:
                 self._add_synonym(rng, senses)
         self.linkable = array("q", (w for w, orphan in enumerate(orphans) if not orphan))
         self.hubs = max(8, len(self.word_names) // 200)
+        for word, count in enumerate(self.word_count):
+            if count > 1 and not self._picks_default(word):
+                self.word_default[word] = list_target(word)
+
+    def _picks_default(self, word: int) -> bool:
+        """False for the ~1/4 of polysemants (word 9 always, word 0 never) with no default sense."""
+        if word == 0:
+            return True
+        return word != NO_DEFAULT_WORD and _mix(self.seed, _SALT_NO_DEFAULT, word) % 4 != 0
+
+    def _pick(self, salt: int, key: int, one_in: int) -> bool:
+        """A deterministic ~1/``one_in`` subset of keys, per salt, that uses no RNG stream."""
+        return _mix(self.seed, salt, key) % one_in == 0
 
     def _add_word(self, name: str) -> int:
         word = len(self.word_names)
@@ -242,11 +341,12 @@ class Site:
         self.word_senses.append(senses)
         self.word_first.append(senses[0])
         self.word_count.append(len(senses))
+        self.word_default.append(senses[0])
 
     def _add_synonym(self, rng: random.Random, senses: list[int]) -> None:
         while True:
             name = vocab.entry_name(rng)
-            if name not in self.by_name and name not in self.synonyms:
+            if not self._name_taken(name):
                 break
         target = senses[int(rng.random() * len(senses))]
         self.synonyms[name] = (self._new_id(rng), target)
@@ -279,6 +379,40 @@ class Site:
     def is_polysemant(self, index: int) -> bool:
         return len(self.word_senses[self.entry_word[index]]) > 1
 
+    # Link.target encoding of list pages (see replica.model.list_target).
+    list_target = staticmethod(list_target)
+    list_word = staticmethod(list_word)
+    is_list_target = staticmethod(is_list_target)
+
+    def has_default(self, word: int) -> bool:
+        """False for a polysemant whose bare name (/item/<name>, /0, /view/) shows its list page."""
+        return self.word_default[word] >= 0
+
+    def default_target(self, word: int) -> int:
+        """Where every sense-less link to ``word`` lands: sense 0, or the word's list_target."""
+        return self.word_default[word]
+
+    def list_path(self, word: int) -> str:
+        """Site path of word ``word``'s disambiguation list page: ``/item/<enc>?force=1``."""
+        return f"/item/{self.enc(word)}?force=1"
+
+    def list_url(self, word: int) -> str:
+        """Canonical URL of the list page (what ``baike.urls.canonicalize`` keeps for ``?force=1``)."""
+        return BAIKE_ORIGIN + self.list_path(word)
+
+    def list_targets(self, word: int) -> list[int]:
+        """Pages linked from word ``word``'s list page: its senses, then the navbar and hot-box hubs."""
+        targets = list(self.word_senses[word])
+        targets.append(self.navbar.target)
+        targets.extend(link.target for link in self.hot_links(LAYOUT_2017) if link.target != NO_TARGET)
+        return targets
+
+    def charset_of(self, index: int) -> str:
+        """UTF8, or GBK for the pages served as ``charset=GBK`` (gb18030 bytes, no <meta charset>)."""
+        if index in self.samples:
+            return UTF8
+        return self.entry(index).charset
+
     def layout_of(self, index: int) -> int:
         """LAYOUT_2017, LAYOUT_2021 or LAYOUT_2023 (real samples are all 2017)."""
         if index in self.samples:
@@ -298,6 +432,9 @@ class Site:
 
     def subtitle_of(self, index: int) -> str | None:
         """Subtitle of entry ``index``, None when it has none (only single-sense entries)."""
+        sample = self.samples.get(index)
+        if sample is not None:
+            return sample.fields["subtitle"]
         word = self.entry_word[index]
         if self.word_count[word] > 1:
             return self.subtitles(word)[index - self.word_first[word]]
@@ -306,12 +443,11 @@ class Site:
     # ------------------------------------------------------------------ lookups
 
     def item_target(self, name: str, lemma_id: int | None) -> int:
-        """Entry reached from ``/item/<name>[/<id>]`` after redirects, else NO_TARGET."""
+        """Page reached from ``/item/<name>[/<id>]`` after redirects (entry or list_target), else NO_TARGET."""
         word = self.by_name.get(name)
         if word is not None:
-            senses = self.word_senses[word]
             if not lemma_id:
-                return senses[0]
+                return self.word_default[word]
             index = self.by_lemma.get(lemma_id)
             return index if index is not None and self.entry_word[index] == word else NO_TARGET
         synonym = self.synonyms.get(name)
@@ -369,7 +505,7 @@ class Site:
         else:  # enc-slash
             path = f"/item/{enc}/"
         if form not in _SENSE_FORMS:
-            index = self.word_first[word]
+            index = self.word_default[word]
         return Link(name, path, anchor, index)
 
     def _name_link(self, rng: random.Random, layout: int, name: str, lemma_id: int | None = None) -> Link:
@@ -549,12 +685,11 @@ class Site:
         return links
 
     def _chrome_links(self, rng: random.Random, layout: int, index: int) -> list[Link]:
-        hub = self.word_senses[0][0]
-        links = [Link(self.word_names[0], f"/item/{self.enc(0)}?fr=navbar", REL, hub)]
+        links = [self.navbar]
         word = self.entry_word[index]
         if len(self.word_senses[word]) > 1:
             count = len(self.word_senses[word])
-            links.append(Link(f"共{count}个义项", f"/item/{self.enc(word)}?force=1", REL, self.word_senses[word][0]))
+            links.append(Link(f"共{count}个义项", self.list_path(word), REL, list_target(word)))
         if index in SAMPLE_LINKERS or index % SAMPLE_LINK_EVERY == 11:
             links.append(self._name_link(rng, LAYOUT_2017, SAMPLE_NAME))
         return links
@@ -586,6 +721,7 @@ class Site:
         images = [f"{rng.getrandbits(160):040x}" for _ in range(2 + int(rng.random() * 5))]
         references = [self._reference(rng) for _ in range(2 + int(rng.random() * 4))]
         tags = [vocab.NOUNS[int(rng.random() * len(vocab.NOUNS))] for _ in range(1 + int(rng.random() * 4))]
+        old_layout = layout != LAYOUT_2023
         return Entry(
             index=index, name=name, lemma_id=self.entry_id[index], old_id=self.word_old[word],
             sub_id=self.entry_sub[index], layout=layout, deploy=deploy, subtitle=subtitle,
@@ -593,6 +729,9 @@ class Site:
             related=related, hot=hot, images=images, references=references, tags=tags,
             sense_links=self._sense_links(rng, layout, index),
             chrome_links=self._chrome_links(rng, layout, index),
+            star=layout == LAYOUT_2017 and self.word_count[word] > 1 and self._pick(_SALT_STAR, index, 3),
+            lead_in_body=old_layout and self._pick(_SALT_LEAD, index, 5),
+            charset=GBK if layout == LAYOUT_2017 and self._pick(_SALT_GBK, index, 8) else UTF8,
         )
 
     @staticmethod
@@ -657,7 +796,7 @@ class Site:
             return Route(400, "bad-request")
         match = _ITEM.match(path)
         if match:
-            return self._route_item(unquote(match.group(1)), match.group(2))
+            return self._route_item(unquote(match.group(1)), match.group(2), query)
         match = _VIEW.match(path)
         if match:
             return self._route_view(int(match.group(1)))
@@ -666,15 +805,14 @@ class Site:
             return self._route_subview(int(match.group(1)), int(match.group(2)))
         return Route(404, "not-found")
 
-    def _route_item(self, name: str, raw_id: str | None) -> Route:
+    def _route_item(self, name: str, raw_id: str | None, query: str = "") -> Route:
         if raw_id and not (raw_id.isascii() and raw_id.isdigit()):
             return _error_redirect()
         lemma_id = int(raw_id) if raw_id else 0
         word = self.by_name.get(name)
         if word is not None:
-            senses = self.word_senses[word]
             if lemma_id == 0:
-                return self._redirect_to(senses[0])
+                return self._route_word(word, query)
             index = self.by_lemma.get(lemma_id)
             if index is None or self.entry_word[index] != word:
                 return _error_redirect()
@@ -684,15 +822,27 @@ class Site:
             syn_id, index = synonym
             query = f"?fromtitle={quote(name, safe='')}&fromid={syn_id}"
             return Route(302, "redirect", location=self.entry_path(index) + query)
+        if lemma_id == 0 and name in SPECIAL_PAGES:
+            return Route(200, "help", page=f"/item/{quote_name(name)}")
         return _error_redirect()
+
+    def _route_word(self, word: int, query: str) -> Route:
+        """``/item/<name>`` or ``/0``: the list page when forced (polysemants) or without a default."""
+        target = self.word_default[word]
+        if target < 0 or (self.word_count[word] > 1 and query and _forces_list(query)):
+            return Route(200, "list", entry=list_target(word), page=f"/item/{self.enc(word)}")
+        return self._redirect_to(target)
 
     def _route_view(self, number: int) -> Route:
         if number in self.help_ids:
-            return Route(200, "help")
+            return Route(200, "help", page=f"/view/{number}.htm")
         word = self.by_old.get(number)
         if word is None:
             return _error_redirect()
-        return self._redirect_to(self.word_senses[word][0])
+        target = self.word_default[word]
+        if target < 0:
+            return Route(302, "redirect", location=f"/item/{self.enc(word)}")
+        return self._redirect_to(target)
 
     def _route_subview(self, old: int, sub: int) -> Route:
         index = self.by_sub.get(sub)
@@ -706,7 +856,10 @@ class Site:
     # ------------------------------------------------------------- answer key
 
     def resolve_url(self, url: str, base: str | None = None, origin: str | None = None, max_hops: int = 5) -> int:
-        """Entry a crawler ends on when it follows ``url`` (anti-bot off), else NO_TARGET.
+        """Page a crawler ends on when it follows ``url`` (anti-bot off), else NO_TARGET.
+
+        The page is an entry index, or a ``list_target(word)`` for a disambiguation
+        list page; help and special pages, errors and other sites are NO_TARGET.
 
         URLs on baike.baidu.com (or on ``origin``, the replica's own) count;
         redirects are followed like the server answers them.
@@ -726,7 +879,7 @@ class Site:
                 return NO_TARGET
             path = quote(parts.path, safe="/%:@!$&'()*+,;=-._~")
             route = self.route(path, quote(parts.query, safe="=&%+/?:@!$'()*,;-._~"))
-            if route.kind == "entry":
+            if route.kind == "entry" or route.kind == "list":
                 return route.entry
             if route.kind != "redirect":
                 return NO_TARGET
@@ -734,7 +887,12 @@ class Site:
         return NO_TARGET
 
     def targets(self, index: int) -> list[int]:
-        """Entries linked from page ``index`` (after redirects; missing ones dropped)."""
+        """Pages linked from page ``index`` (after redirects; missing ones dropped).
+
+        ``index`` is an entry or a list_target; the answer holds entries and list_targets.
+        """
+        if is_list_target(index):
+            return self.list_targets(list_word(index))
         if index in self.samples:
             return list(self.samples[index].targets)
         return _targets(self.entry(index))
@@ -745,11 +903,13 @@ class Site:
             return dict(self.samples[index].fields)
         return _fields(self.entry(index))
 
-    def _walk(self, start_url: str | None, origin: str | None) -> Iterator[tuple[int, dict]]:
-        """BFS over entry pages from ``start_url``: (index, expected fields) in visit order.
+    def _walk(self, start_url: str | None, origin: str | None) -> Iterator[tuple[int, dict | None]]:
+        """BFS over pages from ``start_url``: (page, expected fields) in visit order.
 
-        Each entry is generated once, for its links and its fields together: the
-        whole default site takes seconds, not minutes.
+        A page is an entry index, or a list_target whose fields are None (a list
+        page yields no record; its senses are followed). Each entry is generated
+        once, for its links and its fields together: the whole default site takes
+        seconds, not minutes.
         """
         start = self.resolve_url(start_url or self.start_url(), origin=origin)
         if start == NO_TARGET:
@@ -759,7 +919,10 @@ class Site:
         while queue:
             index = queue.popleft()
             sample = self.samples.get(index)
-            if sample is not None:
+            fields: dict | None
+            if index < 0:
+                fields, targets = None, self.list_targets(list_word(index))
+            elif sample is not None:
                 fields, targets = dict(sample.fields), sample.targets
             else:
                 entry = self.make_entry(index)
@@ -772,14 +935,23 @@ class Site:
 
     def reachable(self, start_url: str | None = None, origin: str | None = None) -> list[int]:
         """Entry pages reachable from ``start_url`` (default: start_url()), in BFS order."""
-        return [index for index, _fields in self._walk(start_url, origin)]
+        return [index for index, fields in self._walk(start_url, origin) if fields is not None]
+
+    def reachable_lists(self, start_url: str | None = None, origin: str | None = None) -> list[int]:
+        """Words whose list page is reachable from ``start_url``, in BFS order (no records)."""
+        return [list_word(index) for index, fields in self._walk(start_url, origin) if fields is None]
 
     def answer_key(self, start_url: str | None = None, origin: str | None = None) -> dict[str, dict]:
         """Canonical URL -> expected fields of every entry page reachable from ``start_url``.
 
+        List pages are walked through (their senses count) but hold no record.
         ``origin`` is the replica's own origin, so that a start URL on it counts.
         """
-        return {self.canonical_url(index): fields for index, fields in self._walk(start_url, origin)}
+        return {
+            self.canonical_url(index): fields
+            for index, fields in self._walk(start_url, origin)
+            if fields is not None
+        }
 
 
 def _targets(entry: Entry) -> list[int]:
@@ -787,12 +959,24 @@ def _targets(entry: Entry) -> list[int]:
 
 
 def _fields(entry: Entry) -> dict:
+    """The record a correct parser makes of ``entry``.
+
+    With the summary block empty (``lead_in_body``) the summary is the first
+    lead paragraph only; the script ids exist on 2017/2021 pages only.
+    """
+    if entry.lead_in_body:
+        summary = clean_text(entry.summary[0])
+    else:
+        summary = " ".join(clean_text(p) for p in entry.summary)
+    scripted = entry.layout != LAYOUT_2023
     return {
         "title": entry.name,
         "subtitle": entry.subtitle,
-        "summary": " ".join(clean_text(p) for p in entry.summary),
+        "summary": summary,
         "infobox": {key: clean_text(value) for key, value in entry.infobox},
         "lemma_id": entry.lemma_id,
+        "old_lemma_id": entry.old_id if scripted else None,
+        "sub_lemma_id": entry.sub_id if scripted else None,
     }
 
 

@@ -41,6 +41,8 @@ def make_record(n: int) -> dict:
         "summary": f"第{n}个词条，含“引号”, commas, and\na newline.",
         "infobox": {"中文名": f"词条{n}", "quote\"d, key": "a,b\n\"c\"", "年份": str(1900 + n)},
         "lemma_id": 1000 + n,
+        "old_lemma_id": None if n % 3 else 500 + n,
+        "sub_lemma_id": None if n % 3 else 700 + n,
         "crawled_at": "2025-01-02T03:04:05+00:00",
     }
 
@@ -137,6 +139,8 @@ def test_export_formats_parse_back(records, redis_server, tmp_path: Path, name: 
         for row in exported:
             row["infobox"] = json.loads(row["infobox"])
             row["lemma_id"] = int(row["lemma_id"])
+            for name in ("old_lemma_id", "sub_lemma_id"):
+                row[name] = int(row[name]) if row[name] else None
             row["subtitle"] = row["subtitle"] or None
     assert {row["url"]: row for row in exported} == records
     assert all(list(row) == list(RECORD_FIELDS) for row in exported)

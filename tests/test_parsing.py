@@ -352,6 +352,9 @@ FIXTURES = [
             links=(f"{ORIGIN}/view/100001.htm", item(LIN, 2002), f"{ORIGIN}/subview/3003/4004.htm",
                    f"{ORIGIN}/view/100002.htm", item("%E5%AE%89%E5%AE%81%E5%8E%BF", 5005),
                    item("%E5%B7%A5%E7%A8%8B%E5%B8%88"), item("%E7%99%BD%E7%9F%B3%E5%9D%9D")),
+
+            old_lemma_id=3003,
+            sub_lemma_id=4005,
         ),
         id="2017",
     ),
@@ -666,7 +669,8 @@ def test_react_senses_from_the_dom_when_page_data_is_missing() -> None:
     html = react_page(None).replace('<div id="root">', '<div id="root">' + bar)
     page = parse_page(html, f"{ORIGIN}/item/{XING}/9009")
     assert page.sense_urls == (item(XING, 9010), item(XING, 9011))
-    assert page.links[:3] == (item(XING), item(XING, 9010), item(XING, 9011))
+    # the bar's "共3个义项" link is the word's disambiguation list, its own page
+    assert page.links[:3] == (f"{item(XING)}?force=1", item(XING, 9010), item(XING, 9011))
 
 
 def test_empty_lemma_desc_in_page_data_means_no_subtitle() -> None:
@@ -724,6 +728,7 @@ def check_replica_page(site, page: ParsedPage, index: int, expected: dict) -> No
     assert set(page.sense_urls) <= set(page.links)
 
 
+# Pages are read as the spider reads them: decoded by the charset their Content-Type declares.
 @pytest.mark.parametrize("layout", ["2017", "2021", "2023"])
 def test_replica_pages_match_the_answer_key(replica_site, layout: str) -> None:
     site, renderer, _mirrored = replica_site
@@ -733,7 +738,7 @@ def test_replica_pages_match_the_answer_key(replica_site, layout: str) -> None:
         url = site.canonical_url(index)
         if url not in key:
             continue  # not reachable from the start page: no answer for it
-        check_replica_page(site, parse_page(renderer.entry_page(index), url), index, key[url])
+        check_replica_page(site, parse_page(renderer.entry_text(index), url), index, key[url])
         checked += 1
     assert checked >= 20
 
@@ -743,8 +748,8 @@ def test_replica_pages_from_the_mirror(replica_site, layout: str) -> None:
     site, renderer, mirrored = replica_site
     for index in replica_indices(site, layout)[:40]:
         url = site.canonical_url(index)
-        direct = parse_page(renderer.entry_page(index), url)
-        page = parse_page(mirrored.entry_page(index), MIRROR + site.entry_path(index), mirror=MIRROR)
+        direct = parse_page(renderer.entry_text(index), url)
+        page = parse_page(mirrored.entry_text(index), MIRROR + site.entry_path(index), mirror=MIRROR)
         assert page == direct
         check_replica_page(site, page, index, site.expected(index))
 
@@ -754,7 +759,7 @@ def test_replica_serves_polysemants_in_every_layout(replica_site) -> None:
     layouts = set()
     for index in range(site.page_count):
         if site.is_polysemant(index):
-            page = parse_page(renderer.entry_page(index), site.canonical_url(index))
+            page = parse_page(renderer.entry_text(index), site.canonical_url(index))
             assert page.sense_urls
             layouts.add(site.layout_of(index))
     assert layouts, "the replica generated no polysemant entry"
@@ -765,7 +770,7 @@ def test_replica_real_samples(replica_site) -> None:
     if not site.samples:
         pytest.skip("real Baike samples not found: the replica serves none")
     for index in site.samples:
-        check_replica_page(site, parse_page(renderer.entry_page(index), site.canonical_url(index)), index,
+        check_replica_page(site, parse_page(renderer.entry_text(index), site.canonical_url(index)), index,
                            site.expected(index))
 
 
@@ -798,3 +803,102 @@ def test_lone_surrogates_never_reach_the_fields() -> None:
     for text in (page.title, page.subtitle, page.summary, *page.links):
         text.encode("utf-8")
     assert parse_page(PAGE_2017, f"{ORIGIN}/item/\ud800").title == "林清河"
+
+
+# ------------------------------------------------- real Baike, round 2 (issue 14)
+
+TANG = "%E5%94%90%E6%9D%B0"  # 唐杰, as in the real 2017 star page
+
+LIST_2017 = """<!DOCTYPE html><html><head><meta charset="UTF-8"><title>唐杰_百度百科</title></head>
+<body class="wiki-lemma normal"><div class="navbar-wrapper"><a href="/item/史记·2016?fr=navbar">史记·2016</a></div>
+<div class="body-wrapper"><div class="content-wrapper"><div class="content"><div class="main-content">
+<dl class="lemmaWgt-lemmaTitle lemmaWgt-lemmaTitle-"><dd class="lemmaWgt-lemmaTitle-title"><h1 >唐杰</h1></dd></dl>
+<div class="lemmaWgt-subLemmaListTitle">这是一个<a href="/view/10812277.htm">多义词</a>，请在下列义项上选择浏览（共3个义项）</div>
+<ul class="para-list">
+<li class="list-dot list-dot-paddingleft"><div class="para"><a target=_blank href="/item/%E5%94%90%E6%9D%B0/2001" data-lemmaid="2001">唐杰：中国内地歌手</a></div></li>
+<li class="list-dot list-dot-paddingleft"><div class="para"><a target=_blank href="/item/唐杰/2002" data-lemmaid="2002">唐杰：清华大学教授</a></div></li>
+<li class="list-dot list-dot-paddingleft"><div class="para"><a target=_blank href="/item/%E5%94%90%E6%9D%B0/2003#viewPageContent" data-lemmaid="2003">唐杰</a></div></li>
+</ul></div></div></div></div></body></html>"""
+
+
+@pytest.mark.parametrize("url", [f"{ORIGIN}/item/{TANG}?force=1", f"{ORIGIN}/item/{TANG}", f"{MIRROR}/item/{TANG}?force=1"])
+def test_disambiguation_list_is_its_own_kind_with_described_senses(url: str) -> None:
+    page = parse_page(LIST_2017, url, mirror=MIRROR)
+    senses = (item(TANG, 2001), item(TANG, 2002), item(TANG, 2003))
+    assert (page.kind, page.title, page.summary, page.infobox) == ("list", "唐杰", None, {})
+    assert page.sense_urls == senses
+    assert page.sense_labels == {senses[0]: "中国内地歌手", senses[1]: "清华大学教授"}
+    # the senses are followed, and so is the rest (the spider's deny list drops the chrome)
+    assert set(senses) <= set(page.links)
+
+
+def star_page(title: str, bar: bool, h2: str = "") -> str:
+    selected = '<li class="item">▪<span class="selected">中国内地歌手</span></li>' if bar else ""
+    return f"""<!DOCTYPE html><html><head><meta charset="UTF-8"><title>{title}</title></head>
+<body><div class="body-wrapper feature feature_lemma starSmall"><div class="polysemant-list">
+<ul class="polysemantList-wrapper cmn-clearfix">{selected}
+<li class="item">▪<a title="清华大学教授" href="/subview/7001/8002.htm#viewPageContent">清华大学教授</a></li></ul></div>
+<dl class="lemmaWgt-lemmaTitle"><dd class="lemmaWgt-lemmaTitle-title"><h1>唐杰</h1>{h2}</dd></dl>
+<div class="lemma-summary" label-module="lemmaSummary"><div class="para">唐杰，中国内地男歌手。</div></div>
+<script>nslog().setGlobal({{lemmaId: "7001", newLemmaId: "2001", subLemmaId: "8001"}});</script></body></html>"""
+
+
+@pytest.mark.parametrize(
+    ("html", "subtitle"),
+    [
+        (star_page("唐杰（中国内地歌手）_百度百科", bar=True), "中国内地歌手"),
+        (star_page("唐杰（另一个说法）_百度百科", bar=True), "中国内地歌手"),  # the bar names the sense first
+        (star_page("唐杰（中国内地歌手）_百度百科", bar=False), "中国内地歌手"),  # else the <title>
+        (star_page("唐杰_百度百科", bar=False), None),
+        (star_page("唐杰（中国内地歌手）_百度百科", bar=True, h2="<h2>（歌手）</h2>"), "歌手"),  # an h2 wins
+        (star_page("唐杰组合（乐队）_百度百科", bar=False), None),  # brackets of another name
+    ],
+)
+def test_star_pages_take_the_subtitle_from_the_bar_or_the_title(html: str, subtitle: str | None) -> None:
+    page = parse_page(html, f"{ORIGIN}/item/{TANG}/2001")
+    assert (page.kind, page.title, page.subtitle) == ("entry", "唐杰", subtitle)
+
+
+def test_the_record_carries_every_id_the_scripts_name() -> None:
+    page = parse_page(star_page("唐杰_百度百科", bar=True), f"{ORIGIN}/item/{TANG}/2001")
+    assert (page.lemma_id, page.old_lemma_id, page.sub_lemma_id) == (2001, 7001, 8001)
+    # a lemmaId without newLemmaId is the sense's own id (2021 pages): no legacy ids
+    html = star_page("唐杰_百度百科", bar=True).replace('newLemmaId: "2001", ', "")
+    page = parse_page(html, f"{ORIGIN}/item/{TANG}")
+    assert (page.lemma_id, page.old_lemma_id, page.sub_lemma_id) == (7001, None, None)
+
+
+LEAD_2017 = """<!DOCTYPE html><html><head><meta charset="UTF-8"><title>青松水库_百度百科</title></head>
+<body><div class="body-wrapper"><div class="main-content">
+<dl class="lemmaWgt-lemmaTitle"><dd class="lemmaWgt-lemmaTitle-title"><h1>青松水库</h1></dd></dl>
+<div class="lemma-summary" label-module="lemmaSummary">
+</div>
+<div class="basic-info cmn-clearfix"><dl><dt class="basicInfo-item name">库容</dt>
+<dd class="basicInfo-item value"><div class="para">3亿立方米</div></dd></dl></div>
+<div class="lemmaWgt-lemmaCatalog"><h2 class="block-title">目录</h2></div>
+<div class=para label-module=para> </div>
+<div class=para label-module=para><div class="lemma-picture text-pic layout-right"><a class="image-link" href="/pic/x"><img src="x.png"/></a>
+<span class="description">青松水库</span></div>青松水库位于<a href="/item/%E5%AE%89%E5%AE%81%E5%8E%BF/5005">安宁县</a>，
+是一座大型水库。<sup class="sup--normal" data-sup="1">[1]</sup><a class="sup-anchor" name="ref_[1]_1">&nbsp;</a></div>
+<div class=para label-module=para>第二段不是导语。</div>
+<div class="para-title level-2"><h2 class="title-text">历史</h2></div>
+<div class=para label-module=para>建于1958年。</div>
+</div></div></body></html>"""
+
+
+def test_an_empty_summary_block_falls_back_to_the_lead_paragraph() -> None:
+    page = parse_page(LEAD_2017, f"{ORIGIN}/item/%E9%9D%92%E6%9D%BE%E6%B0%B4%E5%BA%93/77")
+    assert page.summary == "青松水库位于安宁县， 是一座大型水库。"
+    assert page.summary_from_lead is True
+    assert page.infobox == {"库容": "3亿立方米"}
+    full = parse_page(PAGE_2017, f"{ORIGIN}/item/{LIN}")
+    assert full.summary_from_lead is False
+
+
+def test_declared_charset_of_text_is_the_callers_business() -> None:
+    # the spider passes response.text (decoded by the declared charset); bytes without a
+    # <meta charset> are read as UTF-8, so GBK bytes would be garbage
+    html = LEAD_2017.replace('<meta charset="UTF-8">', "")
+    url = f"{ORIGIN}/item/%E9%9D%92%E6%9D%BE%E6%B0%B4%E5%BA%93/77"
+    assert parse_page(html, url).title == "青松水库"
+    assert parse_page(html.encode("gb18030"), url).title != "青松水库"

@@ -75,3 +75,17 @@ def test_store_gives_up_after_the_retry_window(redis_server) -> None:
     store = RedisStorePipeline(unreachable, KEYS.items, batch_size=10, interval=0.05, retry_seconds=0.2)
     with pytest.raises(redis.ConnectionError):
         store._write({URL: "{}"})
+
+
+def test_a_record_with_legacy_ids_stores_its_subview_form_with_it(redis_db, redis_server) -> None:
+    from baike.pipelines import _alias_of
+
+    with_ids = {"url": URL, "title": "t", "old_lemma_id": 568462, "sub_lemma_id": 19518466}
+    subview = "https://baike.baidu.com/subview/568462/19518466.htm"
+    assert _alias_of(with_ids) == subview
+    assert _alias_of({**with_ids, "sub_lemma_id": None}) is None
+    assert _alias_of({**with_ids, "old_lemma_id": True}) is None
+    store = RedisStorePipeline(redis_db, KEYS.items, batch_size=10, interval=0.05, aliases_key=KEYS.aliases)
+    store._write({URL: json.dumps(with_ids)}, {subview: URL})
+    assert json.loads(redis_db.hget(KEYS.items, URL))["sub_lemma_id"] == 19518466
+    assert redis_db.hgetall(KEYS.aliases) == {subview.encode(): URL.encode()}

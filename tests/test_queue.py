@@ -609,3 +609,15 @@ def test_the_rate_climbs_back_a_window_after_the_last_failure(redis_db, redis_se
     time.sleep(1.1)
     assert queue.push_and_ack("n1", [], [], answers=Answers(healthy=10)).rate == 55.0
     assert queue.push_and_ack("n1", [], [], answers=Answers(healthy=10)).rate == 55.0, "at most once a second"
+
+
+def test_a_mark_records_the_fingerprint_and_queues_nothing(queue: LeasedQueue, redis_db) -> None:
+    from baike.frontier.queue import MARK
+
+    marks = [(f"{KEYS.dupefilter}:00", field(entry(n)), 0, MARK) for n in (1, 2)]
+    assert queue.push_and_ack("n1", marks, [])[:2] == (0, 0), "a mark is neither added nor filtered"
+    assert len(queue) == 0 and not redis_db.hexists(KEYS.budget, "enqueued")
+    assert redis_db.hget(KEYS.budget, "marked") == b"2", "the ledger counts fingerprints without a request"
+    # the marked URLs are seen: pushing them now filters them; a new one still goes in
+    assert push(queue, Request(entry(1)), Request(entry(2)), Request(entry(3))) == (1, 2)
+    assert [r.url for _, r in queue.take("n1", 10, 30).requests] == [entry(3)]

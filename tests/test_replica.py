@@ -20,6 +20,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 from parsel import Selector
+from w3lib.encoding import resolve_encoding
 
 from baike.guard import CAPTCHA_MARKERS
 from baike.urls import canonicalize, download_url
@@ -134,6 +135,32 @@ def clean(node: Selector) -> str:
     return collapse("".join(node.xpath(".//" + _NO_CITES).getall()))
 
 
+_TITLE_SENSE = re.compile(r"<title>[^<]*?（([^<]+)）_百度百科</title>")
+
+
+def _script_id(pattern: str, html: str) -> int | None:
+    found = re.search(pattern + r"""\s*:\s*["'](\d+)""", html)
+    return int(found.group(1)) if found else None
+
+
+def page_kind(html: str) -> str:
+    """"entry", "list" (a disambiguation list page) or "other" (help, special, error pages)."""
+    sel = Selector(text=html)
+    if sel.css("div.lemmaWgt-subLemmaListTitle"):
+        return "list"
+    if "window.PAGE_DATA = " in html or sel.css("dd.lemmaWgt-lemmaTitle-title > h1"):
+        return "entry"
+    return "other"
+
+
+def list_senses(html: str) -> list[tuple[str, int, str]]:
+    """(href, data-lemmaid, text) of every sense a list page offers."""
+    return [
+        (a.attrib["href"], int(a.attrib["data-lemmaid"]), a.xpath("string()").get())
+        for a in Selector(text=html).css("ul.para-list li div.para a")
+    ]
+
+
 def parse_page(html: str) -> dict | None:
     """Fields of an entry page, read the way a simple crawler would; None if not an entry."""
     sel = Selector(text=html)
@@ -147,22 +174,39 @@ def parse_page(html: str) -> dict | None:
             "summary": data["abstractPlain"],
             "infobox": infobox,
             "lemma_id": data["lemmaId"],
+            "old_lemma_id": None,
+            "sub_lemma_id": None,
         }
     title = sel.css("dd.lemmaWgt-lemmaTitle-title > h1::text").get()
-    if title is None:
+    if title is None or page_kind(html) != "entry":
         return None
     subtitle = sel.css("dd.lemmaWgt-lemmaTitle-title > h2::text").get()
+    if subtitle is None:  # a star page: the bar's selected item, else the <title> brackets
+        in_title = _TITLE_SENSE.search(html)
+        subtitle = sel.css("ul.polysemantList-wrapper li span.selected::text").get() or (in_title and in_title.group(1))
     paras = sel.css("div.lemma-summary > div.para")
+    if paras:
+        summary = " ".join(clean(p) for p in paras)
+    else:  # an empty summary block: the lead paragraph of the main content
+        lead = sel.css("div.main-content div.para")
+        summary = clean(lead[0]) if lead else ""
     names = sel.css("div.basic-info dt.basicInfo-item.name")
     values = sel.css("div.basic-info dd.basicInfo-item.value")
-    lemma_id = re.search(r'newLemmaId\s*:\s*"(\d+)"', html)
     return {
         "title": collapse(title),
         "subtitle": collapse(subtitle).strip("（）") if subtitle else None,
-        "summary": " ".join(clean(p) for p in paras),
+        "summary": summary,
         "infobox": {"".join(n.xpath("string()").get().split()): clean(v) for n, v in zip(names, values)},
-        "lemma_id": int(lemma_id.group(1)) if lemma_id else None,
+        "lemma_id": _script_id("newLemmaId", html),
+        "old_lemma_id": _script_id("(?<![A-Za-z])lemmaId", html),
+        "sub_lemma_id": _script_id("subLemmaId", html),
     }
+
+
+def decode_body(content_type: str, body: bytes) -> str:
+    """The page's text, in the charset its Content-Type header declares (as Scrapy resolves it)."""
+    declared = re.search(r"charset=([\w-]+)", content_type)
+    return body.decode(resolve_encoding(declared.group(1) if declared else "utf-8"))
 
 
 def parse_react_hooks(html: str) -> dict:
@@ -270,7 +314,7 @@ def test_link_targets_resolve_like_the_router(site: Site) -> None:
 def test_answer_summaries_are_clean(site: Site) -> None:
     key = site.answer_key()
     for url, fields in key.items():
-        assert set(fields) == {"title", "subtitle", "summary", "infobox", "lemma_id"}
+        assert set(fields) == {"title", "subtitle", "summary", "infobox", "lemma_id", "old_lemma_id", "sub_lemma_id"}
         summary = fields["summary"]
         assert summary and summary == collapse(summary)
         assert "\xa0" not in summary and not re.search(r"\[\d+(-\d+)?\]", summary)
@@ -289,8 +333,10 @@ def test_each_layout_parses_to_the_answer_key(replica: Replica, site: Site, layo
         if site.entry(index).layout != layout:
             continue
         status, headers, body = replica.get(site.entry_path(index))
-        assert status == 200 and headers["content-type"] == "text/html; charset=utf-8"
-        html = body.decode("utf-8")
+        charset = site.charset_of(index)
+        assert status == 200 and headers["content-type"] == f"text/html; charset={charset}"
+        html = decode_body(headers["content-type"], body)
+        assert ('<meta charset="UTF-8">' in html or '<meta charset="utf-8">' in html) == (charset == "utf-8")
         expected = site.expected(index)
         assert parse_page(html) == expected
         if layout == LAYOUT_2023:
@@ -298,10 +344,12 @@ def test_each_layout_parses_to_the_answer_key(replica: Replica, site: Site, layo
             assert hooks == {k: expected[k] for k in hooks}
             assert re.search(r'class="lemmaTitle_\w{5} J-lemma-title"', html)
             assert 'data-text="true"' in html
+            assert expected["old_lemma_id"] is None and expected["sub_lemma_id"] is None
         else:
             assert 'class="lemmaWgt-lemmaTitle-title' in html
             assert f'lemmaId:"{site.entry(index).old_id}"' in html
             assert f'subLemmaId:"{site.entry(index).sub_id}"' in html
+            assert (expected["old_lemma_id"], expected["sub_lemma_id"]) == (site.entry(index).old_id, site.entry(index).sub_id)
         if layout == LAYOUT_2017:
             assert "<div class=para label-module=para>" in html and "&nbsp;" in html
         if layout == LAYOUT_2021:
@@ -321,7 +369,7 @@ def test_react_deploys_and_polysemant_hooks(site: Site) -> None:
         entry = site.entry(index)
         if entry.layout != LAYOUT_2023:
             continue
-        html = renderer.entry_page(index).decode("utf-8")
+        html = renderer.entry_text(index)
         suffixes.add(re.search(r'class="(lemmaTitle_\w{5}) J-lemma-title"', html).group(1))
         data = json.loads(re.search(r"window\.PAGE_DATA = (\{.*?\});</script>", html).group(1))
         lemmas = data["navigation"]["lemmas"]
@@ -341,7 +389,7 @@ def test_polysemant_bar_in_old_layouts(site: Site) -> None:
         entry = site.entry(index)
         if len(entry.senses) < 2 or entry.layout == LAYOUT_2023:
             continue
-        sel = Selector(text=renderer.entry_page(index).decode("utf-8"))
+        sel = Selector(text=renderer.entry_text(index))
         items = sel.css("ul.polysemantList-wrapper li")
         assert len(items) == len(entry.senses)
         assert sel.css("ul.polysemantList-wrapper li span.selected::text").get() == entry.subtitle
@@ -354,10 +402,10 @@ def test_pages_are_realistic(site: Site) -> None:
     renderer = Renderer(site)
     sizes, totals, entry_links = [], [], []
     for index in range(0, ENTRIES, 3):
-        html = renderer.entry_page(index).decode("utf-8")
+        html = renderer.entry_text(index)
         links = hrefs(html)
         base = site.canonical_url(index)
-        sizes.append(len(html.encode("utf-8")))
+        sizes.append(len(renderer.entry_page(index)))
         totals.append(len(links))
         entry_links.append(sum(1 for href in links if canonicalize(href, base=base)))
         assert "<script" in html and "<style" in html
@@ -370,7 +418,7 @@ def test_every_url_form_appears(site: Site) -> None:
     renderer = Renderer(site)
     found: list[str] = []
     for index in range(ENTRIES):
-        found.extend(hrefs(renderer.entry_page(index).decode("utf-8")))
+        found.extend(hrefs(renderer.entry_text(index)))
     text = "\n".join(found)
     patterns = {
         "percent-encoded name": r"^/item/(%[0-9A-F]{2})+$",
@@ -397,7 +445,7 @@ def test_every_url_form_appears(site: Site) -> None:
     }
     for label, pattern in patterns.items():
         assert re.search(pattern, text, re.M), label
-    assert "https://bkimg.cdn.bcebos.com/pic/" in renderer.entry_page(0).decode("utf-8")
+    assert "https://bkimg.cdn.bcebos.com/pic/" in renderer.entry_text(0)
     sample_hrefs = [h for h in found if SAMPLE_NAME in h or quote(SAMPLE_NAME) in h]
     assert sample_hrefs, "generated pages link to the real sample entry"
 
@@ -406,7 +454,7 @@ def test_every_url_form_appears(site: Site) -> None:
 
 
 def test_redirects(replica: Replica, site: Site) -> None:
-    polysemant = next(i for i in range(ENTRIES) if len(site.entry(i).senses) > 1)
+    polysemant = next(i for i in range(ENTRIES) if site.is_polysemant(i) and site.has_default(site.entry_word[i]))
     word = site.entry_word[polysemant]
     enc = site.enc(word)
     default = site.word_first[word]
@@ -425,8 +473,8 @@ def test_redirects(replica: Replica, site: Site) -> None:
     assert loc("/item/" + quote(synonym)) == expected
     status, headers, body = replica.get("/error.html?status=404")
     assert status == 200 and "text/html" in headers["content-type"] and body
-    status, _headers, body = replica.get(expected.replace("https://baike.baidu.com", ""))
-    assert status == 200 and parse_page(body.decode())["lemma_id"] == site.entry_id[target]
+    status, headers, body = replica.get(expected.replace("https://baike.baidu.com", ""))
+    assert status == 200 and parse_page(decode_body(headers["content-type"], body))["lemma_id"] == site.entry_id[target]
 
 
 def test_raw_utf8_request_target(replica: Replica, site: Site) -> None:
@@ -450,7 +498,7 @@ def test_keep_alive_and_headers(replica: Replica, site: Site) -> None:
             body = answer.read()
             assert answer.status == 200
             assert int(answer.getheader("Content-Length")) == len(body)
-            assert answer.getheader("Content-Type") == "text/html; charset=utf-8"
+            assert answer.getheader("Content-Type") == f"text/html; charset={site.charset_of(index)}"
             assert answer.getheader("Connection") == "keep-alive"
     finally:
         conn.close()
@@ -465,13 +513,15 @@ def test_stats_and_reset(replica: Replica, site: Site) -> None:
     replica.get("/no/such/page")
     stats = replica.json("/__replica__/stats")
     assert set(stats) == {
-        "total", "by_status", "pages", "by_path", "page_paths",
-        "captchas", "too_many_requests", "pushbacks", "per_second",
+        "total", "by_status", "pages", "by_path", "page_paths", "by_kind", "list_pages", "help_pages",
+        "subviews", "captchas", "too_many_requests", "pushbacks", "per_second",
     }
     assert stats["total"] == 4
     assert stats["by_status"] == {"200": 2, "302": 1, "404": 1}
     assert stats["pages"] == 2
     assert stats["page_paths"] == {path: 2}
+    assert stats["by_kind"] == {"entry": 2, "redirect": 1, "not-found": 1}
+    assert stats["list_pages"] == stats["help_pages"] == {} and stats["subviews"] == 0
     assert stats["by_path"][path + "?fromModule=lemma_inlink"] == 1
     conn = http.client.HTTPConnection(urlsplit(replica.origin).netloc, timeout=10)
     conn.request("POST", "/__replica__/reset", body=b"", headers={"Content-Length": "0"})
@@ -581,7 +631,7 @@ def test_self_links() -> None:
     server = start_replica("--self-links", entries=60)
     try:
         site = Site(60, SEED)
-        index = next(i for i in range(60) if site.entry(i).layout == LAYOUT_2021)
+        index = next(i for i in range(60) if site.entry(i).layout == LAYOUT_2021 and site.has_default(site.entry_word[i]))
         html = server.get(site.entry_path(index))[2].decode()
         assert server.origin + "/item/" in html
         assert "https://baike.baidu.com/item/" not in html
@@ -819,11 +869,15 @@ def test_request_clock_is_bounded() -> None:
 
 
 class Crawler:
-    """A minimal crawler: canonical dedup, downloads through the replica as a mirror."""
+    """A minimal crawler: canonical dedup, downloads through the replica as a mirror.
+
+    Entry pages become records; list pages only lend their links (the senses).
+    """
 
     def __init__(self, origin: str):
         self.origin = origin
         self.conn = http.client.HTTPConnection(urlsplit(origin).netloc, timeout=30)
+        self.lists: set[str] = set()
 
     def fetch(self, url: str) -> tuple[int, str, str]:
         """GET ``url`` (a baike URL), following redirects through the mirror."""
@@ -837,7 +891,7 @@ class Crawler:
                 location = answer.getheader("Location")
                 url = download_url(location.replace("https://baike.baidu.com", self.origin), None)
                 continue
-            return answer.status, url, body.decode("utf-8", "replace")
+            return answer.status, url, decode_body(answer.getheader("Content-Type", ""), body)
         raise AssertionError(f"redirect loop at {url}")
 
     def crawl(self, start: str) -> dict[str, dict]:
@@ -850,10 +904,13 @@ class Crawler:
             page = canonicalize(final, mirror=self.origin)
             if status != 200 or page in pages:
                 continue
-            fields = parse_page(html)
-            if fields is None:
+            kind = page_kind(html)
+            if kind == "list":
+                self.lists.add(page)
+            elif kind == "entry":
+                pages[page] = parse_page(html)
+            else:
                 continue
-            pages[page] = fields
             for href in hrefs(html):
                 link = canonicalize(href, base=final, mirror=self.origin)
                 if link and link not in seen:
@@ -865,11 +922,18 @@ class Crawler:
 
 def test_answer_key_matches_an_http_bfs(replica: Replica, site: Site) -> None:
     start = site.start_url()
-    crawled = Crawler(replica.origin).crawl(start)
+    crawler = Crawler(replica.origin)
+    crawled = crawler.crawl(start)
     key = site.answer_key(start)
     assert set(crawled) == set(key)
     for url, fields in key.items():
         assert crawled[url] == fields, url
+    # every reachable list page was crawled through (at ?force=1, and at the bare name without a default)
+    lists = site.reachable_lists(start)
+    assert lists and {site.list_url(word) for word in lists} <= crawler.lists
+    assert {canonicalize(url) for url in crawler.lists} <= {site.list_url(word) for word in lists} | {
+        site.list_url(word).removesuffix("?force=1") for word in lists if not site.has_default(word)
+    }
     served = replica.json("/__replica__/answer?start=" + quote(start, safe=""))
     assert served == json.loads(json.dumps(key, ensure_ascii=False))
 
@@ -927,6 +991,15 @@ def test_samples_are_served_and_answered(replica: Replica, site: Site) -> None:
     assert set(site.targets(first)) >= {second} and set(site.targets(second)) >= {first}
     key = site.answer_key()
     assert site.canonical_url(first) in key and site.canonical_url(second) in key
+    assert all(site.expected(i)["old_lemma_id"] == old for i in (first, second))
+    assert [site.expected(i)["sub_lemma_id"] for i in (first, second)] == [sub[first], sub[second]]
+    # the samples' "共2个义项" link: a generated list page of the real senses
+    word = site.entry_word[first]
+    assert site.list_target(word) in site.targets(first)
+    status, headers, body = replica.get(f"/item/{quote(SAMPLE_NAME)}?force=1")
+    assert status == 200 and list_senses(decode_body(headers["content-type"], body)) == [
+        (site.entry_path(i), site.entry_id[i], f"{SAMPLE_NAME}：{site.expected(i)['subtitle']}") for i in (first, second)
+    ]
 
 
 def test_no_samples_means_no_error(tmp_path: Path) -> None:

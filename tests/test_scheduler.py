@@ -62,3 +62,44 @@ def test_a_flush_settles_acks_with_the_children_of_the_page(scheduler, redis_db)
     scheduler._flush()
     assert redis_db.zcard(KEYS.leases) == 0
     assert ledger(redis_db)["enqueued"] == 2 and ledger(redis_db)["settled"] == 1
+
+
+SUBVIEW = "https://baike.baidu.com/subview/7001/8001.htm"
+
+
+def test_a_seen_only_request_is_marked_in_the_next_flush_never_queued(scheduler, redis_db) -> None:
+    from baike.frontier.scheduler import SEEN_ONLY_META_KEY
+
+    spider = scheduler.spider
+    assert not scheduler.enqueue_request(Request(SUBVIEW, meta={SEEN_ONLY_META_KEY: True}, callback=spider.parse))
+    assert scheduler.next_request() is None
+    assert ledger(redis_db).get("enqueued", 0) == 0 and redis_db.zcard(KEYS.requests) == 0
+    assert not scheduler.enqueue_request(Request(SUBVIEW, meta={SEEN_ONLY_META_KEY: True}, callback=spider.parse))
+    assert scheduler.stats.get_value("baike/frontier/aliases_marked") == 1, "once flushed, it is known locally"
+    # the mark is shared: another node's request for that form is filtered in Redis
+    other = LeasedScheduler.from_crawler(make_crawler(scheduler.crawler.settings["REDIS_URL"]))
+    other.open(scheduler.crawler.spider)
+    try:
+        assert other.enqueue_request(Request(SUBVIEW, callback=spider.parse))
+        assert other.next_request() is None
+        assert other.stats.get_value("baike/frontier/duplicates") == 1
+    finally:
+        other.close("finished")
+
+
+def test_a_queued_form_of_a_stored_entry_is_dropped_undownloaded(scheduler, redis_db) -> None:
+    spider = scheduler.spider
+    for url in (entry(1), SUBVIEW, entry(2)):
+        scheduler.enqueue_request(Request(url, callback=spider.parse))
+    scheduler._flush()
+    # the sense was stored under its /item/ URL meanwhile (RedisStorePipeline writes this)
+    redis_db.hset(KEYS.aliases, SUBVIEW, "https://baike.baidu.com/item/x/2001")
+    urls = []
+    while (request := scheduler.next_request()) is not None:
+        urls.append(request.url)
+    assert urls == [entry(1), entry(2)]
+    assert scheduler.stats.get_value("baike/frontier/aliases_dropped") == 1
+    scheduler._flush()
+    # its lease is settled and its budget unit handed back: nothing is lost, nothing spent
+    assert ledger(redis_db)["settled"] == 1 and ledger(redis_db)["reserved"] == 2
+    assert redis_db.zcard(KEYS.leases) == 2

@@ -149,3 +149,77 @@ def test_a_parser_bug_dead_letters_the_page_and_is_counted(spider: BaikeSpider, 
     with pytest.raises(DeadLetter, match=re.escape("parser failed: KeyError('lemmaTitle')")):
         list(spider.parse(response))
     assert spider.crawler.stats.get_value("baike/pages/parser_failed") == 1
+
+
+# ------------------------------------------------- real Baike, round 2 (issue 14)
+
+GUO = "%E9%83%AD%E6%96%87%E6%99%AF"  # 郭文景
+LIST_HTML = f"""<html><head><title>郭文景_百度百科</title></head><body>
+<a href="/item/史记·2016?fr=navbar">史记·2016</a><a href="/view/10812277.htm">多义词</a>
+<dd class="lemmaWgt-lemmaTitle-title"><h1>郭文景</h1></dd>
+<div class="lemmaWgt-subLemmaListTitle">这是一个多义词，请在下列义项上选择浏览（共2个义项）</div>
+<ul class="para-list"><li><div class="para"><a href="/item/{GUO}/19133243" data-lemmaid="19133243">郭文景：作曲家</a></div></li>
+<li><div class="para"><a href="/item/{GUO}/19518465" data-lemmaid="19518465">郭文景：学生</a></div></li></ul></body></html>"""
+
+
+def parsed(spider: BaikeSpider, url: str, html: str, meta: dict | None = None) -> tuple[list[BaikeItem], list[Request]]:
+    response = HtmlResponse(url, body=html.encode(), encoding="utf-8", request=Request(url, meta=meta))
+    output = list(spider.parse(response))
+    return [e for e in output if isinstance(e, BaikeItem)], [e for e in output if isinstance(e, Request)]
+
+
+def test_a_disambiguation_list_is_no_item_and_its_senses_carry_their_descriptions(spider: BaikeSpider) -> None:
+    items, requests = parsed(spider, f"{MIRROR}/item/{GUO}?force=1", LIST_HTML)
+    assert items == []
+    assert [(r.url, r.meta.get("baike_sense_label")) for r in requests] == [
+        (f"{MIRROR}/item/{GUO}/19133243", "作曲家"),
+        (f"{MIRROR}/item/{GUO}/19518465", "学生"),
+    ], "the navbar's special page and the help page are in BAIKE_DENY_URLS"
+    assert spider.crawler.stats.get_value("baike/pages/list") == 1
+    # served at the bare name (no default sense), the list marks its ?force=1 form seen
+    _, requests = parsed(spider, f"{MIRROR}/item/{GUO}", LIST_HTML)
+    assert [(r.url, r.meta) for r in requests][0] == (f"{MIRROR}/item/{GUO}?force=1", {"_baike_seen_only": True})
+    assert [r.meta.get("baike_sense_label") for r in requests[1:]] == ["作曲家", "学生"]
+
+
+SENSE_HTML = """<html><head><title>郭文景_百度百科</title></head><body>
+<dd class="lemmaWgt-lemmaTitle-title"><h1>郭文景</h1></dd><div class="lemma-summary"><div class="para">作曲家。</div></div>
+<script>nslog().setGlobal({lemmaId: "568462", newLemmaId: "19133243", subLemmaId: "19518466"});</script></body></html>"""
+
+
+def test_a_sense_without_a_label_takes_the_lists_and_marks_its_other_forms(spider: BaikeSpider) -> None:
+    url = f"{MIRROR}/item/{GUO}/19133243"
+    (item,), requests = parsed(spider, url, SENSE_HTML, meta={"baike_sense_label": "作曲家"})
+    assert (item.subtitle, item.lemma_id, item.old_lemma_id, item.sub_lemma_id) == ("作曲家", 19133243, 568462, 19518466)
+    assert spider.crawler.stats.get_value("baike/pages/subtitle_from_list") == 1
+    # its /subview/ form is only marked seen in the frontier, never downloaded
+    assert [(r.url, r.meta) for r in requests] == [(f"{MIRROR}/subview/568462/19518466.htm", {"_baike_seen_only": True})]
+
+
+def test_pages_are_read_in_the_charset_the_server_declares(spider: BaikeSpider) -> None:
+    url = f"{MIRROR}/item/{GUO}/19133243"
+    html = SENSE_HTML.replace("作曲家。", "作曲家，生于四川。")
+    response = HtmlResponse(url, body=html.encode("gb18030"), headers={"Content-Type": "text/html; charset=GBK"},
+                            request=Request(url))
+    (item,) = [e for e in spider.parse(response) if isinstance(e, BaikeItem)]
+    assert (item.title, item.summary) == ("郭文景", "作曲家，生于四川。")
+
+
+@pytest.mark.parametrize("url", ["https://baike.baidu.com/item/史记·2016", f"{MIRROR}/view/340519.htm"])
+def test_denied_pages_are_refused_as_seeds_and_never_stored(spider: BaikeSpider, url: str) -> None:
+    with pytest.raises(BadSeed, match="BAIKE_DENY_URLS"):
+        spider.request_from_seed(url.encode())
+    items, requests = parsed(spider, url.replace("https://baike.baidu.com", MIRROR), SENSE_HTML)
+    assert (items, requests) == ([], [])
+    assert spider.crawler.stats.get_value("baike/pages/denied") == 1
+
+
+def test_the_deny_list_is_a_setting(redis_db, redis_server) -> None:
+    settings = {**PROJECT_SETTINGS, "REDIS_URL": redis_server.url, "BAIKE_DENY_URLS": "/item/%E9%83%AD%E6%96%87%E6%99%AF/19518465"}
+    spider = BaikeSpider.from_crawler(get_crawler(BaikeSpider, settings))
+    _, requests = parsed(spider, f"https://baike.baidu.com/item/{GUO}?force=1", LIST_HTML)
+    assert [r.url for r in requests] == [
+        "https://baike.baidu.com/item/%E5%8F%B2%E8%AE%B0%C2%B72016",
+        "https://baike.baidu.com/view/10812277.htm",
+        f"https://baike.baidu.com/item/{GUO}/19133243",
+    ]

@@ -29,6 +29,12 @@ MIRROR = "http://127.0.0.1:8800"
         (f"https://baike.baidu.com/item/{NAME}/5162711?fromtitle=spider&fromid=1", None, PAGE),
         (f"https://baike.baidu.com/item/{NAME}/5162711?force=1", None, PAGE),
         (f"https://baike.baidu.com/item/{NAME}/5162711#1_2", None, PAGE),
+        # ?force=1 on a name is the disambiguation list page, its own URL; with an id it is the sense
+        (f"https://baike.baidu.com/item/{NAME}?force=1", None, f"{ITEM}?force=1"),
+        (f"/item/{NAME}?fromModule=x&force=1#top", "https://baike.baidu.com/", f"{ITEM}?force=1"),
+        (f"https://baike.baidu.com/item/{NAME}/0?force=1", None, f"{ITEM}?force=1"),
+        (f"https://baike.baidu.com/item/{NAME}?force=0", None, ITEM),
+        (f"https://baike.baidu.com/item/{NAME}?forced=1", None, ITEM),
         (f"https://baike.baidu.com/item/{NAME}/0?fromModule=lemma_inlink#viewPageContent", None, ITEM),
         # scheme and host variants
         (f"http://baike.baidu.com/item/{NAME}/5162711", None, PAGE),

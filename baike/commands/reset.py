@@ -66,7 +66,7 @@ class Command(CrawlCommand):
             "(baike:requests and its data), the dupefilter (baike:dupefilter:*, or the Bloom filter's "
             "baike:bloom:*), leases, the page "
             "budget counter, dead letters, node records, cluster stats and, unless --keep-items, the "
-            "stored items (baike:items). Seeds waiting in baike:start_urls are kept. "
+            "stored items (baike:items, with baike:aliases, the other URL forms of stored entries). Seeds waiting in baike:start_urls are kept. "
             "Refuses while a node is alive (as scrapy status shows it), unless --force. "
             "Nothing else ever deletes this state."
         )
@@ -74,14 +74,15 @@ class Command(CrawlCommand):
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
         parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-        parser.add_argument("--keep-items", action="store_true", help="keep baike:items")
+        parser.add_argument("--keep-items", action="store_true", help="keep baike:items and baike:aliases")
         parser.add_argument("--force", action="store_true", help="reset even while nodes are alive")
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if args:
             raise UsageError("reset takes no arguments")
         keys = self.keys
-        doomed = [key for key in keys.all() if key != keys.start_urls and (key != keys.items or not opts.keep_items)]
+        kept = {keys.start_urls, keys.items, keys.aliases} if opts.keep_items else {keys.start_urls}
+        doomed = [key for key in keys.all() if key not in kept]
         try:
             server = self.connect()
             alive = live_nodes(server, keys, self.settings.getfloat("CLUSTERSTATS_LOST_AFTER", 10.0))

@@ -54,6 +54,8 @@ ENTRY_MAX_REQUESTS = 16
 DEFAULT_SEED_BATCH = 16
 # A frontier entry that is a seed admitted by LEASE: this byte, then the raw seed as a JSON string.
 SEED_MARK = b"S"
+# The payload of a push that only marks its fingerprint seen (see PUSH_AND_ACK's marks).
+MARK = ""
 # A push's slot starts with its dupefilter bucket's index among the call's keys; 0: none.
 _SLOT_INDEX = struct.Struct(">H")
 _UNFILTERED = _SLOT_INDEX.pack(0)
@@ -266,7 +268,8 @@ class LeasedQueue(Base):
         """Enqueue new requests and settle leases in one atomic round trip.
 
         ``pushes`` are ``(bucket key or None, fingerprint field, priority, payload)``;
-        a request whose fingerprint is already in its bucket is dropped. With
+        a request whose fingerprint is already in its bucket is dropped. A push whose
+        payload is :data:`MARK` only records its fingerprint as seen. With
         ``bloom`` = (hashes, bits per shard) the buckets are a Bloom filter's shards
         and the fields its packed ``(h1, h2)`` (see ``BloomDupeFilter.slot``).
         ``acks`` are ``(lease, page downloaded, dead-letter reason or "")``; an ack
@@ -484,12 +487,14 @@ def push_and_ack(
     bucket_index: dict[str, int] = {}
     ack_index = {lease: number for number, (lease, _, _) in enumerate(acks, 1)}
     groups: list[tuple[int, list[bytes], list[str], int]] = []
-    filling: dict[tuple[int, int], int] = {}  # (priority, replaced ack) -> index of its group being filled
+    # (priority, replaced ack, marks only) -> index of its group being filled
+    filling: dict[tuple[int, int, bool], int] = {}
     for number, (bucket, fingerprint, priority, payload) in enumerate(pushes):
         replaced = ack_index.get((replaces or {}).get(number, ""), 0)
-        at = filling.get((priority, replaced))
+        group_key = (priority, replaced, payload == MARK)
+        at = filling.get(group_key)
         if at is None or len(groups[at][2]) >= ENTRY_MAX_REQUESTS:
-            filling[(priority, replaced)] = at = len(groups)
+            filling[group_key] = at = len(groups)
             groups.append((priority, [], [], replaced))
         _, slots, payloads, _ = groups[at]
         if bucket and fingerprint is not None:
@@ -501,7 +506,8 @@ def push_and_ack(
         raise ValueError(f"{len(bucket_index)} dupefilter buckets in one push; at most 65535")
     argv: list[Any] = [node, call_id or new_call_id(), width, *bloom, len(groups)]
     for priority, slots, payloads, replaced in groups:
-        argv += [priority, len(payloads), b"".join(slots), "\n" + "\n".join(payloads), replaced]
+        packed = "" if payloads[0] == MARK else "\n" + "\n".join(payloads)
+        argv += [priority, len(payloads), b"".join(slots), packed, replaced]
     argv.append(len(acks))
     now = time.time()
     for lease, page, reason in acks:

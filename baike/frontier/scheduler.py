@@ -39,9 +39,10 @@ from scrapy_redis.scheduler import Scheduler
 
 from baike.connection import REDIS_ERRORS, get_redis
 from baike.frontier.known import KnownFingerprints
-from baike.frontier.queue import LEASE_META_KEY, Answers, PayloadError, Taken, new_call_id
+from baike.frontier.queue import LEASE_META_KEY, MARK, Answers, PayloadError, Taken, new_call_id
 from baike.keys import CrawlKeys
 from baike.status import redacted
+from baike.urls import canonicalize, is_alias_form, normalize_origin
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -55,6 +56,9 @@ logger = logging.getLogger(__name__)
 
 # A flush names each request's dupefilter bucket by a 2-byte index (see PUSH_AND_ACK).
 MAX_FLUSH_SIZE = 0xFFFF
+# Request meta key of a request that is never downloaded: its fingerprint is only recorded
+# as seen, in the next flush (another URL form of a page just parsed). Never stored.
+SEEN_ONLY_META_KEY = "_baike_seen_only"
 # How to push a seed, by the Redis type of the seed key (for the wrong-type message).
 SEED_COMMANDS = {"list": "LPUSH", "set": "SADD", "zset": "ZADD"}
 
@@ -111,6 +115,7 @@ class LeasedScheduler(Scheduler):
             settings.getfloat("SCHEDULER_HEARTBEAT_INTERVAL", 5.0), self.lease_seconds / 3
         )
         self.page_budget = max(settings.getint("CLOSESPIDER_PAGECOUNT"), 0)
+        self.mirror = normalize_origin(settings.get("BAIKE_MIRROR"))
         self.started_at = time.time()
         # leased to this node: buffered (not yet handed to the engine) and active
         self._buffer: deque[tuple[str, Request]] = deque()
@@ -263,6 +268,9 @@ class LeasedScheduler(Scheduler):
         arrives here with it: the parent is settled in the same atomic flush that
         enqueues the child, and nothing is lost in between.
         """
+        if request.meta.get(SEEN_ONLY_META_KEY):
+            self._mark_seen(request)
+            return False
         parent = request.meta.pop(LEASE_META_KEY, None)
         replaces = parent is not None and self.settle(parent)
         bucket, fingerprint = None, None
@@ -296,6 +304,21 @@ class LeasedScheduler(Scheduler):
         if len(self._pushes) >= self.flush_size:
             self._flush()
         return True
+
+    def _mark_seen(self, request: Request) -> None:
+        """Record ``request``'s fingerprint as seen in the next flush, queueing nothing."""
+        if request.dont_filter:
+            return
+        if not hasattr(self.df, "slot"):
+            self.df.request_seen(request)
+        else:
+            bucket, fingerprint = self.df.slot(request)
+            known = self._known.key(bucket, fingerprint)
+            if known in self._known:
+                return
+            self._push_keys.append(known)
+            self._pushes.append((bucket, fingerprint, 0, MARK))
+        self._inc("baike/frontier/aliases_marked")
 
     def next_request(self) -> Request | None:
         # New requests and acks go out every SCHEDULER_FLUSH_INTERVAL (or when
@@ -431,7 +454,7 @@ class LeasedScheduler(Scheduler):
             return
         self._take_call = self._next_call_id()
         self._redis_ok()
-        self._buffer.extend(taken.requests)
+        self._buffer.extend(self._drop_aliases(taken.requests))
         self._start_seeds(taken)
         self._inc("baike/frontier/reclaimed", taken.reclaimed)
         self._inc("baike/frontier/rejected", len(taken.rejected))
@@ -452,6 +475,33 @@ class LeasedScheduler(Scheduler):
             pause = self.idle_poll if taken.budget_left == 0 else min(self.idle_poll, 0.05)
             self._next_take = now + (taken.wait or pause)
             self._rate_limited = taken.wait > 0
+
+    def _drop_aliases(self, taken: list[tuple[str, Request]]) -> list[tuple[str, Request]]:
+        """The taken requests less those for another URL form of an entry already stored.
+
+        Such a request (``/subview/<lemmaId>/<subLemmaId>.htm`` of a sense stored under
+        its ``/item/`` URL, see the ``aliases`` key) is settled as not downloaded, so its
+        budget unit goes back. One round trip, only for takes that hold such forms; when
+        it fails the requests are downloaded, and their redirect is filtered as seen.
+        """
+        forms: dict[str, list[str]] = {}
+        for lease, request in taken:
+            url = canonicalize(request.url, mirror=self.mirror)
+            if url is not None and is_alias_form(url):
+                forms.setdefault(url, []).append(lease)
+        if not forms:
+            return taken
+        try:
+            stored = self.server.hmget(self.keys.aliases, list(forms))
+        except REDIS_ERRORS as exc:
+            logger.debug("Cannot check %d URL forms against the stored entries: %s", len(forms), exc)
+            return taken
+        dropped = {lease for leases, record in zip(forms.values(), stored) if record for lease in leases}
+        for lease in dropped:
+            self._active.add(lease)
+            self.settle(lease)
+        self._inc("baike/frontier/aliases_dropped", len(dropped))
+        return [(lease, request) for lease, request in taken if lease not in dropped]
 
     def _start_seeds(self, taken: Taken) -> None:
         """Enqueue the request of each leased seed; its lease settles in the same flush."""

@@ -45,6 +45,9 @@ FIELDS = frozenset(
     }
 )
 MAX_META_KEYS = 64
+# Request meta key of a sense followed from a disambiguation list: its description there.
+SENSE_LABEL_META_KEY = "baike_sense_label"
+MAX_LABEL_CHARS = 200
 # Request headers a payload may carry (Scrapy's RefererMiddleware sets Referer on the
 # requests a page yields); the downloader middlewares add the rest at download time.
 HEADERS = frozenset({"Referer"})
@@ -71,6 +74,10 @@ def _is_reason_list(value: Any) -> bool:
     return isinstance(value, list) and all(_is_int(item) or isinstance(item, str) for item in value)
 
 
+def _is_label(value: Any) -> bool:
+    return isinstance(value, str) and len(value) <= MAX_LABEL_CHARS
+
+
 def _any_json(value: Any) -> bool:
     return True
 
@@ -91,6 +98,7 @@ CRAWLER_META: dict[str, Callable[[Any], bool]] = {
     "handle_httpstatus_all": _is_bool,
     "handle_httpstatus_list": _is_int_list,
     "baike_captcha_attempts": _is_int,
+    SENSE_LABEL_META_KEY: _is_label,
 }
 
 

@@ -99,7 +99,10 @@ end
 #          two 4-byte big-endian numbers h1, h2 whose k bits (h1 + j * h2) mod m are set
 #          with SETBIT; the request is new when a bit was not set yet. Either way the
 #          fingerprint is recorded in the same step that enqueues its request.
-#   payloads: the C payloads, "\n" before each (JSON text never holds a raw newline)
+#   payloads: the C payloads, "\n" before each (JSON text never holds a raw newline);
+#          "" for a group of marks: its fingerprints are recorded as seen and nothing is
+#          queued (another URL form of a page just stored; counted neither added nor filtered,
+#          but in the ledger's "marked", so that fingerprints == enqueued - seeds + marked)
 #   replaced ack: 0, or the index (1-based) among this call's acks of the lease whose
 #          request this group replaces (a retry or redirect of it): the group is kept
 #          only if that ack is accepted, so a fenced node never re-queues a request that
@@ -139,7 +142,7 @@ if replay then return replay end
 local width = tonumber(ARGV[3])
 local hashes, bits = tonumber(ARGV[4]), tonumber(ARGV[5])
 local n_groups = tonumber(ARGV[6])
-local added, filtered = 0, 0
+local added, filtered, marked = 0, 0, 0
 -- the acks first (they follow the groups in ARGV): which are stale decides which
 -- replacing groups are kept
 local settled, pages, unreserved, stale, refused = {}, 0, 0, 0, {}
@@ -202,6 +205,15 @@ if n_groups > 0 then
     local replaced = tonumber(ARGV[i + 4])
     i = i + 5
     local kept = {}
+    if payloads == '' then
+      for k = 1, count do
+        local at = (k - 1) * stride + 1
+        local high, low = string.byte(slots, at, at + 1)
+        local bucket = high * 256 + low
+        if bucket > 0 and record(KEYS[9 + bucket], slots, at + 2) then marked = marked + 1 end
+      end
+      count = 0
+    end
     for k = 1, (replaced > 0 and refused[replaced]) and 0 or count do
       local at = (k - 1) * stride + 1
       local high, low = string.byte(slots, at, at + 1)
@@ -234,6 +246,7 @@ if n_groups > 0 then
     redis.call('HINCRBY', KEYS[6], 'enqueued', added)
   end
 end
+if marked > 0 then redis.call('HINCRBY', KEYS[6], 'marked', marked) end
 if #settled > 0 then
   call_chunked('ZREM', KEYS[4], settled, 1)
   call_chunked('HDEL', KEYS[5], settled, 1)

@@ -11,18 +11,30 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy import Request
 from scrapy.exceptions import DontCloseSpider, IgnoreRequest
+from scrapy.http import TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy_redis.spiders import RedisSpider
 
 from baike.connection import REDIS_ERRORS, get_redis
 from baike.errors import DeadLetter
 from baike.frontier.queue import BadSeed
-from baike.frontier.scheduler import uses_leases
+from baike.frontier.scheduler import SEEN_ONLY_META_KEY, uses_leases
+from baike.frontier.schema import MAX_LABEL_CHARS, SENSE_LABEL_META_KEY
 from baike.guard import GiveUp
 from baike.items import BaikeItem
 from baike.keys import CrawlKeys
-from baike.parsing import parse_page
-from baike.urls import MAX_URL_LENGTH, canonicalize, download_url, normalize_origin
+from baike.parsing import KIND_ENTRY, KIND_LIST, ParsedPage, parse_page
+from baike.urls import (
+    LIST_QUERY,
+    MAX_URL_LENGTH,
+    canonicalize,
+    deny_list,
+    download_url,
+    is_list_url,
+    item_url,
+    normalize_origin,
+    subview_url,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -59,8 +71,10 @@ class BaikeSpider(RedisSpider):
         self.redis_batch_size = settings.getint("REDIS_START_URLS_BATCH_SIZE", 16)
         self.mirror = normalize_origin(settings.get("BAIKE_MIRROR"))
         self.keys = CrawlKeys.for_spider(self.name, settings)
-        # with the leased scheduler, seeds enter the frontier in its lease script
+        # with the leased scheduler, seeds enter the frontier in its lease script, and
+        # the other URL forms of a parsed page are marked seen in it
         self.frontier_admits_seeds = uses_leases(settings)
+        self.deny = deny_list(settings.getlist("BAIKE_DENY_URLS"))
 
     async def start(self) -> AsyncIterator[Request]:
         """With the leased frontier, nothing: seeds enter it atomically, admitted by the
@@ -140,6 +154,8 @@ class BaikeSpider(RedisSpider):
         url = canonicalize(text, mirror=self.mirror)
         if url is None:
             raise BadSeed(f"not a Baike entry URL (expected https://baike.baidu.com/item/<name>): {text[:200]!r}")
+        if url in self.deny:
+            raise BadSeed(f"{url} is in BAIKE_DENY_URLS, pages that are not entries")
         return url, meta, priority
 
     # -- pages --------------------------------------------------------------------------
@@ -155,26 +171,76 @@ class BaikeSpider(RedisSpider):
         )
 
     def parse(self, response: Response) -> Iterator[BaikeItem | Request]:
+        # the text as the server's declared charset (header, BOM, <meta>) reads it
+        html = response.text if isinstance(response, TextResponse) else response.body
         try:
-            page = parse_page(response.body, response.url, mirror=self.mirror)
+            page = parse_page(html, response.url, mirror=self.mirror)
         except Exception as exc:
             self.crawler.stats.inc_value("baike/pages/parser_failed")
             raise DeadLetter(f"parser failed: {exc!r}"[:500]) from exc
+        url = canonicalize(response.url, mirror=self.mirror)
+        if url in self.deny:
+            # redirected onto a denied page: not an entry, whatever it looks like
+            self.crawler.stats.inc_value("baike/pages/denied")
+            self.logger.info("Not an entry (in BAIKE_DENY_URLS): %s", response.url)
+            return
         self.crawler.stats.inc_value(f"baike/pages/{page.kind}")
-        if page.kind != "entry":
+        if page.kind == KIND_ENTRY:
+            yield self._item(page, url or response.url, response.meta.get(SENSE_LABEL_META_KEY))
+            yield from self._marks(page, url)
+        elif page.kind == KIND_LIST:
+            self.logger.debug("Disambiguation list of %d senses: %s", len(page.sense_urls), response.url)
+            yield from self._list_marks(url)
+        else:
             self.logger.info("Not an entry (%s): %s", page.kind, response.url)
             return
-        url = canonicalize(response.url, mirror=self.mirror)
-        yield BaikeItem(
-            url=url or response.url,
+        for link in page.links:
+            if link not in self.deny:
+                label = page.sense_labels.get(link, "")[:MAX_LABEL_CHARS]
+                yield self.entry_request(link, meta={SENSE_LABEL_META_KEY: label} if label else None)
+
+    def _item(self, page: ParsedPage, url: str, sense_label: object) -> BaikeItem:
+        subtitle = page.subtitle
+        if subtitle is None and isinstance(sense_label, str) and sense_label:
+            # the page shows no label of its sense; the disambiguation list that led here did
+            subtitle = sense_label
+            self.crawler.stats.inc_value("baike/pages/subtitle_from_list")
+        if page.summary_from_lead:
+            self.crawler.stats.inc_value("baike/pages/summary_from_lead")
+        return BaikeItem(
+            url=url,
             title=page.title,
-            subtitle=page.subtitle,
+            subtitle=subtitle,
             summary=page.summary,
             infobox=dict(page.infobox),
             lemma_id=page.lemma_id,
+            old_lemma_id=page.old_lemma_id,
+            sub_lemma_id=page.sub_lemma_id,
         )
-        for link in page.links:
-            yield self.entry_request(link)
+
+    def _list_marks(self, url: str | None) -> Iterator[Request]:
+        """A list served at ``/item/<name>`` (a name with no default sense) is the page
+        ``/item/<name>?force=1`` shows too: that form is marked seen. Not the other way
+        round: ``/item/<name>`` of a name with a default sense is that sense."""
+        if self.frontier_admits_seeds and url is not None and not is_list_url(url):
+            yield self._mark(url + LIST_QUERY)
+
+    def _mark(self, url: str) -> Request:
+        return Request(download_url(url, self.mirror), meta={SEEN_ONLY_META_KEY: True}, callback=self.parse)
+
+    def _marks(self, page: ParsedPage, url: str | None) -> Iterator[Request]:
+        """Requests that only mark the page's other URL forms seen in the shared frontier,
+        so that no node downloads this sense again under them."""
+        if not self.frontier_admits_seeds or url is None:
+            return
+        forms = []
+        if page.lemma_id is not None and page.title:
+            forms.append(item_url(page.title, page.lemma_id))
+        if page.old_lemma_id is not None and page.sub_lemma_id is not None:
+            forms.append(subview_url(page.old_lemma_id, page.sub_lemma_id))
+        for form in forms:
+            if form is not None and form != url:
+                yield self._mark(form)
 
     def errback(self, failure: Failure) -> None:
         """Settle the lease of a request that ended without a usable page.
@@ -203,3 +269,4 @@ class BaikeSpider(RedisSpider):
         if failure.check(IgnoreRequest):
             return ""
         return f"{failure.type.__name__}: {failure.getErrorMessage()}"
+
