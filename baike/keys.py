@@ -15,6 +15,9 @@ START_URLS = "%(name)s:start_urls"
 REQUESTS = "%(spider)s:requests"
 DUPEFILTER = "%(spider)s:dupefilter"
 ITEMS = "%(spider)s:items"
+# hash: cluster-wide counters (pages, items, errors; per node and total); scrapy-redis's
+# STATS_KEY names it, as it names the hash of its RedisStatsCollector
+STATS = "%(spider)s:stats"
 # the Bloom-filter dupefilter's layout hash; its shards are <key>:0, <key>:1, ...
 BLOOM = "%(spider)s:bloom"
 # hash: the shared rate of one politeness key (a target host, or host and egress):
@@ -39,8 +42,6 @@ TEMPLATES: dict[str, str] = {
     "dead": "%(spider)s:dead",
     # hash: node id -> JSON heartbeat {host, pid, pages, started, seen, ...}
     "nodes": "%(spider)s:nodes",
-    # hash: cluster-wide counters (pages, items, errors; per node and total)
-    "stats": "%(spider)s:stats",
     # list: JSON samples {node, t, pages} for the report's chart, capped by LTRIM
     "timeline": "%(spider)s:timeline",
     # string: set (Redis time) when the first seed is admitted, so idle nodes know a crawl exists
@@ -53,6 +54,10 @@ TEMPLATES: dict[str, str] = {
     # hash: another URL form of a stored entry (its /subview/<lemmaId>/<subLemmaId>.htm)
     # -> the canonical URL of the record, so a queued request for that form is dropped
     "aliases": "%(spider)s:aliases",
+    # string: the id of the node that flushed the crawl as it started (SCHEDULER_FLUSH_ON_START),
+    # set with NX for CLUSTERSTATS_LOST_AFTER seconds so that no other node flushes meanwhile;
+    # kept by the flush itself (see baike.fresh)
+    "flush": "%(spider)s:flush",
 }
 
 
@@ -77,6 +82,7 @@ class CrawlKeys:
     state: str
     calls: str
     aliases: str
+    flush: str
     # the prefix of the politeness keys' rate hashes (see rate_key), not a key itself
     rate_prefix: str
 
@@ -86,7 +92,7 @@ class CrawlKeys:
 
         ``settings`` (a Scrapy Settings) may override the scrapy-redis keys with
         ``REDIS_START_URLS_KEY``, ``SCHEDULER_QUEUE_KEY``,
-        ``SCHEDULER_DUPEFILTER_KEY`` and ``REDIS_ITEMS_KEY``.
+        ``SCHEDULER_DUPEFILTER_KEY``, ``REDIS_ITEMS_KEY`` and ``STATS_KEY``.
         """
         get = getattr(settings, "get", lambda _name, default: default)
         values = {"spider": name, "name": name}
@@ -96,6 +102,7 @@ class CrawlKeys:
             requests=requests,
             dupefilter=get("SCHEDULER_DUPEFILTER_KEY", DUPEFILTER) % values,
             items=get("REDIS_ITEMS_KEY", ITEMS) % values,
+            stats=get("STATS_KEY", STATS) % values,
             **{field: template % values for field, template in TEMPLATES.items()},
             rate_prefix=RATE % {**values, "target": ""},
         )

@@ -46,7 +46,12 @@ SCHEDULER_QUEUE_CLASS = "baike.frontier.queue.LeasedQueue"
 SCHEDULER_SERIALIZER = "baike.frontier.serializer"
 DUPEFILTER_CLASS = "baike.frontier.dupefilter.BucketDupeFilter"
 REQUEST_FINGERPRINTER_CLASS = "baike.frontier.fingerprint.CanonicalRequestFingerprinter"
+# scrapy-redis's: the leased scheduler never deletes shared state when a node closes (False is refused)
 SCHEDULER_PERSIST = True
+# scrapy-redis's: the first node of a crawl runs `scrapy reset --keep-items` as it starts
+SCHEDULER_FLUSH_ON_START = False
+# scrapy-redis's blocking-pop timeout: the leased scheduler never blocks (anything but 0 is refused)
+SCHEDULER_IDLE_BEFORE_CLOSE = 0
 SCHEDULER_BATCH_SIZE = 16
 SCHEDULER_FLUSH_SIZE = 512
 SCHEDULER_FLUSH_INTERVAL = 0.1
@@ -75,6 +80,9 @@ CLOSESPIDER_PAGECOUNT = 2000
 # End the crawl when nothing is queued or in flight anywhere for this long.
 CLOSESPIDER_FINISHED_GRACE = 3.0
 CLOSESPIDER_POLL_INTERVAL = 0.2
+# scrapy-redis's: a node that waited this many seconds while the whole crawl had nothing
+# (no seed, nothing queued or leased) closes; 0 waits forever
+MAX_IDLE_TIME_BEFORE_CLOSE = 0
 
 # -- politeness and robustness for the real site ---------------------------------------------
 ROBOTSTXT_OBEY = True

@@ -27,6 +27,7 @@ from baike.frontier.dupefilter import (
 )
 from baike.frontier.scheduler import MAX_FLUSH_SIZE
 from baike.urls import deny_list
+from baike.scrapyredis import refusals
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -153,8 +154,11 @@ TYPED_SETTINGS: dict[str, Rule] = {
     "REDIS_START_URLS_BATCH_SIZE": whole(1),
     "REDIS_START_URLS_AS_SET": BOOL,
     "REDIS_START_URLS_AS_ZSET": BOOL,
+    "REDIS_DECODE_RESPONSES": BOOL,
     # the shared frontier
     "SCHEDULER_PERSIST": BOOL,
+    "SCHEDULER_FLUSH_ON_START": BOOL,
+    "SCHEDULER_IDLE_BEFORE_CLOSE": whole(0, note="seconds; only 0 with the leased scheduler"),
     "SCHEDULER_BATCH_SIZE": whole(1),
     "SCHEDULER_FLUSH_SIZE": whole(1, MAX_FLUSH_SIZE),
     "SCHEDULER_FLUSH_INTERVAL": seconds(),
@@ -174,6 +178,9 @@ TYPED_SETTINGS: dict[str, Rule] = {
     "CLOSESPIDER_PAGECOUNT": whole(0, note="0 = no budget"),
     "CLOSESPIDER_FINISHED_GRACE": seconds(above=False),
     "CLOSESPIDER_POLL_INTERVAL": seconds(),
+    "MAX_IDLE_TIME_BEFORE_CLOSE": Rule(
+        "int", unit="seconds", note="0 = wait forever, below 0 = close as soon as the crawl has nothing"
+    ),
     "CLOSESPIDER_TIMEOUT": seconds(above=False, note=OFF_AT_ZERO),
     "CLOSESPIDER_TIMEOUT_NO_ITEM": whole(0, note=f"seconds, {OFF_AT_ZERO}"),
     "CLOSESPIDER_ITEMCOUNT": whole(0, note=OFF_AT_ZERO),
@@ -221,15 +228,18 @@ def check_settings(settings: BaseSettings) -> list[str]:
 
     Each line names the setting, its value and the expected form, e.g.
     ``CLOSESPIDER_PAGECOUNT='abc' is not valid: expected a whole number >= 0 (0 = no budget)``.
-    An empty list means every typed setting has its form and range; settings that go
-    together (the dupefilter's and the Bloom filter's sizes) are then checked together.
+    Once every typed setting has its form and range, the scrapy-redis settings this node
+    cannot honour are reported (:func:`baike.scrapyredis.refusals`, e.g.
+    ``SCHEDULER_IDLE_BEFORE_CLOSE=10 refused: ...; use MAX_IDLE_TIME_BEFORE_CLOSE``), and
+    settings that go together (the dupefilter's and the Bloom filter's sizes) are checked
+    together. An empty list means the node may start.
     """
     problems = [
         f"{name}={value!r} is not valid: expected {rule.expected}"
         for name, rule in TYPED_SETTINGS.items()
         if (value := settings.get(name)) is not None and not rule.accepts(value)
     ]
-    return problems or _check_layouts(settings) + _check_deny_list(settings)
+    return problems or [*refusals(settings), *_check_layouts(settings), *_check_deny_list(settings)]
 
 
 def _check_deny_list(settings: BaseSettings) -> list[str]:

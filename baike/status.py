@@ -72,6 +72,7 @@ KEY_TYPES = {
     "timeline": "list",
     "started": "string",
     "state": "hash",
+    "flush": "string",
 }
 # Other types a key may have: the seeds are a set or a sorted set with scrapy-redis's
 # REDIS_START_URLS_AS_SET / REDIS_START_URLS_AS_ZSET.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import redis
 from scrapy import Spider
 from scrapy.utils.test import get_crawler
 
@@ -43,3 +44,7 @@ class DropHubPipeline:
         if item.get("title") == "hub":
             raise DropItem("the hub's item is not kept")
         return item
+
+
+class CustomRedis(redis.Redis):
+    """A Redis client class of the user's own, named by REDIS_PARAMS["redis_cls"]."""

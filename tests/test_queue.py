@@ -45,6 +45,17 @@ def test_push_filters_duplicates_in_the_same_round_trip(queue: LeasedQueue) -> N
     assert len(queue) == 2
 
 
+def test_push_names_the_requests_it_filtered_only_when_asked(queue: LeasedQueue) -> None:
+    """For DUPEFILTER_DEBUG: the indices (in the pushes given) of the requests Redis filtered,
+    across priority groups and within one call."""
+    push(queue, Request(entry(1)))
+    requests = [Request(entry(2), priority=1), Request(entry(1)), Request(entry(2), priority=1), Request(entry(3))]
+    pushes = [(f"{KEYS.dupefilter}:00", field(r.url), r.priority, queue.encode(r)) for r in requests]
+    assert queue.push_and_ack("n1", pushes[:2], []).duplicates == ()
+    pushed = queue.push_and_ack("n1", pushes, [], list_filtered=True)
+    assert sorted(pushed.duplicates) == [0, 1, 2] and pushed.added == 1
+
+
 def test_priority_first_then_first_in_first_out(queue: LeasedQueue) -> None:
     push(queue, *(Request(entry(n)) for n in (5, 3, 9)), Request(entry(7), priority=2), Request(entry(1), priority=-1))
     taken = queue.take("n1", 10, 30)
@@ -375,6 +386,15 @@ def test_seeds_in_a_set_or_sorted_set(redis_db, redis_server, form: str, push_se
         assert urls == [entry(2), entry(1)], "highest score first, as scrapy-redis reads a sorted set"
 
 
+def test_a_take_admits_redis_start_urls_batch_size_seeds(redis_db, redis_server) -> None:
+    """scrapy-redis's REDIS_START_URLS_BATCH_SIZE: how many seeds one take moves into the frontier."""
+    crawler = make_crawler(redis_server.url, REDIS_START_URLS_BATCH_SIZE=5)
+    queue = LeasedQueue(redis_db, SeedSpider.from_crawler(crawler), KEYS.requests)
+    redis_db.rpush(KEYS.start_urls, *(entry(n) for n in range(12)))
+    assert queue.take("n1", 1, 30).admitted == 5
+    assert redis_db.llen(KEYS.start_urls) == 7
+
+
 def test_a_seed_key_of_another_type_is_reported_not_fatal(seed_queue: LeasedQueue, redis_db) -> None:
     redis_db.sadd(KEYS.start_urls, entry(1))
     push(seed_queue, Request(entry(5)))
@@ -621,3 +641,15 @@ def test_a_mark_records_the_fingerprint_and_queues_nothing(queue: LeasedQueue, r
     # the marked URLs are seen: pushing them now filters them; a new one still goes in
     assert push(queue, Request(entry(1)), Request(entry(2)), Request(entry(3))) == (1, 2)
     assert [r.url for _, r in queue.take("n1", 10, 30).requests] == [entry(3)]
+
+
+def test_filtered_pushes_are_named_rightly_after_marks(queue: LeasedQueue) -> None:
+    from baike.frontier.queue import MARK
+
+    push(queue, Request(entry(1)))
+    pushes = [
+        (f"{KEYS.dupefilter}:00", field(entry(7)), 0, MARK),
+        (f"{KEYS.dupefilter}:00", field(entry(1)), 0, queue.encode(Request(entry(1)))),
+        (f"{KEYS.dupefilter}:00", field(entry(2)), 0, queue.encode(Request(entry(2)))),
+    ]
+    assert queue.push_and_ack("n1", pushes, [], list_filtered=True).duplicates == (1,)

@@ -83,6 +83,8 @@ def test_the_operators_rule_is_the_nodes_and_more() -> None:
     node_rules = set(node[3:]) - {PLACEHOLDERS["baike-node"]}
     operator_rules = set(operator[3:]) - {PLACEHOLDERS["baike-ops"]}
     assert node_rules < operator_rules
+    flush_rules = set(documented_rule("node-flush")[3:])
+    assert flush_rules <= operator_rules, "a node that flushes at start needs nothing an operator may not run"
     assert "-@all" in node_rules and "~baike:*" in node_rules and "resetchannels" in node_rules
     assert not any(rule.startswith("+@") or rule in ("allkeys", "~*", "allcommands") for rule in operator_rules)
 
@@ -343,6 +345,32 @@ def test_a_node_user_cannot_reset_the_crawl(acl_redis) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
     assert acl_redis.passwords["baike-node"] not in result.stderr + result.stdout
     assert acl_redis.admin().hlen(KEYS.items) == 1
+
+
+@pytest.mark.e2e
+def test_a_node_flushing_at_start_needs_the_documented_commands(acl_redis, replica_factory, node_factory) -> None:
+    """SCHEDULER_FLUSH_ON_START: refused in one line with the node's rule alone; with the rule
+    of docs/redis.md for such nodes it flushes an old crawl, and Redis refuses nothing."""
+    replica = replica_factory(300, 13)
+    admin = acl_redis.admin()
+    admin.hset(KEYS.budget, "pages", BUDGET)  # an old crawl that spent its budget
+    flushing = ("SCHEDULER_FLUSH_ON_START=True", "CLUSTERSTATS_LOST_AFTER=1")
+    refused = node_factory(acl_redis.url("baike-node"), replica.url, *flushing)
+    assert refused.wait(timeout=60) == 2, refused.log[-3000:]
+    (line,) = refused.log_path.with_suffix(".err").read_text().splitlines()
+    assert line.startswith("crawl: SCHEDULER_FLUSH_ON_START: could not flush the crawl at redis://baike-node:***@")
+    assert "acl:node-flush in docs/redis.md" in line and acl_redis.passwords["baike-node"] not in line
+    assert "Traceback" not in refused.log
+    assert admin.hget(KEYS.budget, "pages") == str(BUDGET).encode(), "nothing was flushed"
+
+    admin.execute_command("ACL", "SETUSER", "baike-node", *documented_rule("node-flush")[3:])
+    deadline = time.monotonic() + 10
+    while admin.exists(KEYS.flush) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the refused node could not give its guard back: it expires
+    admin.acl_log_reset()
+    (node,) = crawl_exactly_the_budget(acl_redis, replica, node_factory, 1, *flushing)
+    assert "SCHEDULER_FLUSH_ON_START: flushed the crawl at" in node.log
+    assert acl_redis.refused() == []
 
 
 @pytest.mark.e2e

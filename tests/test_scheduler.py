@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from scrapy import Request
 
@@ -103,3 +105,33 @@ def test_a_queued_form_of_a_stored_entry_is_dropped_undownloaded(scheduler, redi
     # its lease is settled and its budget unit handed back: nothing is lost, nothing spent
     assert ledger(redis_db)["settled"] == 1 and ledger(redis_db)["reserved"] == 2
     assert redis_db.zcard(KEYS.leases) == 2
+
+
+def filtered_lines(caplog) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.getMessage().startswith("Filtered duplicate")]
+
+
+@pytest.mark.parametrize("debug", [True, False])
+def test_dupefilter_debug_logs_every_filtered_request(redis_db, redis_server, caplog, debug: bool) -> None:
+    """DUPEFILTER_DEBUG: every duplicate is logged, whether Redis filtered it in a flush or this
+    node knew it already; off, only the first one is, with Scrapy's hint."""
+    crawler = make_crawler(redis_server.url, DUPEFILTER_DEBUG=debug)
+    scheduler = LeasedScheduler.from_crawler(crawler)
+    scheduler.open(crawler.spider)
+    caplog.set_level(logging.DEBUG, logger="baike.frontier.dupefilter")
+    for n in (1, 2, 1, 2):  # one flush: Redis keeps the first of each and filters the second
+        scheduler.enqueue_request(Request(entry(n), callback=crawler.spider.parse))
+    scheduler._flush()
+    for n in (1, 3):  # entry 1 is known to this node now: dropped without a round trip
+        scheduler.enqueue_request(Request(entry(n), callback=crawler.spider.parse))
+    scheduler._flush()
+    scheduler.close("finished")
+
+    assert crawler.stats.get_value("baike/frontier/duplicates") == 3
+    if debug:
+        assert filtered_lines(caplog) == [f"Filtered duplicate request: <GET {entry(n)}>" for n in (1, 2, 1)]
+    else:
+        assert filtered_lines(caplog) == [
+            f"Filtered duplicate request <GET {entry(1)}> - no more duplicates will be shown"
+            " (see DUPEFILTER_DEBUG to show all duplicates)"
+        ]

@@ -14,9 +14,9 @@ from types import SimpleNamespace
 import pytest
 from scrapy.extensions.closespider import CloseSpider
 
-from baike.commands.reset import live_nodes
 from baike.extensions.closespider import ClusterCloseSpider
 from baike.extensions.clusterstats import ClusterStats
+from baike.fresh import live_nodes
 from baike.frontier.scheduler import LeasedScheduler
 from baike.keys import CrawlKeys
 from baike.status import (

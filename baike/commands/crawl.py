@@ -6,8 +6,10 @@ commands are read after Scrapy's and replace those of the same name
 the crawl exactly as Scrapy's does, and adds two refusals, each one line on stderr
 starting with ``crawl:`` and exit code 2, never a traceback:
 
-* a bad value of a typed setting (:func:`baike.settingscheck.check_settings`), found
-  before anything starts: one line per bad setting;
+* a bad value of a typed setting, or a scrapy-redis setting or spider argument (``-a``)
+  this node cannot honour (:func:`baike.settingscheck.check_settings`,
+  :func:`baike.scrapyredis.argument_refusals`), found before anything starts: one line
+  per bad setting;
 * a :class:`~baike.errors.NodeRefused` raised while the crawl starts, e.g. by the
   dupefilter when this node cannot read or agree with the crawl's layout.
 
@@ -27,6 +29,7 @@ from scrapy.exceptions import UsageError
 from twisted.internet.defer import Deferred
 
 from baike.errors import NodeRefused
+from baike.scrapyredis import argument_refusals
 from baike.settingscheck import check_settings
 
 if TYPE_CHECKING:
@@ -109,11 +112,12 @@ class Command(ScrapyCrawlCommand):
         )
 
     def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
-        """Scrapy's options, then the check of the typed settings: every problem is one
-        line on stderr and the command exits with EXIT_REFUSED before anything starts."""
+        """Scrapy's options, then the check of the settings and spider arguments: every
+        problem is one line on stderr and the command exits with EXIT_REFUSED before
+        anything starts."""
         super().process_options(args, opts)
         assert self.settings is not None
-        problems = check_settings(self.settings)
+        problems = [*check_settings(self.settings), *argument_refusals(opts.spargs)]
         if problems:
             for problem in problems:
                 self.refuse(problem)

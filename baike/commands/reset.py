@@ -7,18 +7,11 @@ from typing import TYPE_CHECKING
 from scrapy.exceptions import UsageError
 
 from baike.cli import CrawlCommand
-from baike.connection import redis_time
-from baike.frontier.bloom import DEFAULT_KEY as BLOOM_KEY
-from baike.frontier.bloom import BloomDupeFilter
-from baike.frontier.dupefilter import BucketDupeFilter
-from baike.status import ALIVE, read_nodes
+from baike.fresh import doomed_keys, live_nodes, reset_crawl
+from baike.frontier.bloom import bloom_key
 
 if TYPE_CHECKING:
     import argparse
-
-    from redis import Redis
-
-    from baike.keys import CrawlKeys
 
 # Live nodes named in the refusal; the rest are counted.
 NAMED_NODES = 5
@@ -26,19 +19,6 @@ NAMED_NODES = 5
 
 class NodesAlive(Exception):
     """Nodes are still crawling: a reset under them would be undone or corrupted."""
-
-
-def live_nodes(server: Redis, keys: CrawlKeys, lost_after: float) -> list[str]:
-    """The ids of the nodes whose record in ``baike:nodes`` says they are alive.
-
-    As ``scrapy status`` decides: not closed, and heard from within ``lost_after``
-    seconds (or three of the node's own intervals) of Redis's clock. A
-    ``baike:nodes`` of another type holds no node of this crawl.
-    """
-    if server.type(keys.nodes) not in (b"hash", "hash"):
-        return []
-    nodes = read_nodes(server.hgetall(keys.nodes), redis_time(server), lost_after)
-    return [node["node"] for node in nodes if node["status"] == ALIVE]
 
 
 def refusal(alive: list[str]) -> str:
@@ -81,8 +61,7 @@ class Command(CrawlCommand):
         if args:
             raise UsageError("reset takes no arguments")
         keys = self.keys
-        kept = {keys.start_urls, keys.items, keys.aliases} if opts.keep_items else {keys.start_urls}
-        doomed = [key for key in keys.all() if key not in kept]
+        doomed = doomed_keys(keys, opts.keep_items)
         try:
             server = self.connect()
             alive = live_nodes(server, keys, self.settings.getfloat("CLUSTERSTATS_LOST_AFTER", 10.0))
@@ -93,11 +72,7 @@ class Command(CrawlCommand):
                 if answer.strip().lower() not in ("y", "yes"):
                     print("Nothing deleted.")
                     return
-            deleted = server.delete(*doomed)
-            deleted += BucketDupeFilter(server, keys.dupefilter, fingerprinter=None).clear()
-            deleted += sum(server.unlink(key) for key in server.scan_iter(match=f"{keys.rate_prefix}*", count=1000))
-            bloom_key = self.settings.get("BLOOM_KEY", BLOOM_KEY) % {"spider": "baike", "name": "baike"}
-            deleted += BloomDupeFilter(server, bloom_key, fingerprinter=None).clear()
+            deleted = reset_crawl(server, keys, bloom_key(self.settings, "baike"), opts.keep_items)
         except Exception as exc:  # one line, not a traceback: this is a user-facing command
             self.fail(str(exc))
             return

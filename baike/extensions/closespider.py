@@ -12,6 +12,14 @@ acted on twice) and keeps its other conditions (timeout, item count, error count
   ``closespider_pagecount``, including nodes that start later.
 * When the crawl has started, nothing is queued, leased or waiting as a seed on any
   node for ``CLOSESPIDER_FINISHED_GRACE`` seconds, every node closes with ``finished``.
+* scrapy-redis's ``MAX_IDLE_TIME_BEFORE_CLOSE`` (or the spider's ``max_idle_time``): a
+  node that has waited that many seconds with nothing to do while the crawl has nothing
+  either (no seed waiting, nothing queued or leased on any node, started or not) closes
+  with ``max_idle_time_before_close``; 0 waits forever, a negative number closes at the
+  first such moment. The wait is this node's own, on its monotonic clock, as the grace is.
+  scrapy-redis measures it in the spider's idle handler, from the last time seeds were
+  waiting, and would close a node whose own queue ran dry while other nodes still hold
+  the work its next requests come from; here the spider never closes on its own idle.
 
 Only the leased scheduler (``SCHEDULER`` = :class:`~baike.frontier.scheduler.LeasedScheduler`
 or a subclass) reserves budget units. With any other scheduler (Scrapy's own, for a
@@ -47,6 +55,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LEASED_SCHEDULER = f"{LeasedScheduler.__module__}.{LeasedScheduler.__qualname__}"
+# why a node closes after MAX_IDLE_TIME_BEFORE_CLOSE (Scrapy's reasons are named after their settings)
+MAX_IDLE_REASON = "max_idle_time_before_close"
 # what a node's scheduler adds to its stats for each request it schedules
 ENQUEUED_STATS = ("scheduler/enqueued", "scheduler/enqueued/redis")
 
@@ -68,6 +78,8 @@ class ClusterCloseSpider(CloseSpider):
         self.page_budget = max(settings.getint("CLOSESPIDER_PAGECOUNT"), 0)
         self.finished_grace = settings.getfloat("CLOSESPIDER_FINISHED_GRACE", 3.0)
         self.poll_interval = settings.getfloat("CLOSESPIDER_POLL_INTERVAL", 0.2)
+        # seconds; the spider's max_idle_time, when it has one, wins (read when it opens)
+        self.max_idle = settings.getint("MAX_IDLE_TIME_BEFORE_CLOSE", 0)
         self.server = get_redis(settings)
         self.keys = CrawlKeys.for_spider(crawler.spidercls.name, settings)
         # only the leased scheduler reserves the cluster's budget units and holds leases
@@ -76,6 +88,8 @@ class ClusterCloseSpider(CloseSpider):
         # (SCHEDULER is this node's own setting, never data from Redis)
         self.shared_queue = issubclass(load_object(settings["SCHEDULER"]), RedisScheduler)
         self._idle_since: float | None = None
+        # since when this node and the whole crawl have had nothing (MAX_IDLE_TIME_BEFORE_CLOSE)
+        self._empty_since: float | None = None
         self._closing = False
         self._watch = create_looping_call(self._check_cluster)
         crawler.signals.connect(self.watch_cluster, signal=signals.spider_opened)
@@ -98,6 +112,9 @@ class ClusterCloseSpider(CloseSpider):
             self._close_spider("closespider_pagecount_no_item")
 
     def watch_cluster(self, spider: Any) -> None:
+        max_idle = getattr(spider, "max_idle_time", None)
+        if isinstance(max_idle, int):
+            self.max_idle = max_idle
         self._log_budget()
         self._record_state(budget=self.page_budget)
         self._check_cluster()
@@ -138,7 +155,7 @@ class ClusterCloseSpider(CloseSpider):
         try:
             if self._node_busy():
                 # the end of the crawl cannot be near while this node works: one command
-                self._idle_since = None
+                self._idle_since = self._empty_since = None
                 if self.cluster_wide:
                     self._check_budget(int(self.server.hget(self.keys.budget, "pages") or 0))
                 return
@@ -148,15 +165,45 @@ class ClusterCloseSpider(CloseSpider):
             return
         if self._check_budget(pages):
             return
-        if waiting or leased or seeds or not started:
-            self._idle_since = None
+        if waiting or leased or seeds:
+            self._idle_since = self._empty_since = None
             return
         now = time.monotonic()
+        self._empty_since = self._empty_since or now
+        if not started:
+            self._idle_since = None
+        elif self._check_finished(now):
+            return
+        self._check_max_idle(now)
+
+    def _check_finished(self, now: float) -> bool:
+        """Close with ``finished`` once the started crawl has had nothing for the grace."""
         self._idle_since = self._idle_since or now
-        if now - self._idle_since >= self.finished_grace:
-            where = "on any node" if self.shared_queue else "on this node"
-            logger.info("Nothing queued or in flight %s for %.1f s: the crawl is finished", where, self.finished_grace)
-            self._close_spider("finished")
+        if now - self._idle_since < self.finished_grace:
+            return False
+        logger.info(
+            "Nothing queued or in flight %s for %.1f s: the crawl is finished", self._where, self.finished_grace
+        )
+        self._close_spider("finished")
+        return True
+
+    def _check_max_idle(self, now: float) -> None:
+        """MAX_IDLE_TIME_BEFORE_CLOSE: close once this node waited that long with the crawl empty."""
+        waited = now - (self._empty_since or now)
+        if not self.max_idle or waited < self.max_idle:
+            return
+        logger.info(
+            "Waited %.1f s with nothing to crawl (no seeds, nothing queued or leased %s): closing this node"
+            " (MAX_IDLE_TIME_BEFORE_CLOSE=%d)",
+            waited,
+            self._where,
+            self.max_idle,
+        )
+        self._close_spider(MAX_IDLE_REASON)
+
+    @property
+    def _where(self) -> str:
+        return "on any node" if self.shared_queue else "on this node"
 
     def _node_busy(self) -> bool:
         engine = self.crawler.engine

@@ -148,6 +148,11 @@ class BloomLayout:
         return {"shards": self.shards, "shard_bits": self.shard_bits, "hashes": self.hashes}
 
 
+def bloom_key(settings: Any, spider: str) -> str:
+    """The layout hash of spider ``spider``'s Bloom filter: ``BLOOM_KEY``, or ``<spider>:bloom``."""
+    return settings.get("BLOOM_KEY", DEFAULT_KEY) % {"spider": spider, "name": spider}
+
+
 class BloomDupeFilter(SharedDupeFilter):
     """Approximate shared dupefilter in Redis bitmaps; never cleared on close."""
 
@@ -178,7 +183,7 @@ class BloomDupeFilter(SharedDupeFilter):
         name = crawler.spidercls.name
         dupefilter = cls(
             server=get_redis(settings),
-            key=settings.get("BLOOM_KEY", DEFAULT_KEY) % {"spider": name, "name": name},
+            key=bloom_key(settings, name),
             fingerprinter=crawler.request_fingerprinter,
             layout=BloomLayout.for_capacity(
                 settings.getint("BLOOM_CAPACITY", DEFAULT_CAPACITY),

@@ -77,6 +77,7 @@ class Pushed(NamedTuple):
     stale: int = 0  # acknowledgements refused: their leases were no longer this node's
     cooling: float = 0.0  # seconds the cluster's cool-down still lasts (Redis time)
     rate: float = 0.0  # the cluster's rate now, requests per second (0: no shared rate)
+    duplicates: tuple[int, ...] = ()  # indices of the filtered pushes, when asked for
 
 
 @dataclass(slots=True)
@@ -264,6 +265,7 @@ class LeasedQueue(Base):
         call_id: str | None = None,
         replaces: dict[int, str] | None = None,
         answers: Answers | None = None,
+        list_filtered: bool = False,
     ) -> Pushed:
         """Enqueue new requests and settle leases in one atomic round trip.
 
@@ -279,6 +281,8 @@ class LeasedQueue(Base):
         request to that lease (acknowledged in ``acks``): it is dropped if that ack is
         refused, since the request is another node's now. ``answers`` are reported to the
         cluster's shared rate, which may back off; the reply says for how long it cools down.
+        With ``list_filtered`` the reply names the pushes filtered as duplicates (for
+        DUPEFILTER_DEBUG's log).
         """
         report = [self.rate, *astuple(answers or Answers()), *self.backoff] if self.rate else [0] * 8
         return push_and_ack(
@@ -291,6 +295,7 @@ class LeasedQueue(Base):
             call_id or new_call_id(),
             replaces,
             (self.rate_key, report),
+            list_filtered,
         )
 
     def push(self, request: Request) -> None:
@@ -467,6 +472,7 @@ def push_and_ack(
     call_id: str = "",
     replaces: dict[int, str] | None = None,
     report: tuple[str, list[Any]] | None = None,
+    list_filtered: bool = False,
 ) -> Pushed:
     """Run :data:`~baike.frontier.scripts.PUSH_AND_ACK` (see :meth:`LeasedQueue.push_and_ack`).
 
@@ -476,8 +482,9 @@ def push_and_ack(
     replaces a leased request (its retry or redirect) to that lease, acknowledged in
     the same call: such a push is kept only if its lease's ack is accepted. ``report``
     is the politeness key's rate hash and the answers' arguments (see the script).
-    Raises ValueError when fingerprints differ in width or more than 65,535
-    buckets are named in one call.
+    With ``list_filtered`` the reply's ``duplicates`` are the indices in ``pushes`` of
+    the requests filtered as duplicates. Raises ValueError when fingerprints differ in
+    width or more than 65,535 buckets are named in one call.
     """
     widths = {len(fingerprint) for bucket, fingerprint, _, _ in pushes if bucket and fingerprint is not None}
     if len(widths) > 1:
@@ -486,7 +493,8 @@ def push_and_ack(
     blank = bytes(width)
     bucket_index: dict[str, int] = {}
     ack_index = {lease: number for number, (lease, _, _) in enumerate(acks, 1)}
-    groups: list[tuple[int, list[bytes], list[str], int]] = []
+    # (priority, slots, payloads, replaced ack, the pushes' indices)
+    groups: list[tuple[int, list[bytes], list[str], int, list[int]]] = []
     # (priority, replaced ack, marks only) -> index of its group being filled
     filling: dict[tuple[int, int, bool], int] = {}
     for number, (bucket, fingerprint, priority, payload) in enumerate(pushes):
@@ -495,8 +503,9 @@ def push_and_ack(
         at = filling.get(group_key)
         if at is None or len(groups[at][2]) >= ENTRY_MAX_REQUESTS:
             filling[group_key] = at = len(groups)
-            groups.append((priority, [], [], replaced))
-        _, slots, payloads, _ = groups[at]
+            groups.append((priority, [], [], replaced, []))
+        _, slots, payloads, _, numbers = groups[at]
+        numbers.append(number)
         if bucket and fingerprint is not None:
             slots.append(_SLOT_INDEX.pack(bucket_index.setdefault(bucket, len(bucket_index) + 1)) + fingerprint)
         else:
@@ -505,7 +514,7 @@ def push_and_ack(
     if len(bucket_index) > 0xFFFF:
         raise ValueError(f"{len(bucket_index)} dupefilter buckets in one push; at most 65535")
     argv: list[Any] = [node, call_id or new_call_id(), width, *bloom, len(groups)]
-    for priority, slots, payloads, replaced in groups:
+    for priority, slots, payloads, replaced, _ in groups:
         packed = "" if payloads[0] == MARK else "\n" + "\n".join(payloads)
         argv += [priority, len(payloads), b"".join(slots), packed, replaced]
     argv.append(len(acks))
@@ -516,7 +525,7 @@ def push_and_ack(
             prefix = json.dumps({"reason": reason, "time": now, "node": node})[:-1] + ',"payload":'
         argv += [*split_handle(lease), int(page), prefix]
     rate_hash, answers = report or (keys.budget, [0] * 8)
-    argv += answers
+    argv += [*answers, int(list_filtered)]
     frontier = [
         keys.requests,
         keys.request_data,
@@ -528,8 +537,11 @@ def push_and_ack(
         keys.calls,
         rate_hash,
     ]
-    added, filtered, stale, cooling, rate = script(keys=[*frontier, *bucket_index], args=argv)
-    return Pushed(int(added), int(filtered), int(stale), int(cooling) / 1000, int(rate) / 1000)
+    added, filtered, stale, cooling, rate, *listed = script(keys=[*frontier, *bucket_index], args=argv)
+    # the script numbers the pushes in the order they were sent, group by group, from 1
+    sent = [number for *_, numbers in groups for number in numbers]
+    duplicates = tuple(sent[int(position) - 1] for position in (listed[0] if listed else ()))
+    return Pushed(int(added), int(filtered), int(stale), int(cooling) / 1000, int(rate) / 1000, duplicates)
 
 
 

@@ -8,7 +8,9 @@ What it changes from the stock scheduler, and why:
 * New requests are buffered and sent with the dupefilter check and the settling
   of finished leases in one atomic round trip, instead of two per link.
 * Nothing is deleted when a node closes: the frontier and the fingerprints belong
-  to the whole cluster. A fresh crawl is the explicit ``scrapy reset`` operation.
+  to the whole cluster. A fresh crawl is the explicit ``scrapy reset`` operation, which
+  scrapy-redis's ``SCHEDULER_FLUSH_ON_START`` runs as the first node of a crawl starts
+  (see :mod:`baike.fresh`): before its dupefilter records the crawl's layout.
 * A lost Redis connection is logged once, retried with back-off, and never loses
   buffered requests or acknowledgements. A flush that failed is resent as it was,
   under the same call id, before anything newer: if Redis had applied it and only
@@ -32,12 +34,16 @@ from dataclasses import dataclass, field
 from itertools import count
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import RedisError
 from scrapy import signals
 from scrapy.utils.asyncio import create_looping_call
 from scrapy.utils.misc import load_object
 from scrapy_redis.scheduler import Scheduler
 
 from baike.connection import REDIS_ERRORS, get_redis
+from baike.errors import NodeRefused
+from baike.fresh import flush_at_start, log_flush_at_start, release_flush_guard
+from baike.frontier.bloom import bloom_key
 from baike.frontier.known import KnownFingerprints
 from baike.frontier.queue import LEASE_META_KEY, MARK, Answers, PayloadError, Taken, new_call_id
 from baike.keys import CrawlKeys
@@ -146,9 +152,15 @@ class LeasedScheduler(Scheduler):
         self._redis_down_since: float | None = None
         self._retry_at = 0.0
         self._loops: list[Any] = []
+        self.keys = CrawlKeys.for_spider(crawler.spidercls.name, settings)
+        self.flush_on_start = settings.getbool("SCHEDULER_FLUSH_ON_START")
+        if self.flush_on_start:
+            self._flush_at_start()
         # built here, not in open(), as Scrapy's own scheduler does: a node that cannot
         # agree with the crawl's dupefilter is refused before its engine opens
         self.df = load_object(self.dupefilter_cls).from_crawler(crawler)
+        # list the requests Redis filters as duplicates while the dupefilter logs them
+        self._df_logs_all = bool(getattr(self.df, "debug", False))
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -172,7 +184,6 @@ class LeasedScheduler(Scheduler):
 
     def open(self, spider: Spider) -> None:
         self.spider = spider
-        self.keys = CrawlKeys.for_spider(spider.name, spider.settings)
         self.queue = load_object(self.queue_cls)(
             server=self.server, spider=spider, key=self.keys.requests, serializer=self.serializer
         )
@@ -184,11 +195,7 @@ class LeasedScheduler(Scheduler):
             waiting = 0
         if waiting:
             logger.info("Resuming crawl (%d requests in the shared frontier)", waiting)
-        logger.info(
-            "Node %s joined the crawl at %s",
-            self.node_id,
-            redacted(self.crawler.settings.get("REDIS_URL") or "redis://127.0.0.1:6379/0"),
-        )
+        logger.info("Node %s joined the crawl at %s", self.node_id, self.where)
         self._start_loop(self._heartbeat, self.heartbeat_interval)
         self._start_loop(self._poll_when_idle, self.idle_poll)
         self._start_loop(self._flush, self.flush_interval)
@@ -198,6 +205,7 @@ class LeasedScheduler(Scheduler):
             if loop.running:
                 loop.stop()
         self._flush()
+        self._release_flush_guard()
         leased = [request_id for request_id, _ in self._buffer] + sorted(self._active)
         self._buffer.clear()
         self._active.clear()
@@ -215,6 +223,11 @@ class LeasedScheduler(Scheduler):
         if released:
             logger.info("Handed %d untouched requests back to the shared frontier", released)
         self._inc("baike/frontier/released", released)
+
+    @property
+    def where(self) -> str:
+        """REDIS_URL without its password, for log lines."""
+        return redacted(self.crawler.settings.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
 
     def has_pending_requests(self) -> bool:
         return bool(self._buffer or self._pushes or self._unconfirmed)
@@ -280,13 +293,13 @@ class LeasedScheduler(Scheduler):
                 # baike's) is asked directly, one round trip per request, and the push
                 # is unfiltered
                 if self.df.request_seen(request):
-                    self._inc("baike/frontier/duplicates")
+                    self._filtered(request)
                     return False
             else:
                 bucket, fingerprint = self.df.slot(request)
                 known = self._known.key(bucket, fingerprint)
                 if known in self._known:
-                    self._inc("baike/frontier/duplicates")
+                    self._filtered(request)
                     return False
                 self._push_keys.append(known)
         try:
@@ -372,6 +385,37 @@ class LeasedScheduler(Scheduler):
 
     # -- internals ------------------------------------------------------------------------
 
+    def _flush_at_start(self) -> None:
+        """scrapy-redis's SCHEDULER_FLUSH_ON_START: ``scrapy reset --keep-items``, run by the
+        first node of a crawl only (:func:`baike.fresh.flush_at_start`); one line says what
+        was done. A node that cannot flush as asked is refused."""
+        settings = self.crawler.settings
+        lost_after = settings.getfloat("CLUSTERSTATS_LOST_AFTER", 10.0)
+        try:
+            done = flush_at_start(
+                self.server, self.keys, bloom_key(settings, self.crawler.spidercls.name), self.node_id, lost_after
+            )
+        except RedisError as exc:
+            held = "" if self._release_flush_guard() else f"; no node flushes at start until {self.keys.flush} expires"
+            raise NodeRefused(
+                f"SCHEDULER_FLUSH_ON_START: could not flush the crawl at {self.where} ({exc}). Check that Redis is"
+                " up and that the node's Redis user may run the fresh-crawl commands (acl:node-flush in"
+                f" docs/redis.md), or run `scrapy reset` and start the node without it{held}"
+            ) from None
+        log_flush_at_start(done, self.where, self.keys)
+
+    def _release_flush_guard(self) -> bool:
+        """Let the next crawl's first node flush again: give back the guard if this node set it.
+        False when Redis could not be asked (the guard then expires on its own)."""
+        if not self.flush_on_start:
+            return True
+        try:
+            release_flush_guard(self.server, self.keys, self.node_id)
+        except RedisError as exc:
+            logger.debug("Flush guard %s left to expire: %s", self.keys.flush, exc)
+            return False
+        return True
+
     def _start_loop(self, func: Any, interval: float) -> None:
         loop = create_looping_call(func)
         loop.start(interval, now=False)
@@ -399,6 +443,7 @@ class LeasedScheduler(Scheduler):
                 call_id=batch.call_id,
                 replaces=batch.replaces,
                 answers=batch.answers,
+                list_filtered=self._lists_filtered(),
             )
         except REDIS_ERRORS as exc:
             self._redis_failed(exc)
@@ -410,6 +455,7 @@ class LeasedScheduler(Scheduler):
         # these fingerprints are in Redis now: a later link to the same entry is dropped
         # here without encoding it or asking Redis again
         self._known.add_many(batch.keys)
+        self._log_filtered(batch, pushed.duplicates)
         self._inc("scheduler/enqueued/redis", pushed.added)
         self._inc("baike/frontier/duplicates", pushed.filtered)
         self._inc("baike/frontier/settled", len(batch.acks) - pushed.stale)
@@ -421,6 +467,27 @@ class LeasedScheduler(Scheduler):
                 pushed.stale,
                 len(batch.acks),
             )
+
+    def _filtered(self, request: Request) -> None:
+        """``request`` is a duplicate: counted, and logged as the dupefilter logs (DUPEFILTER_DEBUG)."""
+        self._inc("baike/frontier/duplicates")
+        self.df.log(request, self.spider)
+
+    def _lists_filtered(self) -> bool:
+        """Whether the push script should name the requests it filters: while the dupefilter
+        logs every duplicate (DUPEFILTER_DEBUG), or has not logged its first one yet."""
+        return self._df_logs_all or not getattr(self.df, "logged_first_duplicate", True)
+
+    def _log_filtered(self, batch: _Flush, duplicates: tuple[int, ...]) -> None:
+        """Log the requests of ``batch`` that Redis filtered (indices into its pushes)."""
+        for index in duplicates:
+            if not self._lists_filtered():
+                return
+            try:
+                request = self.queue.decode(batch.pushes[index][3].encode("utf-8"))
+            except (IndexError, PayloadError):
+                continue
+            self.df.log(request, self.spider)
 
     def _pause(self, seconds: float, why: str) -> None:
         """Hand out no work for ``seconds`` (or longer, if already pausing); logged when it starts."""

@@ -116,6 +116,7 @@ end
 #             "0": none was (the unit is handed back)
 #   dead-letter prefix "": settled normally; otherwise the payload goes to the dead
 #             list as <prefix> .. payload .. "}"
+# then "1" to have the reply list the requests filtered as duplicates (DUPEFILTER_DEBUG), else "0"
 # Requests arrive packed, two arguments per group instead of three per request: a page
 # brings dozens, and every argument costs Redis a parse and a Lua string.
 # The new requests of one group become one frontier entry: a lone payload as it is,
@@ -133,7 +134,8 @@ end
 # window's answers (at least 5) halve the rate; healthy answers a whole window after the
 # last of those raise it by a twentieth of the configured rate per second, back to it.
 # Returns {added, filtered, stale acks, ms of cool-down left, rate now in requests per
-# 1000 s}; a resent call (same call id) replays it.
+# 1000 s, {positions of the filtered requests among all the groups' requests, from 1, when
+# asked}}; a resent call (same call id) replays it.
 PUSH_AND_ACK = _CALL_CHUNKED + _CALLS + _LEASES + _RATE + """
 local node = ARGV[1]
 local call_id = ARGV[2]
@@ -167,6 +169,8 @@ for k = 1, n_ack do
   end
 end
 local answers_at = i
+local list_filtered = ARGV[answers_at + 8] == '1'
+local duplicates, sent = {}, 0
 i = 7
 -- record the fingerprint at `at` of `slots` in `key`; true when it was new
 local function record(key, slots, at)
@@ -212,7 +216,7 @@ if n_groups > 0 then
         local bucket = high * 256 + low
         if bucket > 0 and record(KEYS[9 + bucket], slots, at + 2) then marked = marked + 1 end
       end
-      count = 0
+      sent, count = sent + count, 0
     end
     for k = 1, (replaced > 0 and refused[replaced]) and 0 or count do
       local at = (k - 1) * stride + 1
@@ -220,8 +224,11 @@ if n_groups > 0 then
       local bucket = high * 256 + low
       if bucket == 0 or record(KEYS[9 + bucket], slots, at + 2) then
         kept[#kept + 1] = k
+      elseif list_filtered then
+        duplicates[#duplicates + 1] = sent + k
       end
     end
+    sent = sent + count
     seq = seq + 1
     if #kept > 0 then
       local entry = payloads
@@ -291,7 +298,8 @@ if configured > 0 then
   if reason then redis.call('HSET', hash, 'reason', reason, 'reason_at', now) end
   if ending > now then cooling = math.ceil((ending - now) * 1000) end
 end
-return remember(KEYS[8], 'push ' .. node, call_id, {added, filtered, stale, cooling, math.floor(current * 1000)})
+return remember(KEYS[8], 'push ' .. node, call_id,
+  {added, filtered, stale, cooling, math.floor(current * 1000), duplicates})
 """
 
 # LEASE: admit waiting seeds, reclaim expired leases, then lease up to N requests within

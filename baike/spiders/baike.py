@@ -107,13 +107,20 @@ class BaikeSpider(RedisSpider):
             return None
 
     def spider_idle(self) -> None:
-        """scrapy-redis's idle handler, riding out a Redis outage instead of logging a traceback."""
+        """scrapy-redis's idle handler: read the seeds waiting in Redis (without the leased
+        frontier), riding out a Redis outage instead of logging a traceback; and stay open.
+
+        When a node closes is :class:`~baike.extensions.closespider.ClusterCloseSpider`'s to
+        decide: the cluster's budget, the end of the crawl, and MAX_IDLE_TIME_BEFORE_CLOSE
+        measured while the whole crawl has nothing. scrapy-redis's own check, here, would
+        close a node whose queue ran dry for a moment while others still hold the work.
+        """
         try:
-            super().spider_idle()
+            self.schedule_next_requests()
         except REDIS_ERRORS as exc:
             self.crawler.stats.inc_value("baike/redis/errors")
             self.logger.warning("Cannot read seeds from Redis (%s); retrying when idle", exc)
-            raise DontCloseSpider from None
+        raise DontCloseSpider
 
     # -- seeds ------------------------------------------------------------------------
 
