@@ -18,12 +18,14 @@ import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from scrapy.settings import BaseSettings
 from scrapy_redis.connection import SETTINGS_PARAMS_MAP, get_redis_from_settings
 
 from baike.errors import NodeRefused
+from baike.keys import on_cluster
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -87,12 +89,56 @@ def _forget(key: int) -> Callable[[weakref.ref[Any]], None]:
 
 def client_settings(settings: Any) -> dict[str, Any]:
     """What scrapy-redis builds the client from: its ``REDIS_*`` settings (REDIS_URL,
-    REDIS_HOST, ...) and ``REDIS_PARAMS`` with the TLS files added."""
+    REDIS_HOST, ...) and ``REDIS_PARAMS`` with the TLS files added; for a Redis Cluster
+    URL, redis-py's RedisCluster and its start-up nodes (see :func:`cluster_url`)."""
     values = {name: settings.get(name) for name in SETTINGS_PARAMS_MAP}
     params = dict(settings.getdict("REDIS_PARAMS"))
-    params.update(tls_params(settings, values.get("REDIS_URL"), params))
+    url = values.get("REDIS_URL")
+    params.update(tls_params(settings, url, params))
+    if on_cluster(settings):
+        values["REDIS_URL"], nodes = cluster_url(url)
+        params.update(redis_cls=RedisCluster, startup_nodes=nodes)
     values["REDIS_PARAMS"] = params
     return values
+
+
+def plain_settings(settings: Any) -> BaseSettings:
+    """A copy of ``settings`` whose Redis settings scrapy-redis's own ``get_redis_from_settings``
+    can read (a cluster's first node as a plain URL), for scrapy-redis code that builds a
+    client of its own; baike's components use :func:`get_redis`."""
+    copy = settings.copy()
+    if on_cluster(settings):
+        values = client_settings(settings)
+        params = {name: value for name, value in values["REDIS_PARAMS"].items() if name not in ("redis_cls", "startup_nodes")}
+        # above any priority the originals may have (-s sets them at "cmdline")
+        copy.set("REDIS_URL", values["REDIS_URL"], priority=100)
+        copy.set("REDIS_PARAMS", params, priority=100)
+    return copy
+
+
+def cluster_url(url: str) -> tuple[str, list[ClusterNode]]:
+    """``redis+cluster://[user:password@]host:port[,host:port...][/0]`` as redis-py reads it:
+    the URL of the first node (``redis://`` or ``rediss://``) and every node to start from.
+
+    Raises RedisSettingsError for a URL without a node, or with a database other than 0
+    (a Redis Cluster has only database 0).
+    """
+    scheme, _, rest = url.partition("://")
+    location, _, path = rest.partition("/")
+    userinfo, _, hosts = location.rpartition("@")
+    nodes = [node for node in hosts.split(",") if node]
+    if not nodes or path.strip("/") not in ("", "0"):
+        raise RedisSettingsError(
+            "REDIS_URL: a Redis Cluster URL names one or more nodes and no database,"
+            " e.g. redis+cluster://host1:7000,host2:7000 (or rediss+cluster:// for TLS)"
+        )
+    base = scheme.lower().replace("+cluster", "")
+    prefix = f"{base}://{userinfo}@" if userinfo else f"{base}://"
+    startup = []
+    for node in nodes:
+        host, _, port = node.rpartition(":")
+        startup.append(ClusterNode(host or node, int(port) if port.isdigit() else 6379))
+    return prefix + nodes[0], startup
 
 
 def tls_params(settings: Any, url: str | None, params: dict[str, Any]) -> dict[str, str]:
@@ -134,9 +180,22 @@ def time_reply(reply: tuple[int, int]) -> float:
     return seconds + micros / 1_000_000
 
 
-def redis_time(server: Redis) -> float:
-    """Redis's clock now, in Unix seconds (one ``TIME`` round trip)."""
-    return time_reply(server.time())
+def redis_time(server: Redis, key: str | None = None) -> float:
+    """Redis's clock now, in Unix seconds (one ``TIME`` round trip; see :func:`slot_time`)."""
+    return time_reply(slot_time(server, key))
+
+
+def slot_time(server: Redis, key: str | None = None) -> tuple[int, int]:
+    """Redis's ``TIME``; on a Redis Cluster, that of the master holding ``key`` (the crawl's
+    slot, whose clock its scripts read), since a cluster's pipeline cannot carry ``TIME``."""
+    if isinstance(server, RedisCluster) and key is not None:
+        return server.time(target_nodes=server.get_node_from_key(key))
+    return server.time()
+
+
+def pipelines_time(server: Redis) -> bool:
+    """True when a pipeline of ``server`` may carry ``TIME`` (not on a Redis Cluster)."""
+    return not isinstance(server, RedisCluster)
 
 
 class RedisClock:
@@ -168,9 +227,9 @@ class RedisClock:
         self.offset = time_reply(reply) - (before + after) / 2
         self.measured = True
 
-    def measure(self, server: Redis) -> float:
-        """Measure the offset with one ``TIME`` call; returns Redis's time now."""
+    def measure(self, server: Redis, key: str | None = None) -> float:
+        """Measure the offset with one ``TIME`` call (see :func:`slot_time`); returns Redis's time now."""
         before = time.time()
-        reply = server.time()
+        reply = slot_time(server, key)
         self.update(reply, before, time.time())
         return self.now()

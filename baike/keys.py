@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-# scrapy-redis's own templates, kept verbatim so its settings keep working.
+# REDIS_URL schemes of a Redis Cluster: every key then carries the hash tag {<spider>}.
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+# scrapy-redis's own templates, kept verbatim so its settings keep working. On a Redis
+# Cluster the spider's name in them is its hash tag (see key_spider): {baike}:start_urls.
 START_URLS = "%(name)s:start_urls"
 REQUESTS = "%(spider)s:requests"
 DUPEFILTER = "%(spider)s:dupefilter"
@@ -83,7 +87,7 @@ class CrawlKeys:
     calls: str
     aliases: str
     flush: str
-    # the prefix of the politeness keys' rate hashes (see rate_key), not a key itself
+    # the prefix of the politeness keys' rate hashes (see rate), not a key itself
     rate_prefix: str
 
     @classmethod
@@ -94,8 +98,9 @@ class CrawlKeys:
         ``REDIS_START_URLS_KEY``, ``SCHEDULER_QUEUE_KEY``,
         ``SCHEDULER_DUPEFILTER_KEY``, ``REDIS_ITEMS_KEY`` and ``STATS_KEY``.
         """
-        get = getattr(settings, "get", lambda _name, default: default)
-        values = {"spider": name, "name": name}
+        get = getattr(settings, "get", lambda _name, default=None: default)
+        tagged = key_spider(name, settings)
+        values = {"spider": tagged, "name": tagged}
         requests = get("SCHEDULER_QUEUE_KEY", REQUESTS) % values
         return cls(
             start_urls=get("REDIS_START_URLS_KEY", START_URLS) % values,
@@ -107,14 +112,26 @@ class CrawlKeys:
             rate_prefix=RATE % {**values, "target": ""},
         )
 
+    def rate(self, host: str, egress: str = "") -> str:
+        """The rate hash of the politeness key ``host`` (plus ``egress`` when the node names
+        one: nodes behind one address share a bucket, nodes with their own get their own)."""
+        return self.rate_prefix + (f"{host}@{egress}" if egress else host)
+
     def all(self) -> list[str]:
         """Every fixed key of the crawl (dupefilter buckets live under ``dupefilter:*``, the
         rate hashes under ``rate_prefix``)."""
         return [getattr(self, item.name) for item in fields(self) if item.name != "rate_prefix"]
 
 
-def rate_key(spider: str, host: str, egress: str = "") -> str:
-    """The rate hash of the politeness key ``host`` (plus ``egress`` when the node names one:
-    nodes behind one address share a bucket, nodes with their own addresses get their own)."""
-    target = f"{host}@{egress}" if egress else host
-    return RATE % {"spider": spider, "target": target}
+def on_cluster(settings: object | None) -> bool:
+    """True when ``REDIS_URL`` names a Redis Cluster (``redis+cluster://``, ``rediss+cluster://``)."""
+    get = getattr(settings, "get", None)
+    url = get("REDIS_URL") if get is not None else None
+    return isinstance(url, str) and url.lower().startswith(CLUSTER_SCHEMES)
+
+
+def key_spider(name: str, settings: object | None = None) -> str:
+    """What stands for the spider in every key template: ``name``, or on a Redis Cluster
+    the hash tag ``{name}``, so that every key of a crawl (buckets and rate hashes
+    included) is in one slot and each multi-key script can run there."""
+    return f"{{{name}}}" if on_cluster(settings) else name

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus, urlsplit
 
-from baike.connection import RedisSettingsError, get_redis, time_reply
+from baike.connection import RedisSettingsError, get_redis, pipelines_time, slot_time, time_reply
 from baike.frontier.queue import queued_from_ledger
 
 if TYPE_CHECKING:
@@ -201,16 +201,23 @@ def count_fingerprints(server: Redis, prefix: str, batch: int = 1000) -> int:
     A key under the prefix that is not a hash is not a bucket and is not counted.
     """
     total = 0
-    cursor = 0
-    while True:
-        cursor, buckets = server.scan(cursor, match=f"{prefix}:*", count=batch)
-        if buckets:
-            with server.pipeline(transaction=False) as pipe:
-                for bucket in buckets:
-                    pipe.hlen(bucket)
-                total += sum(count for count in pipe.execute(raise_on_error=False) if isinstance(count, int))
-        if not cursor:
-            return total
+    buckets: list[bytes] = []
+    # scan_iter, not SCAN's cursor: on a Redis Cluster redis-py scans every master
+    for bucket in server.scan_iter(match=f"{prefix}:*", count=batch):
+        buckets.append(bucket)
+        if len(buckets) >= batch:
+            total += _hlen_sum(server, buckets)
+            buckets = []
+    return total + _hlen_sum(server, buckets)
+
+
+def _hlen_sum(server: Redis, buckets: list[bytes]) -> int:
+    if not buckets:
+        return 0
+    with server.pipeline(transaction=False) as pipe:
+        for bucket in buckets:
+            pipe.hlen(bucket)
+        return sum(count for count in pipe.execute(raise_on_error=False) if isinstance(count, int))
 
 
 def crawl_state(state: dict[str, str], started: bool, pages: int, limit: int, resumed: bool = False) -> str:
@@ -315,9 +322,12 @@ def snapshot(
         pipe.hlen(keys.items)
         pipe.hmget(keys.stats, "pages", "items", "errors", "start_time", "finish_time")
         pipe.hgetall(keys.nodes)
-        pipe.time()
-        state_raw, ledger, started, seeds, leased, dead, items, totals, nodes, clock = pipe.execute()
-    now = time_reply(clock) if now is None else now
+        timed = pipelines_time(server)
+        if timed:
+            pipe.time()
+        state_raw, ledger, started, seeds, leased, dead, items, totals, nodes, *clock = pipe.execute()
+    if now is None:
+        now = time_reply(clock[0] if timed else slot_time(server, keys.state))
     state = {_text(name): _text(value) for name, value in state_raw.items()}
     seeds = seeds if count_seeds else 0
     pages, reserved, enqueued, settled = (_int(value) for value in ledger)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
 
 
 def free_port() -> int:
@@ -70,3 +71,60 @@ class RedisServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=10)
+
+
+@dataclass
+class ClusterServers:
+    """A private Redis Cluster: ``masters`` redis-servers in cluster mode (no replicas), each
+    on a free loopback port with a directory of its own, joined by ``redis-cli --cluster create``."""
+
+    directory: Path
+    masters: int = 3
+    servers: list[RedisServer] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """The ``redis+cluster://`` URL naming every master (baike's REDIS_URL for a cluster)."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{server.port}" for server in self.servers)
+
+    def client(self, **kwargs: Any) -> RedisCluster:
+        return RedisCluster(host="127.0.0.1", port=self.servers[0].port, **kwargs)
+
+    def start(self) -> ClusterServers:
+        """Start the masters, create the cluster and wait until every slot is served.
+
+        Raises FileNotFoundError when redis-server or redis-cli is not installed, and
+        RuntimeError when the cluster does not come up.
+        """
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise FileNotFoundError("redis-cli is not installed: run the README's setup, which installs it")
+        for number in range(self.masters):
+            directory = self.directory / f"master{number}"
+            directory.mkdir(parents=True, exist_ok=True)
+            # the bus port is chosen too: the default, port + 10000, may be above 65535
+            extra = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", str(free_port()))
+            server = RedisServer(directory, extra=extra)
+            self.servers.append(server.start())
+        nodes = [f"127.0.0.1:{server.port}" for server in self.servers]
+        created = subprocess.run(
+            [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
+            capture_output=True, text=True, timeout=60,
+        )
+        if created.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed: {created.stdout[-500:]} {created.stderr[-500:]}")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if all(b"cluster_state:ok" in server.client().execute_command("CLUSTER", "INFO") for server in self.servers):
+                return self
+            time.sleep(0.1)
+        raise RuntimeError("the Redis Cluster did not reach cluster_state:ok")
+
+    def flush(self) -> None:
+        """Empty every master."""
+        for server in self.servers:
+            server.client().flushall()
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()

@@ -21,64 +21,64 @@ KEYS = CrawlKeys.for_spider("baike")
 FAST_LEASES = ("SCHEDULER_LEASE_SECONDS=2", "SCHEDULER_HEARTBEAT_INTERVAL=0.5")
 
 
-def fingerprints(client) -> int:
-    return sum(client.hlen(key) for key in client.scan_iter(match=f"{KEYS.dupefilter}:*", count=1000))
+def fingerprints(client, keys: CrawlKeys = KEYS) -> int:
+    return sum(client.hlen(key) for key in client.scan_iter(match=f"{keys.dupefilter}:*", count=1000))
 
 
-def queued_requests(client) -> int:
+def queued_requests(client, keys: CrawlKeys = KEYS) -> int:
     """Requests in the frontier, counted entry by entry (a batch holds "\\n" before each)."""
-    entries = [client.hget(KEYS.request_data, member) for member in client.zrange(KEYS.requests, 0, -1)]
+    entries = [client.hget(keys.request_data, member) for member in client.zrange(keys.requests, 0, -1)]
     return sum(entry.count(b"\n") if entry.startswith(b"\n") else 1 for entry in entries if entry is not None)
 
 
-def assert_accounting_whole(client) -> None:
+def assert_accounting_whole(client, keys: CrawlKeys = KEYS) -> None:
     """Every request ever enqueued is settled, queued or leased; each fingerprint was
     enqueued once (seeds enter the ledger as seed entries, then as their requests) or
     marked seen once (another URL form of a stored page)."""
-    ledger = {key.decode(): int(value) for key, value in client.hgetall(KEYS.budget).items()}
-    queued, leased = queued_requests(client), client.zcard(KEYS.leases)
+    ledger = {key.decode(): int(value) for key, value in client.hgetall(keys.budget).items()}
+    queued, leased = queued_requests(client, keys), client.zcard(keys.leases)
     assert ledger["enqueued"] == ledger["settled"] + queued + leased, (ledger, queued, leased)
-    assert fingerprints(client) == ledger["enqueued"] - ledger.get("seeds", 0) + ledger.get("marked", 0)
+    assert fingerprints(client, keys) == ledger["enqueued"] - ledger.get("seeds", 0) + ledger.get("marked", 0)
 
 
-def stored_urls(client) -> list[str]:
-    return [key.decode() for key in client.hkeys(KEYS.items)]
+def stored_urls(client, keys: CrawlKeys = KEYS) -> list[str]:
+    return [key.decode() for key in client.hkeys(keys.items)]
 
 
-def held_leases(client, node) -> tuple[int, int]:
+def held_leases(client, node, keys: CrawlKeys = KEYS) -> tuple[int, int]:
     """``(leases, seed leases)`` the node's process holds in Redis right now."""
     prefix = f"{socket.gethostname()}:{node.process.pid}:".encode()
-    held = [lease for lease, owner in client.hgetall(KEYS.lease_owners).items() if owner.startswith(prefix)]
-    entries = client.hmget(KEYS.request_data, held) if held else []
+    held = [lease for lease, owner in client.hgetall(keys.lease_owners).items() if owner.startswith(prefix)]
+    entries = client.hmget(keys.request_data, held) if held else []
     return len(held), sum(1 for entry in entries if entry and entry.startswith(SEED_MARK))
 
 
-def kill_while_holding(client, node, ready, timeout: float = 60.0) -> tuple[int, int]:
+def kill_while_holding(client, node, ready, timeout: float = 60.0, keys: CrawlKeys = KEYS) -> tuple[int, int]:
     """SIGKILL ``node`` at the first moment Redis shows it holding what ``ready(leases,
     seed leases)`` asks for; returns what it still held after death, read from Redis:
     the proof that the kill hit work in flight."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        held, seeds = held_leases(client, node)
+        held, seeds = held_leases(client, node, keys)
         if ready(held, seeds):
             node.kill()
             node.process.wait(timeout=10)
-            return held_leases(client, node)
+            return held_leases(client, node, keys)
         time.sleep(0.002)
     raise AssertionError("the victim never held the leases this test kills it with")
 
 
-def pages(client) -> int:
-    return int(client.hget(KEYS.budget, "pages") or 0)
+def pages(client, keys: CrawlKeys = KEYS) -> int:
+    return int(client.hget(keys.budget, "pages") or 0)
 
 
-def assert_crawled_exactly(client, answer: dict) -> None:
-    urls = stored_urls(client)
+def assert_crawled_exactly(client, answer: dict, keys: CrawlKeys = KEYS) -> None:
+    urls = stored_urls(client, keys)
     assert len(urls) == len(set(urls))
     assert set(urls) == set(answer), "every reachable entry is stored, exactly once"
-    assert client.zcard(KEYS.leases) == 0 and client.zcard(KEYS.requests) == 0
-    assert client.llen(KEYS.dead) == 0
-    assert_accounting_whole(client)
+    assert client.zcard(keys.leases) == 0 and client.zcard(keys.requests) == 0
+    assert client.llen(keys.dead) == 0
+    assert_accounting_whole(client, keys)
 
 
 @pytest.mark.parametrize("after_pages", [0, 40, 120, 200])

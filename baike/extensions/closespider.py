@@ -272,7 +272,7 @@ class ClusterCloseSpider(CloseSpider):
         if not self.cluster_wide:
             return
         try:
-            ended_at = redis_time(self.server)
+            ended_at = redis_time(self.server, self.keys.state)
         except REDIS_ERRORS as exc:
             logger.warning("Could not record the crawl state in %s: %s", self.keys.state, exc)
             return

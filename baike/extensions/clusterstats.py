@@ -44,7 +44,7 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import create_looping_call
 
-from baike.connection import RedisClock, get_redis
+from baike.connection import RedisClock, get_redis, pipelines_time
 from baike.frontier.scheduler import LeasedScheduler
 from baike.keys import CrawlKeys
 
@@ -155,7 +155,7 @@ class ClusterStats:
         """Take Redis's clock before the first timestamp; an unreachable Redis leaves the
         last offset (the writes then fail and back off anyway, and measure again)."""
         try:
-            self.clock.measure(self.server)
+            self.clock.measure(self.server, self.keys.stats)
         except RedisError as exc:
             logger.debug("Redis's clock not read (%s); stamping with the last offset", exc)
 
@@ -242,10 +242,15 @@ class ClusterStats:
                 point = {"node": node, "t": round(record["seen"], 3), "pages": record["pages"]}
                 pipe.rpush(self.keys.timeline, json.dumps(point))
                 pipe.ltrim(self.keys.timeline, -self.timeline_length, -1)
-            pipe.time()
+            timed = pipelines_time(self.server)
+            if timed:
+                pipe.time()
             before = time.time()
             replies = pipe.execute()
-            self.clock.update(replies[-1], before, time.time())
+            if timed:
+                self.clock.update(replies[-1], before, time.time())
+        if not timed:
+            self.clock.measure(self.server, stats)
         if not self._start_kept:
             self._keep_earliest(keys=[stats], args=["start_time", self.started])
             self._start_kept = True

@@ -150,7 +150,8 @@ class BloomLayout:
 
 def bloom_key(settings: Any, spider: str) -> str:
     """The layout hash of spider ``spider``'s Bloom filter: ``BLOOM_KEY``, or ``<spider>:bloom``."""
-    return settings.get("BLOOM_KEY", DEFAULT_KEY) % {"spider": spider, "name": spider}
+    tagged = keys.key_spider(spider, settings)
+    return settings.get("BLOOM_KEY", DEFAULT_KEY) % {"spider": tagged, "name": tagged}
 
 
 class BloomDupeFilter(SharedDupeFilter):

@@ -30,7 +30,7 @@ from scrapy_redis.queue import Base
 
 from baike.frontier import scripts, serializer as json_serializer
 from baike.frontier.schema import CRAWLER_META, HEADERS, SEED_SCORE, RequestSchema
-from baike.keys import CrawlKeys, rate_key
+from baike.keys import CrawlKeys
 from baike.urls import BAIKE_ORIGIN, canonicalize, download_url, normalize_origin
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ class LeasedQueue(Base):
         self.rate = max(settings.getfloat("BAIKE_CLUSTER_RATE", 0.0), 0.0)
         self.burst = max(settings.getint("BAIKE_CLUSTER_BURST", 16), 1)
         host = urlsplit(self.mirror or BAIKE_ORIGIN).netloc
-        self.rate_key = rate_key(spider.name, host, settings.get("BAIKE_EGRESS") or "")
+        self.rate_key = self.keys.rate(host, settings.get("BAIKE_EGRESS") or "")
         self.backoff = (
             max(settings.getfloat("BAIKE_COOLDOWN", 5.0), 0.0),
             max(settings.getfloat("BAIKE_COOLDOWN_MAX", 300.0), 0.0),

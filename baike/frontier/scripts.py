@@ -307,7 +307,7 @@ return remember(KEYS[8], 'push ' .. node, call_id,
 # KEYS[1] requests zset   KEYS[2] request_data hash   KEYS[3] leases zset
 # KEYS[4] lease_owners hash   KEYS[5] budget hash   KEYS[6] request_seq
 # KEYS[7] start_urls (the seeds: a list, set or sorted set)   KEYS[8] started string
-# KEYS[9] calls hash   KEYS[10] the politeness key's rate hash (see baike.keys.rate_key)
+# KEYS[9] calls hash   KEYS[10] the politeness key's rate hash (see baike.keys.CrawlKeys.rate)
 # ARGV[1] node id   ARGV[2] call id   ARGV[3] N   ARGV[4] budget limit (0 = none)
 # ARGV[5] lease seconds   ARGV[6] most expired leases to reclaim
 # ARGV[7] most seeds to admit   ARGV[8] the seed key's type ("list", "set" or "zset")

@@ -7,6 +7,7 @@ Thin on purpose: parsing lives in :mod:`baike.parsing`, URL rules in
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from scrapy import Request
@@ -15,7 +16,7 @@ from scrapy.http import TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy_redis.spiders import RedisSpider
 
-from baike.connection import REDIS_ERRORS, get_redis
+from baike.connection import REDIS_ERRORS, get_redis, plain_settings
 from baike.errors import DeadLetter
 from baike.frontier.queue import BadSeed
 from baike.frontier.scheduler import SEEN_ONLY_META_KEY, uses_leases
@@ -58,7 +59,10 @@ class BaikeSpider(RedisSpider):
         """scrapy-redis's set-up, with the crawler's shared client (:func:`baike.connection.get_redis`:
         one connection pool, TLS settings) instead of the client scrapy-redis makes for itself."""
         given = self.server
-        super().setup_redis(crawler)
+        crawler = crawler or self.crawler
+        # scrapy-redis builds a client of its own from REDIS_URL, dropped unused just below:
+        # it is given a URL it can read (a cluster's first node for redis+cluster://)
+        super().setup_redis(SimpleNamespace(settings=plain_settings(crawler.settings), signals=crawler.signals))
         settings = self.crawler.settings
         if given is None:
             own, self.server = self.server, get_redis(settings)
