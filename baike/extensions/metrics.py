@@ -45,7 +45,8 @@ class NodeMetrics:
     def from_crawler(cls, crawler: Crawler) -> Self:
         port = crawler.settings.getint("BAIKE_METRICS_PORT", 0)
         if not port:
-            raise NotConfigured("BAIKE_METRICS_PORT is 0 (no per-node metrics)")
+            # off by default: no message, so that Scrapy logs no warning for it
+            raise NotConfigured
         extension = cls(crawler, port, crawler.settings.get("BAIKE_METRICS_BIND") or DEFAULT_BIND)
         crawler.signals.connect(extension.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(extension.spider_closed, signal=signals.spider_closed)

@@ -115,9 +115,7 @@ class FleetCollector(Collector):
             started = time.monotonic()
             up, read_ok, snap, dead = 1, 1, None, {}
             try:
-                snap = snapshot(
-                    self.server, self.keys, budget=self.budget, lost_after=self.lost_after, fingerprints=True, scan=False
-                )
+                snap = snapshot(self.server, self.keys, budget=self.budget, lost_after=self.lost_after, scan=False)
                 dead = self.tally.read(self.server, snap["dead_letters"])
             except REDIS_ERRORS as exc:
                 up, read_ok = 0, 0
@@ -147,7 +145,8 @@ class FleetCollector(Collector):
     # -- the families ---------------------------------------------------------------
 
     def _crawl(self, snap: dict[str, Any], dead: dict[tuple[str, str], int]) -> Iterator[Metric]:
-        yield self._labelled("baike_crawl_state", {(name,): float(snap["state"] == state) for state, name in STATES.items()})
+        states = {(name,): float(snap["state"] == state) for state, name in STATES.items()}
+        yield self._labelled("baike_crawl_state", states)
         if snap["started_at"]:
             yield self._gauge("baike_crawl_start_time_seconds", snap["started_at"])
         cluster, budget = snap["cluster"], snap["budget"]
