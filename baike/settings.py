@@ -140,6 +140,8 @@ EXTENSIONS = {
     "scrapy.extensions.logstats.LogStats": None,
     "baike.extensions.logstats.ClusterLogStats": 0,
     "baike.extensions.clusterstats.ClusterStats": 100,
+    # this node's own Scrapy stats for Prometheus; off while BAIKE_METRICS_PORT is 0
+    "baike.extensions.metrics.NodeMetrics": 200,
 }
 ITEM_PIPELINES = {
     "baike.pipelines.ValidatePipeline": 100,
@@ -164,6 +166,11 @@ CLUSTERSTATS_ERROR_STATS = ["log_count/ERROR", "baike/requests/failed"]
 CLUSTERSTATS_LOST_AFTER = 10.0
 # Seconds between two stats lines in a node's log (Scrapy's setting, baike's line).
 LOGSTATS_INTERVAL = 60.0
+
+# -- metrics (docs/monitoring.md) --------------------------------------------------------
+# This node's own Scrapy stats on http://BAIKE_METRICS_BIND:BAIKE_METRICS_PORT/metrics (0: off).
+BAIKE_METRICS_PORT = 0
+BAIKE_METRICS_BIND = "127.0.0.1"
 
 FEED_EXPORT_ENCODING = "utf-8"
 LOG_LEVEL = "INFO"

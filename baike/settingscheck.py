@@ -220,6 +220,8 @@ TYPED_SETTINGS: dict[str, Rule] = {
     "CLUSTERSTATS_ERROR_STATS": Rule("list", items_are="stats names"),
     "CLUSTERSTATS_LOST_AFTER": seconds(),
     "LOGSTATS_INTERVAL": seconds(above=False, note="0 = no stats line"),
+    # metrics
+    "BAIKE_METRICS_PORT": whole(0, 65535, note="a TCP port, 0 = off"),
 }
 
 

@@ -9,6 +9,7 @@ A snapshot is a plain dict (it is also what ``scrapy status --json`` prints)::
     state         "waiting for seeds" | "running" | "stopped at budget" | "finished"
     budget        {"limit", "pages", "reserved", "in_flight", "fraction"}
     frontier, seeds, leased, fingerprints, dead_letters, items
+    ledger        {"enqueued", "settled", "seeds", "marked"} (the frontier's ledger)
     cluster       {"pages", "items", "errors", "start_time", "finish_time"}
     nodes         [{node, host, pid, started, seen, pages, items, errors,
                     pages_per_min, pages_per_sec, finished, reason, status}, ...]
@@ -300,6 +301,7 @@ def snapshot(
     budget: int = 0,
     lost_after: float = 10.0,
     fingerprints: bool = True,
+    scan: bool = True,
 ) -> dict[str, Any]:
     """Everything ``scrapy status`` shows, read in one pipelined round trip.
 
@@ -308,12 +310,17 @@ def snapshot(
     own clock matters). ``budget`` is the page budget to assume when no node recorded
     one; with ``fingerprints`` off the dupefilter buckets are not counted (the one
     part whose cost grows with the crawl).
+
+    With ``scan`` off nothing is found with SCAN (whose round trips grow with the
+    database), so a snapshot takes at most three round trips whatever the crawl's
+    size: the fingerprints are the ledger's count (:func:`ledger_fingerprints`) and
+    the rate hashes are those the nodes name in their records (``rate_key``).
     """
     count_seeds = SEED_COUNTS.get(_text(server.type(keys.start_urls)))
     # one transaction, so the ledger and the leases are read at the same instant
     with server.pipeline() as pipe:
         pipe.hgetall(keys.state)
-        pipe.hmget(keys.budget, "pages", "reserved", "enqueued", "settled")
+        pipe.hmget(keys.budget, "pages", "reserved", "enqueued", "settled", "seeds", "marked")
         pipe.get(keys.started)
         # no seed key (or one of no seed type): EXISTS keeps the slot, and seeds are 0
         pipe.execute_command(count_seeds or "EXISTS", keys.start_urls)
@@ -330,7 +337,8 @@ def snapshot(
         now = time_reply(clock[0] if timed else slot_time(server, keys.state))
     state = {_text(name): _text(value) for name, value in state_raw.items()}
     seeds = seeds if count_seeds else 0
-    pages, reserved, enqueued, settled = (_int(value) for value in ledger)
+    pages, reserved, enqueued, settled, seeded, marked = (_int(value) for value in ledger)
+    counts = {"enqueued": enqueued, "settled": settled, "seeds": seeded, "marked": marked}
     # the frontier holds batched entries; its length in requests is the ledger's
     frontier = queued_from_ledger(enqueued, settled, leased)
     limit = max(_int(state["budget"]) if "budget" in state else budget, 0)
@@ -357,7 +365,7 @@ def snapshot(
         "frontier": frontier,
         "seeds": seeds,
         "leased": leased,
-        "fingerprints": count_fingerprints(server, keys.dupefilter) if fingerprints else None,
+        "fingerprints": _fingerprints(server, keys, counts, scan) if fingerprints else None,
         "dead_letters": dead,
         "items": items,
         "cluster": {
@@ -367,23 +375,57 @@ def snapshot(
             "start_time": number(totals[3]),
             "finish_time": number(totals[4]),
         },
-        "rates": read_rates(server, keys.rate_prefix, now),
+        "ledger": counts,
+        "rates": read_rates(server, keys.rate_prefix, now, None if scan else named_rate_keys(nodes, keys.rate_prefix)),
         "nodes": node_list,
         "nodes_alive": sum(node["status"] == ALIVE for node in node_list),
         "nodes_lost": sum(node["status"] == LOST for node in node_list),
     }
 
 
-def read_rates(server: Redis, prefix: str, now: float) -> list[dict[str, Any]]:
+def _fingerprints(server: Redis, keys: CrawlKeys, ledger: dict[str, int], scan: bool) -> int:
+    """The dupefilter buckets' fields counted, or with ``scan`` off the ledger's count."""
+    return count_fingerprints(server, keys.dupefilter) if scan else ledger_fingerprints(ledger)
+
+
+def ledger_fingerprints(ledger: dict[str, int]) -> int:
+    """Fingerprints recorded, from the frontier's ledger: ``enqueued - seeds + marked``.
+
+    Exact for both dupefilters (every filtered request is recorded in the step that
+    enqueues it); requests enqueued unfiltered (``dont_filter``, dead letters put back)
+    count too, so it is an upper bound when there are such.
+    """
+    return max(ledger["enqueued"] - ledger["seeds"] + ledger["marked"], 0)
+
+
+def named_rate_keys(raw_nodes: dict[bytes, bytes], prefix: str, most: int = 64) -> list[str]:
+    """The rate hashes the node records name (``rate_key``), sorted: at most ``most``,
+    each under ``prefix`` (a record cannot make a reader look at another key)."""
+    named = set()
+    for value in raw_nodes.values():
+        record = read_json(value)
+        key = record.get("rate_key") if isinstance(record, dict) else None
+        if isinstance(key, str) and key.startswith(prefix) and len(key) <= len(prefix) + MAX_LABEL:
+            named.add(key)
+    return sorted(named)[:most]
+
+
+def read_rates(server: Redis, prefix: str, now: float, keys: list[str] | None = None) -> list[dict[str, Any]]:
     """The shared rate of every politeness key (``<prefix><host>[@egress]``): configured and
-    current rate, and the cool-down with its reason while one lasts."""
-    keys = sorted(server.scan_iter(match=f"{prefix}*", count=100))
+    current rate, and the cool-down with its reason while one lasts.
+
+    ``keys``: the rate hashes to read (one round trip; those that do not exist are left
+    out); by default every one found with SCAN."""
+    if keys is None:
+        keys = sorted(server.scan_iter(match=f"{prefix}*", count=100))
     with server.pipeline(transaction=False) as pipe:
         for key in keys:
             pipe.hmget(key, "rate", "current", "burst", "cooldown_until", "reason")
         replies = pipe.execute() if keys else []
     rates = []
     for key, held in zip(keys, replies, strict=True):
+        if all(value is None for value in held):
+            continue
         until = number(held[3]) or 0.0
         rates.append(
             {

@@ -2,8 +2,9 @@
 # Installs what baike needs on a fresh machine: a virtualenv with the pinned Python
 # dependencies (.venv) and redis-server (Debian's package, when we are root).
 # With --tests (scripts/test.sh) also what only some tests need: faketime (libfaketime,
-# for nodes with skewed clocks) and iproute2 (`ip`, for the virtual LAN of network
-# namespaces); where they cannot be installed it says what to install and goes on, and
+# for nodes with skewed clocks), iproute2 (`ip`, for the virtual LAN of network
+# namespaces) and prometheus (a real server scraping `scrapy metrics`); where they
+# cannot be installed it says what to install and goes on, and
 # those tests skip with the reason.
 # With --venv only the virtualenv: what a crawler node needs (scripts/node.sh); no redis-server.
 # Sourced by scripts/crawl.sh and scripts/test.sh; safe to run again.
@@ -57,13 +58,15 @@ if [ "$for_tests" = 1 ] && [ "$venv_only" = 0 ]; then
   optional=()
   command -v faketime >/dev/null 2>&1 || optional+=(faketime)
   command -v ip >/dev/null 2>&1 || optional+=(iproute2)
+  command -v prometheus >/dev/null 2>&1 || optional+=(prometheus)
   if [ "${#optional[@]}" -gt 0 ]; then
     if can_install; then
-      echo "Installing ${optional[*]} from Debian packages (for the multi-host tests)..."
+      echo "Installing ${optional[*]} from Debian packages (for the multi-host and Prometheus tests)..."
       apt_install "${optional[@]}" || echo "Could not install ${optional[*]}; the tests that need them will skip." >&2
     else
       echo "Optional for the tests: ${optional[*]} (Debian/Ubuntu: sudo apt-get install ${optional[*]})." >&2
-      echo "Without them the multi-host tests (tests/test_fleet.py) skip, saying why." >&2
+      echo "Without them the multi-host tests (tests/test_fleet.py) and the Prometheus test" >&2
+      echo "(tests/test_metrics_prometheus.py) skip, saying why." >&2
     fi
   fi
 fi

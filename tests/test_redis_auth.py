@@ -2,7 +2,7 @@
 
 The users are created from the rules docs/redis.md shows (read out of it, so the two
 cannot drift), on a private redis-server whose ``default`` user is disabled. Nodes crawl
-as ``baike-node``; ``scrapy status|export|deadletters|reset`` run as ``baike-ops``; Redis
+as ``baike-node``; ``scrapy status|export|deadletters|metrics|reset`` run as ``baike-ops``; Redis
 must refuse nothing (``ACL LOG`` stays empty) and no password may show anywhere.
 Also here: :func:`baike.connection.get_redis` (one client per crawler, the TLS settings)
 and :class:`baike.connection.RedisClock`.
@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,6 +256,28 @@ def scrapy(redis_url: str, *args: str, settings: tuple[str, ...] = ()) -> subpro
     )
 
 
+def scrape_metrics(redis_url: str) -> tuple[str, str]:
+    """One scrape of ``scrapy metrics`` against ``redis_url``: (what it printed, the exposition)."""
+    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scrapy", "metrics", "--port", "0", "-s", f"REDIS_URL={redis_url}"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        url = re.search(r"http://\S+/metrics", line)
+        assert url, line + process.stderr.read()
+        with urllib.request.urlopen(url.group(0), timeout=30) as answer:
+            body = answer.read().decode()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    printed = line + process.stdout.read() + process.stderr.read()
+    process.stdout.close()
+    process.stderr.close()
+    return printed, body
+
+
 def responses(replica) -> int:
     """Answers the replica sent that a crawler receives as pages (redirects are followed, not received)."""
     return sum(count for status, count in replica.stats()["by_status"].items() if not status.startswith("3"))
@@ -318,6 +341,10 @@ def test_nodes_and_commands_as_acl_users_never_show_a_password(acl_redis, replic
     run("export", "-o", str(report))
     admin.rpush(KEYS.dead, requeueable_letter())
     assert "1 dead letters in baike:dead" in run("deadletters").stdout
+    printed, exposition = scrape_metrics(ops)
+    shown.append(printed)
+    assert "baike_redis_up 1.0" in exposition and "baike_exporter_read_ok 1.0" in exposition, printed
+    assert f"baike_budget_spent_pages {float(BUDGET)}" in exposition and 'baike_dead_letters{reason="http",status="503"} 1.0' in exposition
     run("deadletters", "--requeue")
     assert admin.llen(KEYS.dead) == 0 and admin.hlen(KEYS.request_data) > 0
     run("export", "-o", str(tmp_path / "moved.jsonl"), "--delete")

@@ -7,8 +7,10 @@ soon as a stat is a float. This extension keeps Scrapy's own in-memory stats on 
 node and publishes from them instead:
 
 * ``baike:nodes``: node id -> JSON record ``{node, host, pid, started, seen, pages,
-  items, errors, pages_per_min, finished, reason, interval}``; a node only ever
-  writes its own record.
+  items, errors, pages_per_min, finished, reason, interval, rate_key}``; a node only
+  ever writes its own record. ``rate_key`` names the rate hash of the node's
+  politeness key (None without the leased scheduler), so that readers find the rate
+  hashes without a SCAN of the database.
 * ``baike:stats``: the counters ``pages``, ``items`` and ``errors`` of the cluster and
   ``node/<node id>/<counter>`` of each node, always raised by the node's delta since
   its last write (HINCRBY), so no node overwrites another's count; ``start_time`` is
@@ -166,6 +168,13 @@ class ClusterStats:
             return scheduler.node_id
         return None
 
+    def _rate_key(self) -> str | None:
+        """The rate hash of this node's politeness key, from the leased scheduler's queue."""
+        scheduler = getattr(self.crawler.engine, "scheduler", None)
+        if isinstance(scheduler, LeasedScheduler):
+            return getattr(getattr(scheduler, "queue", None), "rate_key", None)
+        return None
+
     def counts(self) -> dict[str, int]:
         """This node's pages, items and errors so far, from its own stats."""
         stats = self.crawler.stats
@@ -196,6 +205,7 @@ class ClusterStats:
             "finished": finished,
             "reason": reason,
             "interval": self.interval,
+            "rate_key": self._rate_key(),
         }
 
     def _write(self, finished: float | None = None, reason: str | None = None) -> None:
