@@ -60,6 +60,9 @@ SCHEDULER_IDLE_POLL = 0.2
 SCHEDULER_HEARTBEAT_INTERVAL = 5.0
 # fingerprints a node remembers having sent, to drop repeated links without a round trip
 SCHEDULER_KNOWN_FINGERPRINTS = 1_000_000
+# links the spider remembers having handed to the frontier, dropped before a Request is built
+# (8 bytes per slot; 0 turns it off)
+BAIKE_KNOWN_LINKS = 1_000_000
 # Request.meta keys of your own that travel through the frontier (e.g. "proxy"); the
 # crawler's own keys always do, any other key is dropped on the way in and refused on
 # the way out (baike.frontier.schema)

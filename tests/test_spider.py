@@ -176,10 +176,20 @@ def test_a_disambiguation_list_is_no_item_and_its_senses_carry_their_description
         (f"{MIRROR}/item/{GUO}/19518465", "学生"),
     ], "the navbar's special page and the help page are in BAIKE_DENY_URLS"
     assert spider.crawler.stats.get_value("baike/pages/list") == 1
-    # served at the bare name (no default sense), the list marks its ?force=1 form seen
+    # served at the bare name (no default sense), the list marks its ?force=1 form seen;
+    # its senses were handed to the frontier already: this node drops them before a Request
     _, requests = parsed(spider, f"{MIRROR}/item/{GUO}", LIST_HTML)
-    assert [(r.url, r.meta) for r in requests][0] == (f"{MIRROR}/item/{GUO}?force=1", {"_baike_seen_only": True})
-    assert [r.meta.get("baike_sense_label") for r in requests[1:]] == ["作曲家", "学生"]
+    assert [(r.url, r.meta) for r in requests] == [(f"{MIRROR}/item/{GUO}?force=1", {"_baike_seen_only": True})]
+    assert spider.crawler.stats.get_value("baike/links/known") == 2
+
+
+def test_known_links_are_dropped_before_a_request_is_built_unless_the_cache_is_off(redis_db, redis_server) -> None:
+    url = f"{MIRROR}/item/{GUO}?force=1"
+    for slots, second in ((1024, []), (0, [f"{MIRROR}/item/{GUO}/19133243", f"{MIRROR}/item/{GUO}/19518465"])):
+        settings = {**PROJECT_SETTINGS, "REDIS_URL": redis_server.url, "BAIKE_MIRROR": MIRROR, "BAIKE_KNOWN_LINKS": slots}
+        spider = BaikeSpider.from_crawler(get_crawler(BaikeSpider, settings))
+        assert len(parsed(spider, url, LIST_HTML)[1]) == 2
+        assert [r.url for r in parsed(spider, url, LIST_HTML)[1]] == second
 
 
 SENSE_HTML = """<html><head><title>郭文景_百度百科</title></head><body>

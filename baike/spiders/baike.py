@@ -18,6 +18,7 @@ from scrapy_redis.spiders import RedisSpider
 
 from baike.connection import REDIS_ERRORS, get_redis, plain_settings
 from baike.errors import DeadLetter
+from baike.frontier.known import MAX_KEY, KnownFingerprints
 from baike.frontier.queue import BadSeed
 from baike.frontier.scheduler import SEEN_ONLY_META_KEY, uses_leases
 from baike.frontier.schema import MAX_LABEL_CHARS, SENSE_LABEL_META_KEY
@@ -79,6 +80,10 @@ class BaikeSpider(RedisSpider):
         # the other URL forms of a parsed page are marked seen in it
         self.frontier_admits_seeds = uses_leases(settings)
         self.deny = deny_list(settings.getlist("BAIKE_DENY_URLS"))
+        # links this node has handed to the frontier already (BAIKE_KNOWN_LINKS): dropped
+        # here, before a Request is built, fingerprinted and passed through the middlewares
+        slots = settings.getint("BAIKE_KNOWN_LINKS", 1_000_000)
+        self.known_links = KnownFingerprints(slots) if slots > 0 else None
 
     async def start(self) -> AsyncIterator[Request]:
         """With the leased frontier, nothing: seeds enter it atomically, admitted by the
@@ -205,10 +210,30 @@ class BaikeSpider(RedisSpider):
         else:
             self.logger.info("Not an entry (%s): %s", page.kind, response.url)
             return
+        known = 0
         for link in page.links:
-            if link not in self.deny:
-                label = page.sense_labels.get(link, "")[:MAX_LABEL_CHARS]
-                yield self.entry_request(link, meta={SENSE_LABEL_META_KEY: label} if label else None)
+            if link in self.deny:
+                continue
+            if not self._first_time(link):
+                known += 1
+                continue
+            label = page.sense_labels.get(link, "")[:MAX_LABEL_CHARS]
+            yield self.entry_request(link, meta={SENSE_LABEL_META_KEY: label} if label else None)
+        if known:
+            self.crawler.stats.inc_value("baike/links/known", known)
+
+    def _first_time(self, url: str) -> bool:
+        """True the first time this node hands ``url`` to the frontier (as far as its
+        lossy cache remembers: a forgotten link goes on, and the shared dupefilter,
+        which stays the source of truth, drops it)."""
+        known = self.known_links
+        if known is None:
+            return True
+        key = hash(url) & MAX_KEY or 1
+        if key in known:
+            return False
+        known.add(key)
+        return True
 
     def _item(self, page: ParsedPage, url: str, sense_label: object) -> BaikeItem:
         subtitle = page.subtitle
@@ -237,6 +262,7 @@ class BaikeSpider(RedisSpider):
             yield self._mark(url + LIST_QUERY)
 
     def _mark(self, url: str) -> Request:
+        self._first_time(url)
         return Request(download_url(url, self.mirror), meta={SEEN_ONLY_META_KEY: True}, callback=self.parse)
 
     def _marks(self, page: ParsedPage, url: str | None) -> Iterator[Request]:
