@@ -152,6 +152,8 @@ OFF_AT_ZERO = "0 = off"
 TYPED_SETTINGS: dict[str, Rule] = {
     # where the crawl lives
     "REDIS_START_URLS_BATCH_SIZE": whole(1),
+    "REDIS_WAIT_REPLICAS": whole(0, note="0 = no WAIT"),
+    "REDIS_WAIT_TIMEOUT": Rule("int", low=1, unit="milliseconds"),
     "REDIS_START_URLS_AS_SET": BOOL,
     "REDIS_START_URLS_AS_ZSET": BOOL,
     "REDIS_DECODE_RESPONSES": BOOL,

@@ -14,8 +14,9 @@ from scrapy.exceptions import DontCloseSpider, IgnoreRequest
 from scrapy.http import TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy_redis.spiders import RedisSpider
+from scrapy.settings import Settings
 
-from baike.connection import REDIS_ERRORS, get_redis
+from baike.connection import REDIS_ERRORS, get_redis, is_sentinel_url
 from baike.errors import DeadLetter
 from baike.frontier.queue import BadSeed
 from baike.frontier.scheduler import SEEN_ONLY_META_KEY, uses_leases
@@ -47,6 +48,21 @@ MAX_SEED_BYTES = 8192
 SEED_FIELDS = frozenset({"url", "meta", "priority"})
 
 
+class _ScrapyRedisView:
+    """The crawler as scrapy-redis's ``setup_redis`` is shown it: the same, except that a
+    Sentinel REDIS_URL (which its own client, built there and then replaced by the shared
+    one before any command, cannot read) reads as a plain local URL."""
+
+    def __init__(self, crawler: Any):
+        self._crawler = crawler
+        self.settings = crawler.settings
+        if is_sentinel_url(crawler.settings.get("REDIS_URL")):
+            self.settings = Settings({**crawler.settings.copy_to_dict(), "REDIS_URL": "redis://127.0.0.1:6379/0"})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._crawler, name)
+
+
 class BaikeSpider(RedisSpider):
     """Crawls Baike entries from seeds pushed to ``baike:start_urls``."""
 
@@ -58,7 +74,7 @@ class BaikeSpider(RedisSpider):
         """scrapy-redis's set-up, with the crawler's shared client (:func:`baike.connection.get_redis`:
         one connection pool, TLS settings) instead of the client scrapy-redis makes for itself."""
         given = self.server
-        super().setup_redis(crawler)
+        super().setup_redis(_ScrapyRedisView(crawler or self.crawler))
         settings = self.crawler.settings
         if given is None:
             own, self.server = self.server, get_redis(settings)
