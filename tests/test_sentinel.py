@@ -89,17 +89,19 @@ class FreezableLink:
         self.listener.close()
 
 
+def scrapy(url: str, *args: str) -> str:
+    """``scrapy <args>`` against ``url``; its output (it must succeed)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "scrapy", *args, "-s", f"REDIS_URL={url}"],
+        cwd=ROOT, env=node_env(), capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def run_status(url: str) -> tuple[dict, str]:
     """``scrapy status --json`` and ``scrapy status`` against ``url``."""
-    def run(*args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "-m", "scrapy", "status", *args, "-s", f"REDIS_URL={url}"],
-            cwd=ROOT, env=node_env(), capture_output=True, text=True, timeout=60,
-        )
-        assert result.returncode == 0, result.stderr
-        return result.stdout
-
-    return json.loads(run("--json")), run()
+    return json.loads(scrapy(url, "status", "--json")), scrapy(url, "status")
 
 
 def kill_master(group: SentinelSet) -> tuple[int, float]:
@@ -189,6 +191,20 @@ def test_a_sentinel_url_is_read_and_the_client_follows_a_failover(sentinels) -> 
             assert time.monotonic() < deadline
             time.sleep(0.1)
     assert master_address(client) != before
+
+
+def test_every_command_works_with_a_sentinel_url(sentinels, tmp_path) -> None:
+    master = sentinels.master.client()
+    master.hset(KEYS.items, "https://baike.baidu.com/item/x/1", json.dumps({"url": "https://baike.baidu.com/item/x/1"}))
+    master.rpush(KEYS.dead, json.dumps({"reason": "http 404", "time": 1.0, "payload": "{}"}))
+    master.lpush(KEYS.start_urls, "https://baike.baidu.com/item/y/2")
+    assert "waiting for seeds" in scrapy(sentinels.url, "status")
+    assert "http 404" in scrapy(sentinels.url, "deadletters")
+    out = tmp_path / "items.jsonl"
+    scrapy(sentinels.url, "export", "-o", str(out))
+    assert len(out.read_text().splitlines()) == 1
+    scrapy(sentinels.url, "reset", "--yes")
+    assert master.hlen(KEYS.items) == 0 and master.llen(KEYS.dead) == 0
 
 
 def test_a_demoted_master_answering_readonly_is_transient(sentinels) -> None:
