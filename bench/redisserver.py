@@ -91,6 +91,8 @@ class SentinelSet:
     quorum: int = 2
     down_after_ms: int = 1000
     failover_timeout_ms: int = 3000
+    # the Sentinels' own password (requirepass), empty for none
+    sentinel_password: str = ""
     servers: list[RedisServer] = field(default_factory=list)
     sentinel_processes: list[tuple[int, subprocess.Popen]] = field(default_factory=list)
 
@@ -132,6 +134,9 @@ class SentinelSet:
             f"sentinel failover-timeout {SERVICE} {self.failover_timeout_ms}\n"
             f"sentinel parallel-syncs {SERVICE} 1\n"
         )
+        if self.sentinel_password:
+            with conf.open("a") as config:
+                config.write(f"requirepass {self.sentinel_password}\nsentinel sentinel-pass {self.sentinel_password}\n")
         binary = shutil.which("redis-server")
         if binary is None:
             raise FileNotFoundError("redis-server is not installed: run the README's setup, which installs it")
@@ -141,7 +146,8 @@ class SentinelSet:
             if process.poll() is not None:
                 raise RuntimeError(f"redis-server cannot run in Sentinel mode (exit code {process.returncode})")
             try:
-                if redis.Redis(host="127.0.0.1", port=port, socket_timeout=1).ping():
+                probe = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, password=self.sentinel_password or None)
+                if probe.ping():
                     return port, process
             except redis.ConnectionError:
                 time.sleep(0.05)
@@ -149,7 +155,12 @@ class SentinelSet:
         raise RuntimeError(f"the Sentinel on port {port} did not start")
 
     def sentinel_client(self, number: int = 0) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.sentinel_processes[number][0], socket_timeout=2)
+        return redis.Redis(
+            host="127.0.0.1",
+            port=self.sentinel_processes[number][0],
+            socket_timeout=2,
+            password=self.sentinel_password or None,
+        )
 
     def _wait_until_known(self, timeout: float = 30.0) -> None:
         """Until every replica holds the master's data (its link is up) and every Sentinel

@@ -17,6 +17,8 @@ import time
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from scrapy.settings import Settings
 
 from baike.connection import REDIS_ERRORS, get_redis, master_address, sentinel_target, tls_params
@@ -205,6 +207,25 @@ def test_every_command_works_with_a_sentinel_url(sentinels, tmp_path) -> None:
     assert len(out.read_text().splitlines()) == 1
     scrapy(sentinels.url, "reset", "--yes")
     assert master.hlen(KEYS.items) == 0 and master.llen(KEYS.dead) == 0
+
+
+def test_sentinels_with_a_password_of_their_own(tmp_path) -> None:
+    group = SentinelSet(tmp_path / "sentinel", sentinel_password="sentinel-s3cr3t")
+    try:
+        group.start()
+    except (FileNotFoundError, RuntimeError) as exc:
+        group.stop()
+        pytest.skip(f"no Sentinel set on this machine: {exc}")
+    try:
+        no_retry = {"socket_timeout": 2, "retry": Retry(NoBackoff(), 0)}
+        refused = get_redis(Settings({"REDIS_URL": group.url, "REDIS_PARAMS": no_retry}))
+        with pytest.raises(REDIS_ERRORS):
+            refused.ping()
+        settings = Settings({"REDIS_URL": group.url, "REDIS_SENTINEL_PASSWORD": "sentinel-s3cr3t"})
+        assert get_redis(settings).ping()
+        assert master_address(get_redis(settings)) == f"127.0.0.1:{group.master.port}"
+    finally:
+        group.stop()
 
 
 def test_a_demoted_master_answering_readonly_is_transient(sentinels) -> None:
