@@ -6,6 +6,10 @@ failures every component rides out the same way (log, back off, retry).
   client files of ``REDIS_SSL_CA_CERTS``, ``REDIS_SSL_CERTFILE`` and
   ``REDIS_SSL_KEYFILE``. Every component of a crawler (scheduler, dupefilter,
   extensions, pipelines, spider) gets the same client, so one connection pool.
+  A ``redis+sentinel://`` (or ``rediss+sentinel://``) ``REDIS_URL`` names Sentinels and
+  a service instead of a server: the client is redis-py's ``Sentinel.master_for``,
+  whose pool asks the Sentinels for the master on every new connection, so it follows
+  a failover (see :func:`sentinel_target` and docs/redis.md).
 * :class:`RedisClock` and :func:`redis_time`: every timestamp a node writes for others
   to compare with, and every ``now`` a reader compares them with, is Redis's clock,
   never the clock of whichever machine wrote or reads it.
@@ -13,27 +17,38 @@ failures every component rides out the same way (log, back off, retry).
 
 from __future__ import annotations
 
+import logging
 import time
 import weakref
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 from redis.cluster import ClusterNode, RedisCluster
+from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.sentinel import Sentinel
 from scrapy.settings import BaseSettings
+from scrapy_redis import defaults as scrapy_redis_defaults
 from scrapy_redis.connection import SETTINGS_PARAMS_MAP, get_redis_from_settings
 
 from baike.errors import NodeRefused
 from baike.keys import on_cluster
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
-    from redis import Redis
+logger = logging.getLogger(__name__)
 
-# What a lost or restarting Redis raises; anything else is a bug and propagates.
-REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError)
+# What a lost, restarting or demoted Redis raises; anything else is a bug and propagates.
+# A Sentinel client's "no master known" (MasterNotFoundError) is a ConnectionError; a
+# READONLY reply (a master demoted to a replica, still answering) is transient too:
+# redis-py's Sentinel pool turns it into a ConnectionError, a plain client raises it.
+REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, ReadOnlyError)
 
 # TLS client settings -> redis-py's SSLConnection arguments (paths; empty: not used).
 SSL_SETTINGS = {
@@ -42,6 +57,12 @@ SSL_SETTINGS = {
     "REDIS_SSL_KEYFILE": "ssl_keyfile",
 }
 TLS_SCHEME = "rediss://"
+SENTINEL_SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True}  # scheme -> TLS
+SENTINEL_PORT = 26379
+# How long a Sentinel may take to answer before the next one is asked, in seconds.
+SENTINEL_TIMEOUT = 0.5
+# Sentinel settings -> the arguments of the Sentinels' own connections (empty: not sent).
+SENTINEL_SETTINGS = {"REDIS_SENTINEL_USERNAME": "username", "REDIS_SENTINEL_PASSWORD": "password"}
 
 # id(settings) -> (a weak reference to the settings, what the client was built from, the client)
 _clients: dict[int, tuple[weakref.ref[Any], dict[str, Any], Redis]] = {}
@@ -65,13 +86,17 @@ def get_redis(settings: Any) -> Redis:
     client, so the same connection pool, as long as those settings are unchanged; the
     client is forgotten with the Settings object. Raises RedisSettingsError for
     unusable TLS settings and ValueError for a REDIS_URL redis-py cannot read.
+
+    With a Sentinel URL the client is the master of its service, found through the
+    Sentinels (:func:`sentinel_client`).
     """
     params = client_settings(settings)
     key = id(settings)
     cached = _clients.get(key)
     if cached is not None and cached[0]() is settings and cached[1] == params:
         return cached[2]
-    client = get_redis_from_settings(BaseSettings(params))
+    client = sentinel_client(settings, params) if is_sentinel_url(params.get("REDIS_URL")) else None
+    client = client or get_redis_from_settings(BaseSettings(params))
     _clients[key] = (weakref.ref(settings, _forget(key)), params, client)
     return client
 
@@ -104,10 +129,14 @@ def client_settings(settings: Any) -> dict[str, Any]:
 
 def plain_settings(settings: Any) -> BaseSettings:
     """A copy of ``settings`` whose Redis settings scrapy-redis's own ``get_redis_from_settings``
-    can read (a cluster's first node as a plain URL), for scrapy-redis code that builds a
-    client of its own; baike's components use :func:`get_redis`."""
+    can read (a cluster's first node as a plain URL, a placeholder for a Sentinel URL), for
+    scrapy-redis code that builds a client of its own and drops it unused; baike's
+    components use :func:`get_redis`."""
     copy = settings.copy()
-    if on_cluster(settings):
+    if is_sentinel_url(settings.get("REDIS_URL")):
+        # scrapy-redis's client is never used: any URL it can read will do
+        copy.set("REDIS_URL", "redis://127.0.0.1:6379/0", priority=100)
+    elif on_cluster(settings):
         values = client_settings(settings)
         params = {name: value for name, value in values["REDIS_PARAMS"].items() if name not in ("redis_cls", "startup_nodes")}
         # above any priority the originals may have (-s sets them at "cmdline")
@@ -162,13 +191,116 @@ def tls_params(settings: Any, url: str | None, params: dict[str, Any]) -> dict[s
         return files
     if "ssl_keyfile" in files and "ssl_certfile" not in files:
         raise RedisSettingsError("REDIS_SSL_KEYFILE is set without REDIS_SSL_CERTFILE: give the client certificate too")
-    if not (url or "").lower().startswith(TLS_SCHEME) and not params.get("ssl"):
+    if not _is_tls(url) and not params.get("ssl"):
         named = ", ".join(setting for setting, param in SSL_SETTINGS.items() if param in files)
         raise RedisSettingsError(
             f"{named} set, but REDIS_URL is not a {TLS_SCHEME} URL: TLS files are used only over TLS"
             f" (write REDIS_URL={TLS_SCHEME}host:port/db)"
         )
     return files
+
+
+def _is_tls(url: str | None) -> bool:
+    """Whether ``url`` is a TLS URL: ``rediss://``, ``rediss+sentinel://`` or ``rediss+cluster://``."""
+    url = (url or "").lower()
+    return url.startswith((TLS_SCHEME, "rediss+sentinel://", "rediss+cluster://"))
+
+
+# -- Sentinel ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelTarget:
+    """What a Sentinel ``REDIS_URL`` names: the Sentinels, the service (the master's name
+    in their configuration), the database, the master's user and password, TLS."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    ssl: bool = False
+
+
+def is_sentinel_url(url: str | None) -> bool:
+    """Whether ``url`` is a ``redis+sentinel://`` or ``rediss+sentinel://`` URL."""
+    scheme, sep, _ = (url or "").partition("://")
+    return bool(sep) and scheme.lower() in SENTINEL_SCHEMES
+
+
+def sentinel_target(url: str) -> SentinelTarget:
+    """Read ``redis+sentinel://[user:password@]host1:26379,host2:26379/<service>/<db>``.
+
+    Ports default to 26379 and the database to 0; the user and password (percent-
+    encoded) are the master's. Raises ValueError, naming what is wrong, for a URL
+    without Sentinels or service, a bad port or a database that is not a number.
+    """
+    scheme, _, rest = url.partition("://")
+    netloc, _, path = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else unquote(user)
+        if not colon:
+            username = None
+    sentinels = tuple(_sentinel_address(host) for host in hosts.split(",") if host)
+    service, _, db = path.partition("/")
+    service = unquote(service.split("?", 1)[0])
+    db = db.split("?", 1)[0].strip("/") or "0"
+    if not sentinels or not service:
+        raise ValueError(f"{scheme}:// needs Sentinels and a service: {scheme}://host:26379,host2:26379/service/0")
+    if not db.isdigit():
+        raise ValueError(f"the database of a {scheme}:// URL is a number (/service/0), not {db!r}")
+    return SentinelTarget(sentinels, service, int(db), username, password, SENTINEL_SCHEMES[scheme.lower()])
+
+
+def _sentinel_address(host: str) -> tuple[str, int]:
+    """``host:port`` (or ``[v6]:port``, or a host alone: port 26379) as ``(host, port)``."""
+    parsed = urlsplit(f"//{host}")
+    try:
+        port = parsed.port or SENTINEL_PORT
+    except ValueError:
+        raise ValueError(f"not a Sentinel address: {host!r} (write host:26379)") from None
+    if not parsed.hostname:
+        raise ValueError(f"not a Sentinel address: {host!r} (write host:26379)")
+    return parsed.hostname, port
+
+
+def sentinel_client(settings: Any, params: dict[str, Any]) -> Redis:
+    """The master of the Sentinel ``REDIS_URL``'s service, as a redis-py client.
+
+    ``params`` are :func:`client_settings`: ``REDIS_PARAMS`` (timeouts, retries, TLS
+    files, ...) go to the master's connections and, for TLS, to the Sentinels' too.
+    The Sentinels are asked with their own short timeout and, when they need one, the
+    user and password of ``REDIS_SENTINEL_USERNAME`` / ``REDIS_SENTINEL_PASSWORD``.
+    Every new connection asks the Sentinels where the master is, so after a failover
+    the next command reaches the new master (a READONLY reply of a demoted master
+    drops the connection, and the command fails with a ConnectionError).
+    """
+    target = sentinel_target(params["REDIS_URL"])
+    kwargs = {**scrapy_redis_defaults.REDIS_PARAMS, **params["REDIS_PARAMS"]}
+    kwargs.pop("redis_cls", None)
+    for setting, param in (("REDIS_ENCODING", "encoding"), ("REDIS_DECODE_RESPONSES", "decode_responses")):
+        if params.get(setting) is not None:
+            kwargs[param] = params[setting]
+    tls = {name: kwargs[name] for name in kwargs if name.startswith("ssl")}
+    if target.ssl:
+        kwargs["ssl"] = tls["ssl"] = True
+    own = {param: settings.get(setting) for setting, param in SENTINEL_SETTINGS.items() if settings.get(setting)}
+    sentinel_kwargs = {"socket_timeout": SENTINEL_TIMEOUT, "socket_connect_timeout": SENTINEL_TIMEOUT, **tls, **own}
+    sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs)
+    return sentinel.master_for(
+        target.service, redis_class=Redis, db=target.db, username=target.username, password=target.password, **kwargs
+    )
+
+
+def master_address(server: Redis) -> str | None:
+    """``host:port`` of the master a Sentinel client last connected to (no round trip), or
+    None for a client that is not a Sentinel client or has not connected yet."""
+    address = getattr(server.connection_pool, "master_address", None)
+    return f"{address[0]}:{address[1]}" if address else None
 
 
 # -- Redis's clock ----------------------------------------------------------------------
@@ -233,3 +365,79 @@ class RedisClock:
         reply = slot_time(server, key)
         self.update(reply, before, time.time())
         return self.now()
+
+
+# -- WAIT for replicas ------------------------------------------------------------------
+
+
+class ReplicaWait:
+    """``WAIT replicas timeout`` after the writes a failover must not lose (``REDIS_WAIT_REPLICAS``,
+    ``REDIS_WAIT_TIMEOUT`` in milliseconds); nothing with 0 replicas (the default).
+
+    ``WAIT`` covers the writes of its own connection only, and a client's pool lends
+    any of its connections to each command: writes to be waited for are sent through
+    :meth:`pinned`, a client on one connection of the same pool, and waited for on it.
+    :meth:`wait` raises what the client raises (a REDIS_ERRORS error when the master is
+    lost: the caller then treats the write as not done, and sends it again). A ``WAIT``
+    that times out with fewer replicas is not an error: the write stands, the shortfall
+    is logged once until enough replicas acknowledge again, and counted.
+    """
+
+    def __init__(self, server: Redis, replicas: int = 0, timeout_ms: int = 100):
+        self.server = server
+        self.replicas = max(replicas, 0)
+        self.timeout_ms = max(timeout_ms, 1)
+        self.short = 0
+        self._short_logged = False
+
+    @contextmanager
+    def pinned(self) -> Iterator[Redis]:
+        """A client holding one connection of the pool for the writes to wait for (the
+        shared client itself when not waiting); the connection goes back afterwards.
+        Raises a REDIS_ERRORS error when no connection can be made."""
+        if not self.replicas:
+            yield self.server
+            return
+        client = Redis(connection_pool=self.server.connection_pool, single_connection_client=True)
+        try:
+            yield client
+        finally:
+            client.close()
+
+    def wait(self, client: Redis) -> int | None:
+        """Wait until ``replicas`` replicas hold the writes sent through ``client`` (from
+        :meth:`pinned`), at most the timeout; returns how many did (None when not asked to)."""
+        if not self.replicas:
+            return None
+        acked = int(client.wait(self.replicas, self.timeout_ms))
+        if acked < self.replicas:
+            self.short += 1
+            if not self._short_logged:
+                self._short_logged = True
+                logger.warning(
+                    "Only %d of REDIS_WAIT_REPLICAS=%d replicas acknowledged within %d ms: a failover now may"
+                    " lose the last writes (going on; said once until they acknowledge again)",
+                    acked,
+                    self.replicas,
+                    self.timeout_ms,
+                )
+        elif self._short_logged:
+            self._short_logged = False
+            logger.info("%d replicas acknowledge the crawl's writes again", acked)
+        return acked
+
+
+# client -> its ReplicaWait, shared by the components of one crawler
+_waits: weakref.WeakKeyDictionary[Redis, ReplicaWait] = weakref.WeakKeyDictionary()
+
+
+def replica_wait(server: Redis, settings: Any) -> ReplicaWait:
+    """The :class:`ReplicaWait` of ``server`` (one per client: its shortfall is logged once
+    per node), from ``REDIS_WAIT_REPLICAS`` and ``REDIS_WAIT_TIMEOUT``."""
+    waiter = _waits.get(server)
+    if waiter is None:
+        waiter = ReplicaWait(
+            server, settings.getint("REDIS_WAIT_REPLICAS", 0), settings.getint("REDIS_WAIT_TIMEOUT", 100)
+        )
+        _waits[server] = waiter
+    return waiter

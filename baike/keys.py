@@ -62,6 +62,10 @@ TEMPLATES: dict[str, str] = {
     # set with NX for CLUSTERSTATS_LOST_AFTER seconds so that no other node flushes meanwhile;
     # kept by the flush itself (see baike.fresh)
     "flush": "%(spider)s:flush",
+    # hash: the Redis master behind a Sentinel REDIS_URL ("master", "seen/<node id>": host:port)
+    # and its failovers ("count"; "last_time" on Redis's clock, "last_from", "last_to"),
+    # written by the nodes (see baike.failover)
+    "failover": "%(spider)s:failover",
 }
 
 
@@ -87,6 +91,7 @@ class CrawlKeys:
     calls: str
     aliases: str
     flush: str
+    failover: str
     # the prefix of the politeness keys' rate hashes (see rate), not a key itself
     rate_prefix: str
 

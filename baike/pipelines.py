@@ -16,7 +16,7 @@ from scrapy.utils.defer import deferred_to_future
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.threads import deferToThread
 
-from baike.connection import REDIS_ERRORS, get_redis
+from baike.connection import REDIS_ERRORS, ReplicaWait, get_redis, replica_wait
 from baike.keys import CrawlKeys
 from baike.parsing import clean_text
 from baike.urls import canonicalize, subview_url
@@ -95,6 +95,11 @@ class RedisStorePipeline:
     (:meth:`~baike.frontier.scheduler.LeasedScheduler.take`). Records are written in
     batches from a thread, so the reactor never waits on Redis; an item leaves
     this pipeline (and its request can be acknowledged) only once it is stored.
+
+    With ``REDIS_WAIT_REPLICAS`` "stored" means held by that many replicas too (``WAIT``
+    on the connection that wrote; see :class:`baike.connection.ReplicaWait`), so the
+    acknowledgement never reaches a master that may lose the record in a failover. A
+    Redis outage is logged once (when it starts and when it ends), not per retry.
     """
 
     def __init__(
@@ -105,8 +110,11 @@ class RedisStorePipeline:
         interval: float,
         retry_seconds: float = 300.0,
         aliases_key: str = "",
+        replicas: ReplicaWait | None = None,
     ):
         self.server = server
+        self.replicas = replicas or ReplicaWait(server)
+        self._down_since: float | None = None
         self.retry_seconds = retry_seconds
         self.key = key
         self.aliases_key = aliases_key
@@ -128,6 +136,7 @@ class RedisStorePipeline:
             batch_size=settings.getint("REDIS_STORE_BATCH_SIZE", 50),
             interval=settings.getfloat("REDIS_STORE_FLUSH_INTERVAL", 0.05),
             retry_seconds=settings.getfloat("REDIS_STORE_RETRY_SECONDS", 300.0),
+            replicas=replica_wait(get_redis(settings), settings),
         )
 
     def open_spider(self) -> None:
@@ -170,20 +179,46 @@ class RedisStorePipeline:
         pause = 0.5
         while True:
             try:
-                if not aliases:
-                    self.server.hset(self.key, mapping=batch)
-                    return
-                with self.server.pipeline(transaction=True) as pipe:
-                    pipe.hset(self.key, mapping=batch)
-                    pipe.hset(self.aliases_key, mapping=aliases)
-                    pipe.execute()
-                return
+                self._store(batch, aliases)
             except REDIS_ERRORS as exc:
                 if time.monotonic() + pause > deadline:
                     raise
-                logger.warning("Storing %d items failed (%s); retrying in %.1f s", len(batch), exc, pause)
+                self._failed(len(batch), exc)
                 time.sleep(pause)
                 pause = min(pause * 2, 10.0)
+                continue
+            if self._down_since is not None:
+                logger.info("Items are stored again after %.1f s", time.monotonic() - self._down_since)
+                self._down_since = None
+            return
+
+    def _store(self, batch: dict[str, str], aliases: dict[str, str] | None) -> None:
+        """One attempt: the records and their aliases in one transaction, then (with
+        REDIS_WAIT_REPLICAS) ``WAIT`` on the same connection. Waiting, the records go first
+        and the aliases after them, each its own command: an alias never names a record
+        that is not stored."""
+        if self.replicas.replicas:
+            with self.replicas.pinned() as client:
+                client.hset(self.key, mapping=batch)
+                if aliases:
+                    client.hset(self.aliases_key, mapping=aliases)
+                self.replicas.wait(client)
+            return
+        if not aliases:
+            self.server.hset(self.key, mapping=batch)
+            return
+        with self.server.pipeline(transaction=True) as pipe:
+            pipe.hset(self.key, mapping=batch)
+            pipe.hset(self.aliases_key, mapping=aliases)
+            pipe.execute()
+
+    def _failed(self, items: int, exc: Exception) -> None:
+        """A write failed: said once per outage (the first failure), then at debug level."""
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            logger.warning("Storing %d items failed (%s); retrying with back-off, the items are kept", items, exc)
+        else:
+            logger.debug("Storing %d items failed again: %s", items, exc)
 
 
 def _alias_of(record: dict[str, Any]) -> str | None:

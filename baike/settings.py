@@ -25,6 +25,13 @@ REDIS_PARAMS = {
 REDIS_SSL_CA_CERTS = ""
 REDIS_SSL_CERTFILE = ""
 REDIS_SSL_KEYFILE = ""
+# With a redis+sentinel:// REDIS_URL: the Sentinels' own user and password, when they need one.
+REDIS_SENTINEL_USERNAME = ""
+REDIS_SENTINEL_PASSWORD = ""
+# WAIT for this many replicas after the writes a failover must not lose (0: never), at most
+# REDIS_WAIT_TIMEOUT milliseconds (docs/redis.md).
+REDIS_WAIT_REPLICAS = 0
+REDIS_WAIT_TIMEOUT = 100
 # Download from this origin instead of https://baike.baidu.com (a mirror or the replica);
 # stored URLs and fingerprints stay canonical.
 BAIKE_MIRROR = os.environ.get("BAIKE_MIRROR", "")

@@ -26,6 +26,7 @@ from baike.frontier.dupefilter import (
     BucketLayout,
 )
 from baike.frontier.scheduler import MAX_FLUSH_SIZE
+from baike.keys import on_cluster
 from baike.urls import deny_list
 from baike.scrapyredis import refusals
 
@@ -152,6 +153,8 @@ OFF_AT_ZERO = "0 = off"
 TYPED_SETTINGS: dict[str, Rule] = {
     # where the crawl lives
     "REDIS_START_URLS_BATCH_SIZE": whole(1),
+    "REDIS_WAIT_REPLICAS": whole(0, note="0 = no WAIT"),
+    "REDIS_WAIT_TIMEOUT": Rule("int", low=1, unit="milliseconds"),
     "REDIS_START_URLS_AS_SET": BOOL,
     "REDIS_START_URLS_AS_ZSET": BOOL,
     "REDIS_DECODE_RESPONSES": BOOL,
@@ -242,7 +245,21 @@ def check_settings(settings: BaseSettings) -> list[str]:
         for name, rule in TYPED_SETTINGS.items()
         if (value := settings.get(name)) is not None and not rule.accepts(value)
     ]
-    return problems or [*refusals(settings), *_check_layouts(settings), *_check_deny_list(settings)]
+    return problems or [
+        *refusals(settings),
+        *_check_layouts(settings),
+        *_check_deny_list(settings),
+        *_check_replica_wait(settings),
+    ]
+
+
+def _check_replica_wait(settings: BaseSettings) -> list[str]:
+    if on_cluster(settings) and settings.getint("REDIS_WAIT_REPLICAS", 0) > 0:
+        return [
+            "REDIS_WAIT_REPLICAS is not supported with a Redis Cluster REDIS_URL yet (WAIT is sent on one pinned"
+            " connection of a single master's pool): leave it 0, or use a Sentinel REDIS_URL"
+        ]
+    return []
 
 
 def _check_deny_list(settings: BaseSettings) -> list[str]:

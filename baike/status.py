@@ -74,6 +74,7 @@ KEY_TYPES = {
     "started": "string",
     "state": "hash",
     "flush": "string",
+    "failover": "hash",
 }
 # Other types a key may have: the seeds are a set or a sorted set with scrapy-redis's
 # REDIS_START_URLS_AS_SET / REDIS_START_URLS_AS_ZSET.
@@ -329,10 +330,11 @@ def snapshot(
         pipe.hlen(keys.items)
         pipe.hmget(keys.stats, "pages", "items", "errors", "start_time", "finish_time")
         pipe.hgetall(keys.nodes)
+        pipe.hgetall(keys.failover)
         timed = pipelines_time(server)
         if timed:
             pipe.time()
-        state_raw, ledger, started, seeds, leased, dead, items, totals, nodes, *clock = pipe.execute()
+        state_raw, ledger, started, seeds, leased, dead, items, totals, nodes, failover, *clock = pipe.execute()
     if now is None:
         now = time_reply(clock[0] if timed else slot_time(server, keys.state))
     state = {_text(name): _text(value) for name, value in state_raw.items()}
@@ -378,9 +380,40 @@ def snapshot(
         "ledger": counts,
         "rates": read_rates(server, keys.rate_prefix, now, None if scan else named_rate_keys(nodes, keys.rate_prefix)),
         "nodes": node_list,
+        "failover": read_failover(failover, pages, node_list),
         "nodes_alive": sum(node["status"] == ALIVE for node in node_list),
         "nodes_lost": sum(node["status"] == LOST for node in node_list),
     }
+
+
+def read_failover(raw: dict[Any, Any], pages: int, nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``failover`` hash (written by nodes behind a Sentinel REDIS_URL, see
+    :mod:`baike.failover`): the master now, how many failovers, the last one's time
+    (Redis's clock) and addresses; None where nothing is recorded. ``redone``: the pages
+    the nodes downloaded beyond the budget's ledger (``pages``), i.e. downloaded again
+    because a failover lost their settlement (or a node died holding them).
+    """
+    fields = {_text(name): value for name, value in raw.items()}
+    text = {name: printable(fields[name]) if name in fields else None for name in ("master", "last_from", "last_to")}
+    return {
+        "master": text["master"],
+        "count": _int(fields.get("count")),
+        "last_time": number(fields.get("last_time")),
+        "last_from": text["last_from"],
+        "last_to": text["last_to"],
+        "redone": max(sum(node["pages"] for node in nodes) - pages, 0),
+    }
+
+
+def describe_failover(failover: dict[str, Any]) -> str:
+    """The master and its failovers, for people."""
+    text = f"master {failover['master']}"
+    if not failover["count"]:
+        return text + ", no failover"
+    return (
+        f"{text}; {failover['count']} failover(s), the last at {clock(failover['last_time'])}"
+        f" ({failover['last_from']} -> {failover['last_to']}); {failover['redone']} pages downloaded again"
+    )
 
 
 def _fingerprints(server: Redis, keys: CrawlKeys, ledger: dict[str, int], scan: bool) -> int:
@@ -483,6 +516,7 @@ def render(snap: dict[str, Any], width: int = 40) -> str:
         f"cluster      {snap['cluster']['pages']} pages, {snap['cluster']['items']} items,"
         f" {snap['cluster']['errors']} errors, {cluster_rate(snap):.1f} pages/s",
         *(f"rate         {describe_rate(rate)}" for rate in snap["rates"]),
+        *([f"redis        {describe_failover(snap['failover'])}"] if (snap.get("failover") or {}).get("master") else []),
         "",
         f"nodes: {snap['nodes_alive']} alive, {snap['nodes_lost']} lost, {len(snap['nodes'])} in all",
     ]

@@ -128,3 +128,141 @@ class ClusterServers:
     def stop(self) -> None:
         for server in self.servers:
             server.stop()
+
+
+SERVICE = "baike-master"
+
+
+@dataclass
+class SentinelSet:
+    """A master, ``replicas`` replicas (``replicaof``) and ``sentinels`` Sentinels watching
+    them as the service :data:`SERVICE`, on free loopback ports under ``directory``.
+
+    The Sentinels judge the master down after ``down_after_ms`` of silence, with a
+    quorum of ``quorum``. Raises FileNotFoundError when redis-server is not installed and
+    RuntimeError when it cannot run in Sentinel mode or the set does not come up.
+    """
+
+    directory: Path
+    replicas: int = 1
+    sentinels: int = 3
+    quorum: int = 2
+    down_after_ms: int = 1000
+    failover_timeout_ms: int = 3000
+    # the Sentinels' own password (requirepass), empty for none
+    sentinel_password: str = ""
+    servers: list[RedisServer] = field(default_factory=list)
+    sentinel_processes: list[tuple[int, subprocess.Popen]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """The ``redis+sentinel://`` URL of the service, database 0."""
+        hosts = ",".join(f"127.0.0.1:{port}" for port, _ in self.sentinel_processes)
+        return f"redis+sentinel://{hosts}/{SERVICE}/0"
+
+    @property
+    def master(self) -> RedisServer:
+        return self.servers[0]
+
+    def start(self) -> SentinelSet:
+        """Start the servers and the Sentinels; wait until every Sentinel knows the replicas
+        and the other Sentinels (without that, no failover can be agreed on)."""
+        for number in range(1 + self.replicas):
+            directory = self.directory / f"server{number}"
+            directory.mkdir(parents=True, exist_ok=True)
+            # no 5 s pause before the first sync of a replica (Redis 7's default for diskless sync)
+            extra = ("--repl-diskless-sync-delay", "0")
+            if number:
+                extra += ("--replicaof", "127.0.0.1", str(self.master.port))
+            self.servers.append(RedisServer(directory=directory, extra=extra).start())
+        for number in range(self.sentinels):
+            self.sentinel_processes.append(self._start_sentinel(number))
+        self._wait_until_known()
+        return self
+
+    def _start_sentinel(self, number: int) -> tuple[int, subprocess.Popen]:
+        port = free_port()
+        directory = self.directory / f"sentinel{number}"
+        directory.mkdir(parents=True, exist_ok=True)
+        conf = directory / "sentinel.conf"
+        conf.write_text(
+            f"port {port}\nbind 127.0.0.1\ndir {directory}\n"
+            f"sentinel monitor {SERVICE} 127.0.0.1 {self.master.port} {self.quorum}\n"
+            f"sentinel down-after-milliseconds {SERVICE} {self.down_after_ms}\n"
+            f"sentinel failover-timeout {SERVICE} {self.failover_timeout_ms}\n"
+            f"sentinel parallel-syncs {SERVICE} 1\n"
+        )
+        if self.sentinel_password:
+            with conf.open("a") as config:
+                config.write(f"requirepass {self.sentinel_password}\nsentinel sentinel-pass {self.sentinel_password}\n")
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise FileNotFoundError("redis-server is not installed: run the README's setup, which installs it")
+        process = subprocess.Popen([binary, str(conf), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"redis-server cannot run in Sentinel mode (exit code {process.returncode})")
+            try:
+                probe = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, password=self.sentinel_password or None)
+                if probe.ping():
+                    return port, process
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        process.kill()
+        raise RuntimeError(f"the Sentinel on port {port} did not start")
+
+    def sentinel_client(self, number: int = 0) -> redis.Redis:
+        return redis.Redis(
+            host="127.0.0.1",
+            port=self.sentinel_processes[number][0],
+            socket_timeout=2,
+            password=self.sentinel_password or None,
+        )
+
+    def _wait_until_known(self, timeout: float = 30.0) -> None:
+        """Until every replica holds the master's data (its link is up) and every Sentinel
+        knows the replicas and the other Sentinels."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            links = [server.client().info("replication").get("master_link_status") for server in self.servers[1:]]
+            if any(link != "up" for link in links):
+                time.sleep(0.05)
+                continue
+            states = [self.sentinel_client(n).sentinel_master(SERVICE) for n in range(len(self.sentinel_processes))]
+            if all(
+                state["num-slaves"] == self.replicas and state["num-other-sentinels"] == self.sentinels - 1
+                for state in states
+            ):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("the Sentinels did not learn the replicas and each other in time")
+
+    def master_port(self) -> int:
+        """The port of the master the Sentinels name now."""
+        return int(self.sentinel_client().sentinel_get_master_addr_by_name(SERVICE)[1])
+
+    def wait_for_failover(self, old_port: int, timeout: float = 30.0) -> float:
+        """Wait until every Sentinel names a master other than ``old_port`` and that server
+        answers as a master; returns the seconds it took."""
+        started = time.monotonic()
+        while time.monotonic() < started + timeout:
+            ports = {
+                int(self.sentinel_client(n).sentinel_get_master_addr_by_name(SERVICE)[1])
+                for n in range(len(self.sentinel_processes))
+            }
+            if len(ports) == 1 and old_port not in ports:
+                port = ports.pop()
+                server = next(server for server in self.servers if server.port == port)
+                if server.client().execute_command("ROLE")[0] == b"master":
+                    return time.monotonic() - started
+            time.sleep(0.05)
+        raise RuntimeError("no failover within the timeout")
+
+    def stop(self) -> None:
+        for _, process in self.sentinel_processes:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=10)
+        for server in self.servers:
+            server.stop()

@@ -16,7 +16,8 @@ usage() {
   cat >&2 <<'USAGE'
 usage: bash scripts/node.sh REDIS_URL [-s NAME=value ...]
   Runs one crawler node (`scrapy crawl baike`) on the crawl at REDIS_URL: redis://, rediss://
-  (TLS) or unix://, e.g. redis://user:password@redis-host:6379/0. Every other argument goes
+  (TLS), unix:// or redis+sentinel://host1:26379,host2:26379/service/0 (the master of a Sentinel
+  service), e.g. redis://user:password@redis-host:6379/0. Every other argument goes
   to `scrapy crawl baike`, e.g. -s CLOSESPIDER_PAGECOUNT=10000. See docs/redis.md.
 USAGE
 }
@@ -30,10 +31,10 @@ case "$1" in
     usage
     exit 0
     ;;
-  redis://?* | rediss://?* | unix://?*) ;;
+  redis://?* | rediss://?* | unix://?* | redis+sentinel://?* | rediss+sentinel://?*) ;;
   *)
     # not echoed: it may hold a password
-    echo "node.sh: the first argument must be the crawl's Redis URL (redis://, rediss:// or unix://...)" >&2
+    echo "node.sh: the first argument must be the crawl's Redis URL (redis://, rediss://, unix://, redis+sentinel:// or rediss+sentinel://...)" >&2
     usage
     exit 2
     ;;

@@ -244,3 +244,10 @@ def test_a_deny_list_entry_that_is_not_a_baike_url_is_one_line() -> None:
     problems = check_settings(Settings({"BAIKE_DENY_URLS": "/view/340519.htm,https://example.com/help"}))
     assert problems == ["BAIKE_DENY_URLS: 'https://example.com/help' is not a Baike URL (/item/<name>, /view/<n>.htm, /subview/<a>/<b>.htm)"]
     assert check_settings(Settings({"BAIKE_DENY_URLS": "/view/340519.htm,/item/史记·2016"})) == []
+
+
+def test_waiting_for_replicas_on_a_cluster_is_refused_in_one_line() -> None:
+    cluster = {"REDIS_URL": "redis+cluster://127.0.0.1:7000", "REDIS_WAIT_REPLICAS": 1}
+    (problem,) = check_settings(Settings(cluster))
+    assert problem.startswith("REDIS_WAIT_REPLICAS is not supported with a Redis Cluster")
+    assert check_settings(Settings({**cluster, "REDIS_WAIT_REPLICAS": 0})) == []

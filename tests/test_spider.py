@@ -233,3 +233,13 @@ def test_the_deny_list_is_a_setting(redis_db, redis_server) -> None:
         "https://baike.baidu.com/view/10812277.htm",
         f"https://baike.baidu.com/item/{GUO}/19133243",
     ]
+
+
+def test_a_failover_makes_the_spider_forget_the_links_it_handed_over(spider: BaikeSpider) -> None:
+    from baike.failover import Failover, redis_failover
+
+    url = f"{MIRROR}/item/{GUO}?force=1"
+    assert len(parsed(spider, url, LIST_HTML)[1]) == 2
+    assert parsed(spider, url, LIST_HTML)[1] == []
+    spider.crawler.signals.send_catch_log(redis_failover, failover=Failover("a:1", "b:2", counted=True))
+    assert len(parsed(spider, url, LIST_HTML)[1]) == 2, "the new master may lack them: they go to the frontier again"

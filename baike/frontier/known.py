@@ -120,6 +120,10 @@ class KnownFingerprints:
                 raise ValueError(f"a known-fingerprint key is 1 to 2**64 - 1, not {key!r}")
             table[key & mask] = key
 
+    def clear(self) -> None:
+        """Forget every key (the table keeps its size)."""
+        self._table = array("Q", [0]) * len(self._table)
+
     @property
     def capacity(self) -> int:
         """Slots of the table: the most keys it can hold at once."""

@@ -22,6 +22,7 @@ import secrets
 import struct
 import time
 from dataclasses import astuple, dataclass, field
+from functools import partial
 from urllib.parse import urlsplit
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -266,6 +267,7 @@ class LeasedQueue(Base):
         replaces: dict[int, str] | None = None,
         answers: Answers | None = None,
         list_filtered: bool = False,
+        client: Redis | None = None,
     ) -> Pushed:
         """Enqueue new requests and settle leases in one atomic round trip.
 
@@ -282,11 +284,12 @@ class LeasedQueue(Base):
         refused, since the request is another node's now. ``answers`` are reported to the
         cluster's shared rate, which may back off; the reply says for how long it cools down.
         With ``list_filtered`` the reply names the pushes filtered as duplicates (for
-        DUPEFILTER_DEBUG's log).
+        DUPEFILTER_DEBUG's log). ``client`` sends the script instead of the queue's own
+        client (one pinned connection, for ``WAIT``).
         """
         report = [self.rate, *astuple(answers or Answers()), *self.backoff] if self.rate else [0] * 8
         return push_and_ack(
-            self._push_and_ack,
+            partial(self._push_and_ack, client=client) if client is not None else self._push_and_ack,
             self.keys,
             node,
             pushes,

@@ -19,6 +19,15 @@ What it changes from the stock scheduler, and why:
   leases that expired meanwhile (and may be another node's now) are dropped, not
   downloaded twice, and acknowledgements of them are refused and counted
   (``baike/leases/stale_acks``).
+* Behind a Sentinel ``REDIS_URL`` the client follows a failover by itself; when the
+  first command after an outage reached another master, the node says so in one line
+  (instead of "Redis is back"), records it for ``scrapy status`` (see
+  :mod:`baike.failover`) and forgets its known-fingerprint cache: the new master may
+  lack the last writes of the old one (replication is asynchronous), and a fingerprint
+  it lacks must reach Redis again when its page is redone.
+* With ``REDIS_WAIT_REPLICAS`` a flush is confirmed only once that many replicas hold it
+  (``WAIT``, see :class:`baike.connection.ReplicaWait`): a flush whose ``WAIT`` failed is
+  resent under its call id, so a failover loses no flush this node counts as done.
 """
 
 from __future__ import annotations
@@ -40,8 +49,9 @@ from scrapy.utils.asyncio import create_looping_call
 from scrapy.utils.misc import load_object
 from scrapy_redis.scheduler import Scheduler
 
-from baike.connection import REDIS_ERRORS, get_redis
+from baike.connection import REDIS_ERRORS, get_redis, replica_wait
 from baike.errors import NodeRefused
+from baike.failover import Failover, FailoverWatch, redis_failover
 from baike.fresh import flush_at_start, log_flush_at_start, release_flush_guard
 from baike.frontier.bloom import bloom_key
 from baike.frontier.known import KnownFingerprints
@@ -153,6 +163,8 @@ class LeasedScheduler(Scheduler):
         self._retry_at = 0.0
         self._loops: list[Any] = []
         self.keys = CrawlKeys.for_spider(crawler.spidercls.name, settings)
+        self._failover = FailoverWatch(server, self.keys, self.node_id)
+        self._replica_wait = replica_wait(server, settings)
         self.flush_on_start = settings.getbool("SCHEDULER_FLUSH_ON_START")
         if self.flush_on_start:
             self._flush_at_start()
@@ -435,16 +447,20 @@ class LeasedScheduler(Scheduler):
             self._answers = Answers()
         batch = self._unconfirmed
         try:
-            pushed = self.queue.push_and_ack(
-                self.node_id,
-                batch.pushes,
-                batch.acks,
-                getattr(self.df, "bloom", (0, 0)),
-                call_id=batch.call_id,
-                replaces=batch.replaces,
-                answers=batch.answers,
-                list_filtered=self._lists_filtered(),
-            )
+            with self._replica_wait.pinned() as client:
+                pushed = self.queue.push_and_ack(
+                    self.node_id,
+                    batch.pushes,
+                    batch.acks,
+                    getattr(self.df, "bloom", (0, 0)),
+                    call_id=batch.call_id,
+                    replaces=batch.replaces,
+                    answers=batch.answers,
+                    list_filtered=self._lists_filtered(),
+                    client=client,
+                )
+                # confirmed only once the replicas asked for hold it (nothing without REDIS_WAIT_REPLICAS)
+                self._replica_wait.wait(client)
         except REDIS_ERRORS as exc:
             self._redis_failed(exc)
             return
@@ -646,13 +662,35 @@ class LeasedScheduler(Scheduler):
         self._retry_at = now + min(max(down_for, 0.5), 10.0)
 
     def _redis_ok(self) -> None:
+        """A command succeeded: note a failover, and end an outage (one line for either)."""
+        failover = self._failover.check()
+        if failover is not None:
+            self._failed_over(failover)
         if self._redis_down_since is not None:
-            logger.warning("Redis is back after %.1f s; the crawl goes on", time.monotonic() - self._redis_down_since)
+            if failover is None:
+                logger.warning(
+                    "Redis is back after %.1f s; the crawl goes on", time.monotonic() - self._redis_down_since
+                )
             self._redis_down_since = None
             # before any buffered request is handed out: which leases are still ours?
             self._heartbeat()
             if self._buffer:
                 self._wake_engine()
+
+    def _failed_over(self, failover: Failover) -> None:
+        """Log the failover once, count it, and forget the fingerprints this node knew
+        were in Redis: the new master may lack the last of them."""
+        down = time.monotonic() - self._redis_down_since if self._redis_down_since is not None else 0.0
+        logger.warning(
+            "Redis failover: the master moved from %s to %s (%.1f s without Redis); the crawl goes on"
+            " with the new master, redoing what it lacks",
+            failover.old,
+            failover.new,
+            down,
+        )
+        self._known.clear()
+        self._inc("baike/redis/failovers")
+        self.crawler.signals.send_catch_log(redis_failover, failover=failover)
 
     def _inc(self, key: str, count: int = 1) -> None:
         if count:

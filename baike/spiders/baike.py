@@ -18,6 +18,7 @@ from scrapy_redis.spiders import RedisSpider
 
 from baike.connection import REDIS_ERRORS, get_redis, plain_settings
 from baike.errors import DeadLetter
+from baike.failover import redis_failover
 from baike.frontier.known import MAX_KEY, KnownFingerprints
 from baike.frontier.queue import BadSeed
 from baike.frontier.scheduler import SEEN_ONLY_META_KEY, uses_leases
@@ -84,6 +85,7 @@ class BaikeSpider(RedisSpider):
         # here, before a Request is built, fingerprinted and passed through the middlewares
         slots = settings.getint("BAIKE_KNOWN_LINKS", 1_000_000)
         self.known_links = KnownFingerprints(slots) if slots > 0 else None
+        self.crawler.signals.connect(self.redis_failover, signal=redis_failover)
 
     async def start(self) -> AsyncIterator[Request]:
         """With the leased frontier, nothing: seeds enter it atomically, admitted by the
@@ -221,6 +223,11 @@ class BaikeSpider(RedisSpider):
             yield self.entry_request(link, meta={SENSE_LABEL_META_KEY: label} if label else None)
         if known:
             self.crawler.stats.inc_value("baike/links/known", known)
+
+    def redis_failover(self, failover: Any) -> None:
+        """The new master may lack the last links this node handed over: forget them all."""
+        if self.known_links is not None:
+            self.known_links.clear()
 
     def _first_time(self, url: str) -> bool:
         """True the first time this node hands ``url`` to the frontier (as far as its
