@@ -298,8 +298,9 @@ def sentinel_client(settings: Any, params: dict[str, Any]) -> Redis:
 
 def master_address(server: Redis) -> str | None:
     """``host:port`` of the master a Sentinel client last connected to (no round trip), or
-    None for a client that is not a Sentinel client or has not connected yet."""
-    address = getattr(server.connection_pool, "master_address", None)
+    None for a client that is not a Sentinel client (a Redis Cluster client has no single
+    pool) or has not connected yet."""
+    address = getattr(getattr(server, "connection_pool", None), "master_address", None)
     return f"{address[0]}:{address[1]}" if address else None
 
 

@@ -28,7 +28,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cases import BAIKE, common_settings
-from bench.harness import Lab, aggregate, crawl, logger, setup_logging, table, write_results
+from bench.harness import Lab, aggregate, crawl, logger, rounds_args, setup_logging, table, write_results
 from bench.redisserver import RedisServer
 
 NODES = 2
@@ -84,17 +84,7 @@ def cost_table(summary: dict[str, dict[str, Any]]) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="1 round with a budget of 300 pages")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--budget", type=int, default=2000)
-    parser.add_argument("--entries", type=int, default=100_000)
-    parser.add_argument("--timeout", type=float, default=300.0)
-    parser.add_argument("--keep", action="store_true", help="keep the node logs")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.rounds, args.budget = 1, 300
-    return args
+    return rounds_args(__doc__, argv)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ peak RSS come from the kernel (``wait4``) when they exit.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -43,6 +44,21 @@ BENCH_COMMANDS = frozenset({"info", "config|resetstat", "config|get", "config|se
 SCRIPT_COMMANDS = frozenset({"evalsha", "eval", "evalsha_ro", "eval_ro"})
 
 logger = logging.getLogger("bench")
+
+
+def rounds_args(doc: str | None, argv: list[str] | None = None) -> argparse.Namespace:
+    """The options of a bench of rounds of crawls (``--quick``: 1 round of 300 pages)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="1 round with a budget of 300 pages")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--budget", type=int, default=2000)
+    parser.add_argument("--entries", type=int, default=100_000)
+    parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--keep", action="store_true", help="keep the node logs")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.budget = 1, 300
+    return args
 
 
 def machine() -> dict[str, Any]:

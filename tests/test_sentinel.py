@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
 import pytest
 import redis
@@ -252,9 +253,9 @@ def test_a_demoted_master_answering_readonly_is_transient(sentinels) -> None:
     assert master_address(client) == f"127.0.0.1:{sentinels.servers[1].port}"
 
 
-def test_the_crawl_survives_a_failover_and_stores_every_entry_once(
-    sentinels, replica_factory, node_factory
-) -> None:
+def crawl_until(sentinels, replica_factory, node_factory, settled: int) -> tuple[dict, Any, list]:
+    """Start 2 nodes on a whole 300-entry crawl behind the Sentinels; return once the ledger
+    holds ``settled`` pages: (the answer key, a client of the master, the nodes)."""
     replica = replica_factory(300, 5, "--latency-ms", "15")
     answer = replica.answer_key(replica.start_url())
     master = sentinels.master.client()
@@ -263,9 +264,16 @@ def test_the_crawl_survives_a_failover_and_stores_every_entry_once(
         node_factory(sentinels.url, replica.url, "CLOSESPIDER_PAGECOUNT=0", FAST_REDIS, *LEASES) for _ in range(2)
     ]
     deadline = time.monotonic() + 60
-    while pages(master) < 60:
+    while pages(master) < settled:
         assert time.monotonic() < deadline, nodes[0].log[-3000:]
         time.sleep(0.01)
+    return answer, master, nodes
+
+
+def test_the_crawl_survives_a_failover_and_stores_every_entry_once(
+    sentinels, replica_factory, node_factory
+) -> None:
+    answer, master, nodes = crawl_until(sentinels, replica_factory, node_factory, 60)
     killed_at = time.monotonic()
     _, promoted_after = kill_master(sentinels)
     for node in nodes:
@@ -326,17 +334,8 @@ def test_writes_a_failover_loses_are_redone_and_every_entry_is_stored_once(
     """The replica is cut off (its link frozen) for a second of crawling before the master is
     killed: the new master lacks that second of leases, settlements, fingerprints and records.
     The crawl redoes it and ends as if nothing happened; status counts what was downloaded again."""
-    replica = replica_factory(300, 5, "--latency-ms", "15")
-    answer = replica.answer_key(replica.start_url())
-    master = sentinels.master.client()
-    master.lpush(KEYS.start_urls, replica.start_url())
-    nodes = [
-        node_factory(sentinels.url, replica.url, "CLOSESPIDER_PAGECOUNT=0", FAST_REDIS, *LEASES) for _ in range(2)
-    ]
+    answer, master, nodes = crawl_until(sentinels, replica_factory, node_factory, 40)
     deadline = time.monotonic() + 60
-    while pages(master) < 40:
-        assert time.monotonic() < deadline, nodes[0].log[-3000:]
-        time.sleep(0.01)
     link = FreezableLink(sentinels.master.port)
     follower = sentinels.servers[1].client()
     try:
