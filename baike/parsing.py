@@ -860,7 +860,8 @@ def _entry(
     lead = summary is None and page_data is None
     if lead:
         summary = _lead_paragraph(root, hooks)
-    old_lemma_id, sub_lemma_id = _legacy_ids(text)
+    # only 2017/2021 scripts carry them: a PAGE_DATA page's text is not scanned again
+    old_lemma_id, sub_lemma_id = _legacy_ids(text) if page_data is None else (None, None)
     return ParsedPage(
         kind=KIND_ENTRY,
         title=title,

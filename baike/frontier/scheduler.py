@@ -569,6 +569,8 @@ class LeasedScheduler(Scheduler):
         """
         forms: dict[str, list[str]] = {}
         for lease, request in taken:
+            if "/subview/" not in request.url:  # most takes hold none: no parsing per request
+                continue
             url = canonicalize(request.url, mirror=self.mirror)
             if url is not None and is_alias_form(url):
                 forms.setdefault(url, []).append(lease)
