@@ -14,11 +14,11 @@ from scrapy.utils.test import get_crawler
 
 from baike.keys import CrawlKeys
 from baike.spiders.baike import BaikeSpider
-from bench.redisserver import ClusterServers
 from tests.conftest import ROOT, node_env
 from tests.frontier_helpers import PROJECT_SETTINGS
 from tests.test_crash_safety import FAST_LEASES, assert_crawled_exactly, kill_while_holding, pages
 from tests.test_redis_auth import set_documented_user
+from tests.support import ClusterServers
 
 pytestmark = pytest.mark.e2e
 

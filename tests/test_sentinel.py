@@ -24,10 +24,10 @@ from scrapy.settings import Settings
 
 from baike.connection import REDIS_ERRORS, get_redis, master_address, sentinel_target, tls_params
 from baike.status import CrawlDataError, connect, describe_failover, read_failover
-from bench.redisserver import SentinelSet
 from tests.conftest import ROOT, node_env
 from tests.test_crash_safety import KEYS, assert_crawled_exactly, pages, stored_urls
 from tests.test_redis_auth import TlsFiles, set_documented_user
+from tests.support import SentinelSet
 
 pytestmark = pytest.mark.e2e
 FAILOVER_LINE = "Redis failover: the master moved"

@@ -1,8 +1,18 @@
-"""A private redis-server for the tests and the benchmarks: a free loopback port (never
-6379), a directory of its own, no RDB snapshots; stopped by whoever started it."""
+"""What the tests and the benchmarks share: private Redis services and a node's log.
+
+* :class:`RedisServer`: a private redis-server on a free loopback port (never 6379), a
+  directory of its own, no RDB snapshots; stopped by whoever started it.
+* :class:`ClusterServers`: a Redis Cluster of such servers; :class:`SentinelSet`: a master,
+  replicas and Sentinels watching them (plain or TLS only, with passwords).
+* :class:`NodeLog`: what a finished ``scrapy crawl`` node wrote in its log (reason, stats,
+  finish time), read back from Scrapy's final stats dump.
+
+The tests own this module; the benchmarks import it (never the other way round).
+"""
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import socket
@@ -10,6 +20,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -305,3 +316,41 @@ class SentinelSet:
                 process.wait(timeout=10)
         for server in self.servers:
             server.stop()
+
+
+# -- a node's log ---------------------------------------------------------------------------
+
+_FINISH_TIME = re.compile(
+    r"'finish_time': datetime\.datetime\((\d+), (\d+), (\d+), (\d+), (\d+), (\d+)(?:, (\d+))?"
+)
+
+
+class NodeLog:
+    """Mixin for anything with a ``log_path`` of a node's Scrapy log."""
+
+    log_path: Path
+
+    @property
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    @property
+    def finish_reason(self) -> str | None:
+        match = re.search(r"'finish_reason': '([^']+)'", self.log)
+        return match.group(1) if match else None
+
+    def stat(self, name: str) -> int:
+        match = re.search(rf"'{re.escape(name)}': (\d+)", self.log)
+        return int(match.group(1)) if match else 0
+
+    @property
+    def finish_time(self) -> float | None:
+        """When the spider closed (Scrapy's ``finish_time`` stat, to the microsecond), Unix time."""
+        match = _FINISH_TIME.search(self.log)
+        if not match:
+            return None
+        parts = [int(part or 0) for part in match.groups()]
+        return datetime(*parts[:6], parts[6], tzinfo=UTC).timestamp()
