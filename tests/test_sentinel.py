@@ -14,6 +14,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -40,16 +42,24 @@ CONCURRENCY, BATCH = 8, 8
 LEASES = ("SCHEDULER_LEASE_SECONDS=6", "SCHEDULER_HEARTBEAT_INTERVAL=0.5")
 
 
-@pytest.fixture()
-def sentinels(tmp_path):
-    group = SentinelSet(tmp_path / "sentinel")
+@contextmanager
+def running(group: SentinelSet) -> Iterator[SentinelSet]:
+    """``group`` started (the test skipped, saying why, where it cannot start), stopped after."""
     try:
         group.start()
     except (FileNotFoundError, RuntimeError) as exc:
         group.stop()
         pytest.skip(f"no Sentinel set on this machine: {exc}")
-    yield group
-    group.stop()
+    try:
+        yield group
+    finally:
+        group.stop()
+
+
+@pytest.fixture()
+def sentinels(tmp_path):
+    with running(SentinelSet(tmp_path / "sentinel")) as group:
+        yield group
 
 
 class FreezableLink:
@@ -222,13 +232,7 @@ def test_every_command_works_with_a_sentinel_url(sentinels, tmp_path) -> None:
 
 
 def test_sentinels_with_a_password_of_their_own(tmp_path) -> None:
-    group = SentinelSet(tmp_path / "sentinel", sentinel_password="sentinel-s3cr3t")
-    try:
-        group.start()
-    except (FileNotFoundError, RuntimeError) as exc:
-        group.stop()
-        pytest.skip(f"no Sentinel set on this machine: {exc}")
-    try:
+    with running(SentinelSet(tmp_path / "sentinel", sentinel_password="sentinel-s3cr3t")) as group:
         no_retry = {"socket_timeout": 2, "retry": Retry(NoBackoff(), 0)}
         refused = get_redis(Settings({"REDIS_URL": group.url, "REDIS_PARAMS": no_retry}))
         with pytest.raises(REDIS_ERRORS):
@@ -236,8 +240,6 @@ def test_sentinels_with_a_password_of_their_own(tmp_path) -> None:
         settings = Settings({"REDIS_URL": group.url, "REDIS_SENTINEL_PASSWORD": "sentinel-s3cr3t"})
         assert get_redis(settings).ping()
         assert master_address(get_redis(settings)) == f"127.0.0.1:{group.master.port}"
-    finally:
-        group.stop()
 
 
 def test_a_demoted_master_answering_readonly_is_transient(sentinels) -> None:
@@ -352,12 +354,7 @@ def test_nodes_follow_a_failover_over_tls_as_the_documented_acl_user(tmp_path, r
     secrets = {"servers": "servers-s3cr3t", "sentinels": "sentinels-s3cr3t", "baike-node": "node-s3cr3t"}
     group = SentinelSet(tmp_path / "sentinel", tls=tmp_path, password=secrets["servers"],
                         sentinel_password=secrets["sentinels"])
-    try:
-        group.start()
-    except (FileNotFoundError, RuntimeError) as exc:
-        group.stop()
-        pytest.skip(f"no Sentinel set over TLS on this machine: {exc}")
-    try:
+    with running(group):
         for server in group.servers:  # ACL users are not replicated: every server gets its own
             set_documented_user(server.client(), "baike-node", secrets["baike-node"])
             server.client().acl_log_reset()
@@ -374,8 +371,6 @@ def test_nodes_follow_a_failover_over_tls_as_the_documented_acl_user(tmp_path, r
         new_master = next(server for server in group.servers if server.port == group.master_port()).client()
         assert_crawled_exactly(new_master, answer)
         assert new_master.acl_log() == []
-    finally:
-        group.stop()
 
 
 def test_writes_a_failover_loses_are_redone_and_every_entry_is_stored_once(
