@@ -231,17 +231,6 @@ def test_every_command_works_with_a_sentinel_url(sentinels, tmp_path) -> None:
     assert master.hlen(KEYS.items) == 0 and master.llen(KEYS.dead) == 0
 
 
-def test_sentinels_with_a_password_of_their_own(tmp_path) -> None:
-    with running(SentinelSet(tmp_path / "sentinel", sentinel_password="sentinel-s3cr3t")) as group:
-        no_retry = {"socket_timeout": 2, "retry": Retry(NoBackoff(), 0)}
-        refused = get_redis(Settings({"REDIS_URL": group.url, "REDIS_PARAMS": no_retry}))
-        with pytest.raises(REDIS_ERRORS):
-            refused.ping()
-        settings = Settings({"REDIS_URL": group.url, "REDIS_SENTINEL_PASSWORD": "sentinel-s3cr3t"})
-        assert get_redis(settings).ping()
-        assert master_address(get_redis(settings)) == f"127.0.0.1:{group.master.port}"
-
-
 def test_a_demoted_master_answering_readonly_is_transient(sentinels) -> None:
     """A master turned replica (a failover while it lives) answers READONLY: the Sentinel
     client reconnects to the new master; for a plain client it is a REDIS_ERRORS error."""
@@ -360,6 +349,12 @@ def test_nodes_follow_a_failover_over_tls_as_the_documented_acl_user(tmp_path, r
             server.client().acl_log_reset()
         url = group.url.replace("://", f"://baike-node:{secrets['baike-node']}@", 1)
         assert url.startswith("rediss+sentinel://")
+        tls_files = dict(setting.split("=", 1) for setting in tls.client_settings())
+        no_retry = {"socket_timeout": 2, "retry": Retry(NoBackoff(), 0)}
+        with pytest.raises(REDIS_ERRORS):  # the Sentinels want their own password
+            get_redis(Settings({"REDIS_URL": url, "REDIS_PARAMS": no_retry, **tls_files})).ping()
+        found = get_redis(Settings({"REDIS_URL": url, "REDIS_SENTINEL_PASSWORD": secrets["sentinels"], **tls_files}))
+        assert found.ping() and master_address(found) == f"127.0.0.1:{group.master.port}"
         answer, _, nodes = crawl_until(group, replica_factory, node_factory, 40, url, *tls.client_settings(),
                                        f"REDIS_SENTINEL_PASSWORD={secrets['sentinels']}")
         kill_master(group)
