@@ -9,7 +9,7 @@ A snapshot is a plain dict (it is also what ``scrapy status --json`` prints)::
     state         "waiting for seeds" | "running" | "stopped at budget" | "finished"
     budget        {"limit", "pages", "reserved", "in_flight", "fraction"}
     frontier, seeds, leased, fingerprints, dead_letters, items
-    ledger        {"enqueued", "settled", "seeds", "marked"} (the frontier's ledger)
+    ledger        {"enqueued", "settled", "seeds", "marked", "revisits"} (the frontier's ledger)
     cluster       {"pages", "items", "errors", "start_time", "finish_time"}
     nodes         [{node, host, pid, started, seen, pages, items, errors,
                     pages_per_min, pages_per_sec, finished, reason, status}, ...]
@@ -321,7 +321,7 @@ def snapshot(
     # one transaction, so the ledger and the leases are read at the same instant
     with server.pipeline() as pipe:
         pipe.hgetall(keys.state)
-        pipe.hmget(keys.budget, "pages", "reserved", "enqueued", "settled", "seeds", "marked")
+        pipe.hmget(keys.budget, "pages", "reserved", "enqueued", "settled", "seeds", "marked", "revisits")
         pipe.get(keys.started)
         # no seed key (or one of no seed type): EXISTS keeps the slot, and seeds are 0
         pipe.execute_command(count_seeds or "EXISTS", keys.start_urls)
@@ -339,8 +339,8 @@ def snapshot(
         now = time_reply(clock[0] if timed else slot_time(server, keys.state))
     state = {_text(name): _text(value) for name, value in state_raw.items()}
     seeds = seeds if count_seeds else 0
-    pages, reserved, enqueued, settled, seeded, marked = (_int(value) for value in ledger)
-    counts = {"enqueued": enqueued, "settled": settled, "seeds": seeded, "marked": marked}
+    pages, reserved, enqueued, settled, seeded, marked, revisits = (_int(value) for value in ledger)
+    counts = {"enqueued": enqueued, "settled": settled, "seeds": seeded, "marked": marked, "revisits": revisits}
     # the frontier holds batched entries; its length in requests is the ledger's
     frontier = queued_from_ledger(enqueued, settled, leased)
     limit = max(_int(state["budget"]) if "budget" in state else budget, 0)
@@ -422,13 +422,14 @@ def _fingerprints(server: Redis, keys: CrawlKeys, ledger: dict[str, int], scan: 
 
 
 def ledger_fingerprints(ledger: dict[str, int]) -> int:
-    """Fingerprints recorded, from the frontier's ledger: ``enqueued - seeds + marked``.
+    """Fingerprints recorded, from the frontier's ledger: ``enqueued - seeds - revisits + marked``
+    (revisits of stored entries enter the frontier without a fingerprint of their own).
 
     Exact for both dupefilters (every filtered request is recorded in the step that
     enqueues it); requests enqueued unfiltered (``dont_filter``, dead letters put back)
     count too, so it is an upper bound when there are such.
     """
-    return max(ledger["enqueued"] - ledger["seeds"] + ledger["marked"], 0)
+    return max(ledger["enqueued"] - ledger["seeds"] - ledger.get("revisits", 0) + ledger["marked"], 0)
 
 
 def named_rate_keys(raw_nodes: dict[bytes, bytes], prefix: str, most: int = 64) -> list[str]:
