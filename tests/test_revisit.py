@@ -1,0 +1,188 @@
+"""Revisits (issue 16): the replica's epochs and conditional GETs, the revisit scripts on the
+suite's Redis, and a real 2-node revisit pass after the replica changed."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+
+from baike.keys import CrawlKeys
+from baike.revisit import Revisits, RevisitPolicy, fingerprint, make_due
+from replica.server import Replica as ReplicaApp
+from replica.site import Site
+from tests.test_commands import scrapy
+from tests.test_crash_safety import assert_accounting_whole
+
+KEYS = CrawlKeys.for_spider("baike")
+URL = "https://baike.baidu.com/item/x/1"
+POLICY = RevisitPolicy(after=100.0, shortest=10.0, longest=1000.0, history=2)
+
+
+# -- the replica ----------------------------------------------------------------------------
+
+
+def test_the_replica_changes_the_same_entries_each_epoch_and_answers_304_when_unchanged() -> None:
+    site = Site(300, 3, None)
+    app = ReplicaApp(site)
+    app.bind("http://replica")
+    before = {index: site.expected(index) for index in range(300)}
+    changed = set(site.advance(0.1))
+    assert 0 < len(changed) < 100
+    assert changed == set(site.advance(0.1)), "the same hot entries change every epoch"
+    assert site.epoch == 2
+    for index in range(300):
+        assert (site.expected(index) != before[index]) == (index in changed), index
+        assert site.targets(index) == Site(300, 3, None).targets(index), "links never change"
+    hot, cold = min(changed), min(set(range(300)) - changed)
+    for index, status in ((hot, 200), (cold, 304)):
+        full = app.handle("GET", site.entry_path(index))
+        headers = dict(full.headers)
+        assert full.status == 200 and headers["ETag"]
+        site_before = Site(300, 3, None)
+        old_etag, old_modified = site_before.validators(index)
+        assert (headers["ETag"] == old_etag) == (index not in changed)
+        answer = app.handle("GET", site.entry_path(index), headers={"if-none-match": old_etag})
+        assert answer.status == status and (answer.body == b"") == (status == 304)
+        since = app.handle("GET", site.entry_path(index), headers={"if-modified-since": "Mon, 01 Jan 2024 00:00:00 GMT"})
+        assert since.status == status
+    stats = app.stats.as_dict()
+    assert stats["not_modified"] == {site.canonical_url(cold): 2}
+    assert stats["full_bodies"] == {site.canonical_url(hot): 3, site.canonical_url(cold): 1}
+
+
+# -- the scripts ------------------------------------------------------------------------------
+
+
+def record(summary: str) -> dict:
+    return {"url": URL, "title": "x", "summary": summary, "crawled_at": "2026-01-01T00:00:00+00:00"}
+
+
+def state(client) -> dict:
+    return json.loads(client.hget(KEYS.freshness, URL))
+
+
+def test_a_changed_entry_keeps_its_previous_record_once_and_is_due_sooner(redis_db) -> None:
+    revisits = Revisits(redis_db, KEYS, POLICY)
+    first, second = record("one"), record("two")
+    assert revisits.store([(first, json.dumps(first), "", '"a"', "")]) == [1, 0, 0]
+    assert state(redis_db)["interval"] == 100
+    assert revisits.store([(second, json.dumps(second), "", '"b"', "")]) == [0, 1, 0]
+    # stored again (a lease redone after a crash): its own fingerprint, no second history entry
+    assert revisits.store([(second, json.dumps(second), "", '"b"', "")]) == [0, 0, 1]
+    assert redis_db.hget(KEYS.history, URL).decode().split("\n") == [json.dumps(first)]
+    assert json.loads(redis_db.hget(KEYS.items, URL)) == second
+    assert state(redis_db)["fp"] == fingerprint(second) != fingerprint(first)
+    assert fingerprint(record("two") | {"crawled_at": "later"}) == fingerprint(second), "times are not content"
+    third = record("three")
+    revisits.store([(third, json.dumps(third), "", "", "")])
+    fourth = record("four")
+    revisits.store([(fourth, json.dumps(fourth), "", "", "")])
+    assert [json.loads(line)["summary"] for line in redis_db.hget(KEYS.history, URL).decode().split("\n")] == [
+        "three", "two"
+    ], "newest first, at most BAIKE_HISTORY_LENGTH"
+
+
+def test_intervals_adapt_after_three_epochs(redis_db) -> None:
+    revisits = Revisits(redis_db, KEYS, POLICY)
+    hot, cold = "https://baike.baidu.com/item/hot/1", "https://baike.baidu.com/item/cold/2"
+    for url in (hot, cold):
+        rec = record("v0") | {"url": url}
+        revisits.store([(rec, json.dumps(rec), "", '"v0"', "")])
+    for epoch in range(1, 4):
+        rec = record(f"v{epoch}") | {"url": hot}
+        revisits.store([(rec, json.dumps(rec), "", f'"v{epoch}"', "")])
+        assert revisits.not_modified(cold, '"v0"') > 0
+    intervals = {url: json.loads(redis_db.hget(KEYS.freshness, url))["interval"] for url in (hot, cold)}
+    assert intervals == {hot: 12.5, cold: 337.5}
+    assert redis_db.zscore(KEYS.revisit, hot) < redis_db.zscore(KEYS.revisit, cold)
+    assert redis_db.hgetall(KEYS.revisit_stats) == {b"new": b"2", b"changed": b"3", b"not_modified": b"3"}
+    assert revisits.not_modified("https://baike.baidu.com/item/unknown/3") == 0, "an entry never stored is left alone"
+
+
+def test_due_entries_enter_the_frontier_once_with_their_validators(redis_db) -> None:
+    revisits = Revisits(redis_db, KEYS, POLICY)
+    rec = record("one")
+    revisits.store([(rec, json.dumps(rec), "", '"a"', "Tue, 02 Jan 2024 00:00:00 GMT")])
+    assert revisits.promote_due() == 0, "not due yet"
+    assert make_due(redis_db, KEYS, None, 0.0) == 1
+    assert revisits.promote_due() == 1
+    assert revisits.promote_due() == 0, "a second run finds nothing due twice"
+    (entry,) = redis_db.hvals(KEYS.request_data)
+    payload = json.loads(entry)
+    assert payload["url"] == URL and payload["dont_filter"] is True and payload["priority"] == -1
+    assert payload["meta"] == {
+        "baike_revisit": True, "handle_httpstatus_list": [304], "baike_etag": '"a"',
+        "baike_modified": "Tue, 02 Jan 2024 00:00:00 GMT",
+    }
+    assert redis_db.hmget(KEYS.budget, "enqueued", "revisits") == [b"1", b"1"]
+    assert redis_db.zscore(KEYS.revisit, URL) > 0, "still scheduled should the revisit fail"
+
+
+# -- a real revisit pass ------------------------------------------------------------------------
+
+
+def advance(replica, fraction: float) -> set[str]:
+    with urllib.request.urlopen(f"{replica.url}/__replica__/advance?fraction={fraction}", timeout=10) as answer:
+        return set(json.load(answer)["changed"])
+
+
+def stored(client) -> dict[str, dict]:
+    return {key.decode(): json.loads(value) for key, value in client.hgetall(KEYS.items).items()}
+
+
+FIELDS = ("title", "subtitle", "summary", "infobox", "lemma_id", "old_lemma_id", "sub_lemma_id")
+
+
+@pytest.mark.e2e
+def test_recrawl_after_an_epoch_reparses_what_changed_and_gets_304_for_the_rest(
+    redis_db, redis_server, replica_factory, node_factory
+) -> None:
+    replica = replica_factory(500, 5, "--no-samples")
+    start = replica.start_url()
+    redis_db.lpush(KEYS.start_urls, start)
+    settings = ("CLOSESPIDER_PAGECOUNT=0",)
+    for node in [node_factory(redis_server.url, replica.url, *settings) for _ in range(2)]:
+        assert node.wait(timeout=180) == 0, node.log[-3000:]
+        assert node.finish_reason == "finished"
+    before = stored(redis_db)
+    assert set(before) == set(replica.answer_key(start))
+    assert redis_db.zcard(KEYS.revisit) == len(before)
+
+    changed = advance(replica, 0.1) & set(before)
+    assert changed and len(changed) < len(before)
+    replica.reset()
+    result = scrapy(redis_server.url, "recrawl", "--all")
+    assert result.returncode == 0 and f"{len(before)} stored entries are due now" in result.stdout, result.stderr
+    nodes = [node_factory(redis_server.url, replica.url, *settings) for _ in range(2)]
+    for node in nodes:
+        assert node.wait(timeout=180) == 0, node.log[-3000:]
+        assert node.finish_reason == "finished"
+
+    stats = replica.stats()
+    assert stats["full_bodies"] == {url: 1 for url in changed}, "only the changed entries were downloaded whole"
+    assert stats["not_modified"] == {url: 1 for url in set(before) - changed}, "every other entry answered 304"
+    after = stored(redis_db)
+    answer = replica.answer_key(start)
+    assert set(after) == set(answer)
+    for url, rec in after.items():
+        assert {name: rec[name] for name in FIELDS} == {name: answer[url][name] for name in FIELDS}, url
+        history = redis_db.hget(KEYS.history, url)
+        if url in changed:
+            assert history is not None and [json.loads(line) for line in history.decode().split("\n")] == [before[url]]
+            assert rec["changed_at"] >= before[url]["changed_at"]
+        else:
+            assert history is None and rec == before[url], "an unchanged entry's record is not written"
+    intervals = {url: json.loads(raw)["interval"] for url, raw in
+                 ((key.decode(), value) for key, value in redis_db.hgetall(KEYS.freshness).items())}
+    week = 7 * 86_400
+    assert {intervals[url] for url in changed} == {week / 2}
+    assert {intervals[url] for url in set(before) - changed} == {week * 1.5}
+    assert redis_db.hgetall(KEYS.revisit_stats) == {
+        b"new": str(len(before)).encode(), b"changed": str(len(changed)).encode(),
+        b"not_modified": str(len(before) - len(changed)).encode(),
+    }
+    assert_accounting_whole(redis_db)
+    assert int(redis_db.hget(KEYS.budget, "revisits")) == len(before)
+    assert redis_db.llen(KEYS.dead) == 0
