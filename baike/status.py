@@ -24,12 +24,14 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus, urlsplit
 
 from baike.connection import RedisSettingsError, get_redis, pipelines_time, slot_time, time_reply
 from baike.frontier.queue import queued_from_ledger
+from baike.revisit import read_freshness
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -75,6 +77,10 @@ KEY_TYPES = {
     "state": "hash",
     "flush": "string",
     "failover": "hash",
+    "revisit": "zset",
+    "freshness": "hash",
+    "history": "hash",
+    "revisit_stats": "hash",
 }
 # Other types a key may have: the seeds are a set or a sorted set with scrapy-redis's
 # REDIS_START_URLS_AS_SET / REDIS_START_URLS_AS_ZSET.
@@ -381,6 +387,7 @@ def snapshot(
         "rates": read_rates(server, keys.rate_prefix, now, None if scan else named_rate_keys(nodes, keys.rate_prefix)),
         "nodes": node_list,
         "failover": read_failover(failover, pages, node_list),
+        "freshness": asdict(read_freshness(server, keys, now)),
         "nodes_alive": sum(node["status"] == ALIVE for node in node_list),
         "nodes_lost": sum(node["status"] == LOST for node in node_list),
     }
@@ -497,6 +504,16 @@ def cluster_rate(snap: dict[str, Any]) -> float:
 # -- rendering --------------------------------------------------------------------------
 
 
+def describe_freshness(fresh: dict[str, Any]) -> str:
+    """The revisit schedule and what the revisits found, for people."""
+    done = fresh["changed"] + fresh["unchanged"] + fresh["not_modified"]
+    return (
+        f"{fresh['scheduled']} entries scheduled, {fresh['due_now']} due now, {fresh['due_day']} within a day;"
+        f" {done} revisits done: {fresh['changed']} changed, {fresh['not_modified']} answered 304,"
+        f" {fresh['unchanged']} unchanged"
+    )
+
+
 def render(snap: dict[str, Any], width: int = 40) -> str:
     """The snapshot as the text of ``scrapy status``."""
     budget = snap["budget"]
@@ -518,6 +535,7 @@ def render(snap: dict[str, Any], width: int = 40) -> str:
         f" {snap['cluster']['errors']} errors, {cluster_rate(snap):.1f} pages/s",
         *(f"rate         {describe_rate(rate)}" for rate in snap["rates"]),
         *([f"redis        {describe_failover(snap['failover'])}"] if (snap.get("failover") or {}).get("master") else []),
+        *([f"revisits     {describe_freshness(snap['freshness'])}"] if (snap.get("freshness") or {}).get("scheduled") else []),
         "",
         f"nodes: {snap['nodes_alive']} alive, {snap['nodes_lost']} lost, {len(snap['nodes'])} in all",
     ]

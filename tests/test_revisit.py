@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -137,7 +138,7 @@ FIELDS = ("title", "subtitle", "summary", "infobox", "lemma_id", "old_lemma_id",
 
 @pytest.mark.e2e
 def test_recrawl_after_an_epoch_reparses_what_changed_and_gets_304_for_the_rest(
-    redis_db, redis_server, replica_factory, node_factory
+    redis_db, redis_server, replica_factory, node_factory, tmp_path
 ) -> None:
     replica = replica_factory(500, 5, "--no-samples")
     start = replica.start_url()
@@ -186,3 +187,12 @@ def test_recrawl_after_an_epoch_reparses_what_changed_and_gets_304_for_the_rest(
     assert_accounting_whole(redis_db)
     assert int(redis_db.hget(KEYS.budget, "revisits")) == len(before)
     assert redis_db.llen(KEYS.dead) == 0
+
+    # what changed since the first pass, and only that, is exported, with its change time
+    since = max(datetime.fromisoformat(rec["changed_at"]) for rec in before.values()) + timedelta(seconds=1)
+    feed = tmp_path / "changed.jsonl"
+    result = scrapy(redis_server.url, "export", "-o", str(feed), "--changed-since", since.isoformat())
+    assert result.returncode == 0, result.stderr
+    exported = [json.loads(line) for line in feed.read_text(encoding="utf-8").splitlines()]
+    assert {rec["url"] for rec in exported} == changed
+    assert all(rec["changed_at"] == after[rec["url"]]["changed_at"] for rec in exported)
