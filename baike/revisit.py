@@ -28,6 +28,8 @@ from baike.connection import redis_time
 from baike.frontier import scripts
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from redis import Redis
 
     from baike.keys import CrawlKeys
@@ -147,16 +149,23 @@ def make_due(server: Redis, keys: CrawlKeys, within: float | None, now: float) -
     """``scrapy recrawl``: make the entries due within ``within`` seconds of ``now`` (Redis
     time; every stored entry when None) due now. Entries stored before revisits were on are
     scheduled too. Returns how many entries were made due."""
+    urls: Iterable[Any]
     if within is None:
-        urls = [url for url in server.hkeys(keys.items)]
+        urls = (url for url, _ in server.hscan_iter(keys.items, count=1000))
     else:
         urls = server.zrangebyscore(keys.revisit, "-inf", now + within)
-    due = 0
-    for first in range(0, len(urls), 1000):
-        chunk = urls[first : first + 1000]
-        due += len(chunk)
-        server.zadd(keys.revisit, {url: now for url in chunk})
-    return due
+    due: set[Any] = set()
+    chunk: list[Any] = []
+    for url in urls:
+        chunk.append(url)
+        if len(chunk) >= 1000:
+            server.zadd(keys.revisit, dict.fromkeys(chunk, now))
+            due.update(chunk)
+            chunk = []
+    if chunk:
+        server.zadd(keys.revisit, dict.fromkeys(chunk, now))
+        due.update(chunk)
+    return len(due)
 
 
 @dataclass(frozen=True, slots=True)

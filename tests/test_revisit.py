@@ -14,7 +14,7 @@ from baike.revisit import Revisits, RevisitPolicy, fingerprint, make_due
 from replica.server import Replica as ReplicaApp
 from replica.site import Site
 from tests.test_commands import scrapy
-from tests.test_crash_safety import assert_accounting_whole
+from tests.test_crash_safety import FAST_LEASES, assert_accounting_whole, kill_while_holding
 
 KEYS = CrawlKeys.for_spider("baike")
 URL = "https://baike.baidu.com/item/x/1"
@@ -196,3 +196,59 @@ def test_recrawl_after_an_epoch_reparses_what_changed_and_gets_304_for_the_rest(
     exported = [json.loads(line) for line in feed.read_text(encoding="utf-8").splitlines()]
     assert {rec["url"] for rec in exported} == changed
     assert all(rec["changed_at"] == after[rec["url"]]["changed_at"] for rec in exported)
+
+    # scrapy status and the report say what the revisits found
+    result = scrapy(redis_server.url, "status", "--json")
+    assert result.returncode == 0, result.stderr
+    fresh = json.loads(result.stdout)["freshness"]
+    assert fresh | {"next_due": None} == {
+        "scheduled": len(before), "due_now": 0, "due_day": 0, "next_due": None, "revisits": len(before),
+        "new": len(before), "changed": len(changed), "unchanged": 0, "not_modified": len(before) - len(changed),
+    }
+    assert fresh["next_due"] > json.loads(result.stdout)["time"] + 3 * 86_400
+    text = scrapy(redis_server.url, "status").stdout
+    assert f"{len(before)} revisits done: {len(changed)} changed, {len(before) - len(changed)} answered 304" in text
+    report = tmp_path / "report.html"
+    assert scrapy(redis_server.url, "export", "-o", str(report)).returncode == 0
+    assert f"{len(changed)} changed, {len(before) - len(changed)} answered 304" in report.read_text(encoding="utf-8")
+
+
+@pytest.mark.e2e
+def test_a_node_killed_during_a_revisit_pass_loses_nothing_and_writes_no_history_twice(
+    redis_db, redis_server, replica_factory, node_factory
+) -> None:
+    replica = replica_factory(300, 9, "--no-samples", "--latency-ms", "15")
+    start = replica.start_url()
+    redis_db.lpush(KEYS.start_urls, start)
+    for node in [node_factory(redis_server.url, replica.url, "CLOSESPIDER_PAGECOUNT=0") for _ in range(2)]:
+        assert node.wait(timeout=180) == 0, node.log[-3000:]
+    before = stored(redis_db)
+    changed = advance(replica, 0.5) & set(before)
+    assert scrapy(redis_server.url, "recrawl", "--all").returncode == 0
+
+    settings = ("CLOSESPIDER_PAGECOUNT=0", *FAST_LEASES)
+    nodes = [node_factory(redis_server.url, replica.url, *settings) for _ in range(3)]
+
+    def mid_pass(held: int, _seeds: int) -> bool:
+        return held > 0 and int(redis_db.hget(KEYS.revisit_stats, "changed") or 0) >= 5
+
+    held, _ = kill_while_holding(redis_db, nodes[0], mid_pass)
+    assert held > 0, "the victim died holding revisits"
+    for node in nodes[1:]:
+        assert node.wait(timeout=180) == 0, node.log[-3000:]
+        assert node.finish_reason == "finished"
+
+    after = stored(redis_db)
+    answer = replica.answer_key(start)
+    assert set(after) == set(answer) == set(before)
+    for url, rec in after.items():
+        assert {name: rec[name] for name in FIELDS} == {name: answer[url][name] for name in FIELDS}, url
+        history = redis_db.hget(KEYS.history, url)
+        if url in changed:
+            assert [json.loads(line) for line in history.decode().split("\n")] == [before[url]], url
+        else:
+            assert history is None, url
+    assert int(redis_db.hget(KEYS.revisit_stats, "changed")) == len(changed), "each change is found once"
+    assert redis_db.zcard(KEYS.revisit) == len(before), "every entry is still scheduled"
+    assert redis_db.zcard(KEYS.leases) == 0 and redis_db.llen(KEYS.dead) == 0
+    assert_accounting_whole(redis_db)
