@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 # Longest seed accepted: a URL, or a JSON object carrying one and a little meta.
 MAX_SEED_BYTES = 8192
 SEED_FIELDS = frozenset({"url", "meta", "priority"})
+# Validators of parsed pages not yet taken by the store pipeline (far more than in flight)
+MAX_PENDING_VALIDATORS = 100_000
 
 
 class BaikeSpider(RedisSpider):
@@ -214,6 +216,9 @@ class BaikeSpider(RedisSpider):
         self.crawler.stats.inc_value(f"baike/pages/{page.kind}")
         if page.kind == KIND_ENTRY:
             if self.revisits is not None and url is not None:
+                if len(self.validators) >= MAX_PENDING_VALIDATORS:
+                    # those of items dropped before the store pipeline (no title) are never taken
+                    self.validators.clear()
                 self.validators[url] = _validators(response)
             yield self._item(page, url or response.url, response.meta.get(SENSE_LABEL_META_KEY))
             yield from self._marks(page, url)
