@@ -4,6 +4,8 @@ suite's Redis, and a real 2-node revisit pass after the replica changed."""
 from __future__ import annotations
 
 import json
+import signal
+import time
 import urllib.request
 from datetime import datetime, timedelta
 
@@ -252,3 +254,30 @@ def test_a_node_killed_during_a_revisit_pass_loses_nothing_and_writes_no_history
     assert redis_db.zcard(KEYS.revisit) == len(before), "every entry is still scheduled"
     assert redis_db.zcard(KEYS.leases) == 0 and redis_db.llen(KEYS.dead) == 0
     assert_accounting_whole(redis_db)
+
+
+@pytest.mark.e2e
+def test_a_crawl_out_of_new_urls_stays_up_while_revisits_are_due_within_the_grace(
+    redis_db, redis_server, replica_factory, node_factory
+) -> None:
+    replica = replica_factory(60, 4, "--no-samples")
+    start = replica.start_url()
+    answer = replica.answer_key(start)
+    redis_db.lpush(KEYS.start_urls, start)
+    # every entry is due 6 s after it was stored: long after the 3 s with nothing queued that
+    # end a crawl as finished when nothing is due within BAIKE_REVISIT_GRACE
+    node = node_factory(
+        redis_server.url, replica.url, "CLOSESPIDER_PAGECOUNT=0",
+        "BAIKE_REVISIT_AFTER=6", "BAIKE_REVISIT_MIN=6", "BAIKE_REVISIT_MAX=6", "BAIKE_REVISIT_GRACE=60",
+    )
+    deadline = time.monotonic() + 90
+    while int(redis_db.hget(KEYS.revisit_stats, "not_modified") or 0) < len(answer):
+        assert node.process.poll() is None, f"the node ended instead of waiting for the revisits: {node.log[-2000:]}"
+        assert time.monotonic() < deadline, "the entries were not revisited"
+        time.sleep(0.1)
+    assert node.process.poll() is None, "still up: revisits stay due within the grace"
+    node.kill(signal.SIGTERM)
+    assert node.wait(timeout=60) == 0
+    assert node.finish_reason == "shutdown"
+    not_modified = replica.stats()["not_modified"]
+    assert set(not_modified) == set(answer), "every stored entry revisited without a restart, answered 304"
