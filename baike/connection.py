@@ -29,6 +29,7 @@ from urllib.parse import unquote, urlsplit
 from redis.cluster import ClusterNode, RedisCluster
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoPermissionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.sentinel import Sentinel
@@ -88,7 +89,8 @@ def get_redis(settings: Any) -> Redis:
     unusable TLS settings and ValueError for a REDIS_URL redis-py cannot read.
 
     With a Sentinel URL the client is the master of its service, found through the
-    Sentinels (:func:`sentinel_client`).
+    Sentinels (:func:`sentinel_client`). A user that a Redis Cluster refuses a command
+    its client needs to start raises RedisSettingsError.
     """
     params = client_settings(settings)
     key = id(settings)
@@ -96,7 +98,14 @@ def get_redis(settings: Any) -> Redis:
     if cached is not None and cached[0]() is settings and cached[1] == params:
         return cached[2]
     client = sentinel_client(settings, params) if is_sentinel_url(params.get("REDIS_URL")) else None
-    client = client or get_redis_from_settings(BaseSettings(params))
+    try:
+        # a Redis Cluster client reads the slot map and the command table as it is built
+        client = client or get_redis_from_settings(BaseSettings(params))
+    except NoPermissionError as exc:
+        raise RedisSettingsError(
+            f"REDIS_URL: Redis refused the user as the client connected ({exc}): give the user the"
+            " rules of docs/redis.md (acl:node, and acl:cluster on a Redis Cluster)"
+        ) from None
     _clients[key] = (weakref.ref(settings, _forget(key)), params, client)
     return client
 
@@ -132,7 +141,8 @@ def plain_settings(settings: Any) -> BaseSettings:
     can read (a cluster's first node as a plain URL, a placeholder for a Sentinel URL), for
     scrapy-redis code that builds a client of its own and drops it unused; baike's
     components use :func:`get_redis`."""
-    copy = settings.copy()
+    # a mutable copy (a running crawler's settings are frozen, and so are their copies)
+    copy = BaseSettings(settings.copy_to_dict(), priority="project")
     if is_sentinel_url(settings.get("REDIS_URL")):
         # scrapy-redis's client is never used: any URL it can read will do
         copy.set("REDIS_URL", "redis://127.0.0.1:6379/0", priority=100)

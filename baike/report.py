@@ -5,6 +5,11 @@ Written as a stream with the item exporter interface (``start_exporting``,
 Scrapy's own exporters and a million records take no more memory than ten. Every
 value from Redis goes through :func:`html.escape`; the chart is inline SVG drawn
 here from the ``baike:timeline`` samples, with no plotting library.
+
+The records go in blocks of :data:`ROWS_PER_BLOCK` rows, each its own table (same fixed
+columns) in a box with ``content-visibility: auto``: a browser lays out only the blocks
+on screen, so a report of 100,000 records opens about as fast as one of a thousand
+(measured by ``bench/report.py``, see bench/README.md).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import time
 from collections import defaultdict
 from html import escape
 from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from baike.status import ALIVE, GONE, LOST, clock, cluster_rate, describe_freshness, describe_rate, duration, printable, read_json
 
@@ -26,6 +32,13 @@ MAX_SAMPLE_TIME = 1e11
 MAX_SAMPLE_PAGES = 2**53
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
 MAX_POINTS_PER_NODE = 400
+# record rows per block (one table each, laid out by the browser only when on screen)
+ROWS_PER_BLOCK = 500
+# from this many records on, the report says how it is drawn and what to use for analysis
+LARGE_REPORT = 10_000
+TOTAL_COLOR = "#222"
+RECORD_COLUMNS = ('<colgroup><col class="n"><col class="url"><col class="title"><col class="summary">'
+                  '<col class="infobox"></colgroup>')
 
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI","PingFang SC","Microsoft YaHei",sans-serif;
@@ -38,6 +51,8 @@ table.stats th{width:170px}
 .bar{display:inline-block;width:200px;height:10px;background:#eee;margin-right:8px;vertical-align:middle}
 .bar span{display:block;height:100%;background:#1f77b4}
 table.records{width:100%;table-layout:fixed}
+.block{content-visibility:auto;contain-intrinsic-size:auto 40000px}
+.block table.records{border-top:0}
 table.records td{overflow-wrap:anywhere}
 table.records col.n{width:56px}table.records col.url{width:20%}table.records col.title{width:14%}
 table.records col.summary{width:36%}
@@ -95,18 +110,31 @@ def thin(points: list[tuple[float, int]], most: int) -> list[tuple[float, int]]:
     return [*kept, points[-1]]
 
 
+def total_series(series: dict[str, list[tuple[float, int]]]) -> list[tuple[float, int]]:
+    """The crawl's pages over time: at each sample's time, the sum of every node's latest count."""
+    latest: dict[str, int] = {}
+    total, points = 0, []
+    for t, node, pages in sorted((t, node, pages) for node, samples in series.items() for t, pages in samples):
+        total += pages - latest.get(node, 0)
+        latest[node] = pages
+        points.append((t, total))
+    return points
+
+
 def svg_chart(samples: list[dict[str, Any]], width: int = 760, height: int = 280) -> str:
-    """An inline SVG of each node's pages over time (one polyline per node)."""
+    """An inline SVG of each node's pages over time (one polyline per node) and of their
+    total (a dashed line), with a legend of each line's last count."""
     series: dict[str, list[tuple[float, int]]] = defaultdict(list)
     for sample in samples:
         series[sample["node"]].append((sample["t"], sample["pages"]))
     if not series:
         return '<p class="small">No samples in the timeline yet (cluster stats off, or no node has reported).</p>'
-    start = min(t for points in series.values() for t, _ in points)
-    span = max(max(t for points in series.values() for t, _ in points) - start, 1.0)
-    top = nice_ceiling(max(pages for points in series.values() for _, pages in points))
+    total = total_series(series)
+    start = total[0][0]
+    span = max(total[-1][0] - start, 1.0)
+    top = nice_ceiling(max(pages for _, pages in total))
     left, right, upper, lower = 60, 16, 12, 36
-    legend = 18 * len(series)
+    legend = 18 * (len(series) + 1)
     plot_w, plot_h = width - left - right, height - upper - lower
 
     def x(t: float) -> float:
@@ -147,6 +175,16 @@ def svg_chart(samples: list[dict[str, Any]], width: int = 760, height: int = 280
             f'<rect x="{left}" y="{row - 8}" width="12" height="4" fill="{color}"/>'
             f'<text x="{left + 18}" y="{row}">{escape(node)} ({max(p for _, p in points)} pages)</text>'
         )
+    coords = " ".join(f"{x(t):.1f},{y(p):.1f}" for t, p in thin(total, MAX_POINTS_PER_NODE))
+    parts.append(
+        f'<polyline class="total" fill="none" stroke="{TOTAL_COLOR}" stroke-width="1.5" stroke-dasharray="6 3"'
+        f' points="{coords}"><title>total</title></polyline>'
+    )
+    row = height + 18 * len(series) + 10
+    parts.append(
+        f'<rect x="{left}" y="{row - 8}" width="12" height="4" fill="{TOTAL_COLOR}"/>'
+        f'<text x="{left + 18}" y="{row}">total ({total[-1][1]} pages)</text>'
+    )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -163,8 +201,10 @@ class HtmlReport:
         snap: dict[str, Any],
         timeline: list[dict[str, Any]],
         title: str = "Baidu Baike crawl report",
+        rows_per_block: int = ROWS_PER_BLOCK,
     ):
         self.file = file
+        self.rows_per_block = rows_per_block
         self.snap = snap
         self.timeline = timeline
         self.title = title
@@ -181,18 +221,34 @@ class HtmlReport:
             f" from {escape(str(self.snap.get('redis', 'Redis')))}</p>\n"
             f"{self._stats_table()}\n<h2>Nodes</h2>\n{self._nodes_table()}\n"
             f"<h2>Pages over time</h2>\n<figure>{svg_chart(self.timeline)}</figure>\n"
-            '<h2>Records</h2>\n<table class="records">'
-            '<colgroup><col class="n"><col class="url"><col class="title"><col class="summary">'
-            '<col class="infobox"></colgroup>\n'
-            "<thead><tr><th>#</th><th>URL</th><th>Title</th><th>Summary</th><th>Infobox</th></tr></thead>\n<tbody>\n"
+            f"<h2>Records</h2>\n{self._size_note()}"
+            f'<table class="records">{RECORD_COLUMNS}\n'
+            "<thead><tr><th>#</th><th>URL</th><th>Title</th><th>Summary</th><th>Infobox</th></tr></thead></table>\n"
         )
 
     def export_item(self, record: dict[str, Any]) -> None:
+        if self.count % self.rows_per_block == 0:
+            self._write(f'{self._end_block()}<div class="block"><table class="records">{RECORD_COLUMNS}<tbody>\n')
         self.count += 1
         self._write(self._row(self.count, record))
 
     def finish_exporting(self) -> None:
-        self._write(f'</tbody></table>\n<p class="meta" id="count">{self.count} records.</p>\n</body></html>\n')
+        self._write(f'{self._end_block()}<p class="meta" id="count">{self.count} records.</p>\n</body></html>\n')
+
+    def _end_block(self) -> str:
+        """The end of the block of rows being written (nothing before the first row)."""
+        return "</tbody></table></div>\n" if self.count else ""
+
+    def _size_note(self) -> str:
+        """A word on a large report: how it is drawn, and what to use for analysis."""
+        items = self.snap.get("items") or 0
+        if items < LARGE_REPORT:
+            return ""
+        return (
+            f'<p class="meta">{items} records: the table is drawn in blocks of {self.rows_per_block} rows as they'
+            " scroll into view. For analysis, export JSON lines or CSV instead"
+            " (<code>scrapy export -o items.jsonl</code>).</p>\n"
+        )
 
     # -- parts ----------------------------------------------------------------------------
 
@@ -260,8 +316,12 @@ class HtmlReport:
     @staticmethod
     def _row(number: int, record: dict[str, Any]) -> str:
         url = str(record.get("url") or "")
-        # only web links become links: a stored value is data, never a javascript: URL
-        link = f'<a href="{escape(url)}">{escape(url)}</a>' if url.startswith(("https://", "http://")) else escape(url)
+        # only web links become links: a stored value is data, never a javascript: URL; the
+        # link keeps the URL as stored (percent-encoded), its text is readable (decoded)
+        if url.startswith(("https://", "http://")):
+            link = f'<a href="{escape(url)}">{escape(unquote(url))}</a>'
+        else:
+            link = escape(url)
         extra = " · ".join(
             escape(str(record[name])) for name in ("lemma_id", "crawled_at") if record.get(name) is not None
         )

@@ -29,7 +29,7 @@ if __package__ in (None, ""):
 
 from bench.cases import BAIKE, common_settings
 from bench.harness import Lab, aggregate, crawl, logger, rounds_args, setup_logging, table, write_results
-from bench.redisserver import RedisServer
+from tests.support import RedisServer
 
 NODES = 2
 CASES = {"wait-0": [], "wait-1": ["REDIS_WAIT_REPLICAS=1", "REDIS_WAIT_TIMEOUT=100"]}

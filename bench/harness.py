@@ -31,8 +31,7 @@ from typing import Any
 import psutil
 import redis
 
-from bench.nodelog import NodeLog
-from bench.redisserver import RedisServer
+from tests.support import NodeLog, RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"

@@ -107,22 +107,6 @@ def show_progress(line: str, final: bool = False) -> None:
         print(line, flush=True)
 
 
-def node_summary(log: Path) -> dict[str, object]:
-    text = log.read_text(encoding="utf-8", errors="replace")
-
-    def stat(name: str) -> int:
-        match = re.search(rf"'{re.escape(name)}': (\d+)", text)
-        return int(match.group(1)) if match else 0
-
-    reason = re.search(r"'finish_reason': '([^']+)'", text)
-    return {
-        "pages": stat("response_received_count"),
-        "items": stat("item_scraped_count"),
-        "reason": reason.group(1) if reason else "unknown",
-        "log": str(log.relative_to(ROOT)),
-    }
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("seed_url", nargs="?", help="crawl the real site from this entry instead of the replica")
@@ -171,10 +155,9 @@ def main() -> int:
             time.sleep(0.5 if sys.stdout.isatty() else 5)
         show_progress(progress_line(client, options.pages, started), final=True)
         elapsed = time.time() - started
-        summaries = [node_summary(log) for log in logs]
         report = RUN / "report.html"
         scrapy("export", "-o", str(report), env=env).wait()
-        print_summary(summaries, elapsed, client, report, redis_url)
+        print_summary(list(zip(nodes, logs)), elapsed, client, report, redis_url)
         return 0 if all(node.returncode == 0 for node in nodes) else 1
     finally:
         for service in reversed(services):
@@ -182,20 +165,23 @@ def main() -> int:
             service.wait(timeout=30)
 
 
-def print_summary(summaries: list[dict], elapsed: float, client: redis.Redis, report: Path, redis_url: str) -> None:
-    """Per node and in total, from the cluster stats in Redis; the report's path last."""
+def print_summary(
+    started: list[tuple[subprocess.Popen, Path]], elapsed: float, client: redis.Redis, report: Path, redis_url: str
+) -> None:
+    """Per node and in total, from the node records and cluster stats in Redis (``baike:nodes``,
+    a node found by the pid this script started it with); the report's path last."""
     snap = status.snapshot(client, KEYS, fingerprints=False)
-    records = {node["node"]: node for node in snap["nodes"]}
+    records = {node["pid"]: node for node in snap["nodes"] if node["host"] == socket.gethostname()}
     print(f"\n{'node':<6} {'pages':>7} {'items':>7} {'errors':>6}  {'stopped because':<24} log")
-    for number, summary in enumerate(summaries):
-        log = (ROOT / summary["log"]).read_text(encoding="utf-8", errors="replace")
-        joined = re.search(r"Node (\S+) joined the crawl", log)
-        node = records.get(joined.group(1) if joined else "", {})
-        pages, items = node.get("pages", summary["pages"]), node.get("items", summary["items"])
-        reason = node.get("reason") or summary["reason"]
-        print(f"{number:<6} {pages:>7} {items:>7} {node.get('errors', 0):>6}  {reason:<24} {summary['log']}")
+    for number, (process, log) in enumerate(started):
+        node = records.get(process.pid)
+        if node is None:
+            print(f"{number:<6} {'-':>7} {'-':>7} {'-':>6}  {'never joined the crawl':<24} {log.relative_to(ROOT)}")
+            continue
+        reason = node["reason"] or node["status"]
+        print(f"{number:<6} {node['pages']:>7} {node['items']:>7} {node['errors']:>6}  {reason:<24} {log.relative_to(ROOT)}")
     cluster = snap["cluster"]
-    pages = cluster["pages"] or sum(summary["pages"] for summary in summaries)
+    pages = cluster["pages"]
     items = snap["items"]
     print(
         f"{'total':<6} {pages:>7} {items:>7} {cluster['errors']:>6}  in {elapsed:.1f} s"

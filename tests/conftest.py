@@ -22,8 +22,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from bench.nodelog import NodeLog
-from bench.redisserver import RedisServer, free_port
+from tests.support import NodeLog, RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 # A node's log must not show these: Scrapy deprecations fail the tests.

@@ -187,9 +187,6 @@ def test_a_foreign_key_of_the_wrong_type_does_not_crash_the_node(redis_db, redis
 def test_log_line_reports_the_node_and_the_cluster(redis_server, caplog) -> None:
     crawler = make_crawler(redis_server.url, LOGSTATS_INTERVAL=60.0)
     logstats = ClusterLogStats.from_crawler(crawler)
-    logstats.task = None
-    logstats.pagesprev = logstats.itemsprev = 0
-    logstats._cluster_prev = None
     stats = crawler.stats
     stats.set_value("response_received_count", 30)
     stats.set_value("item_scraped_count", 20)
@@ -211,8 +208,6 @@ def test_log_line_reports_the_node_and_the_cluster(redis_server, caplog) -> None
 def test_log_line_without_cluster_stats_is_scrapys(redis_server, caplog) -> None:
     crawler = make_crawler(redis_server.url)
     logstats = ClusterLogStats.from_crawler(crawler)
-    logstats.pagesprev = logstats.itemsprev = 0
-    logstats._cluster_prev = None
     with caplog.at_level(logging.INFO, logger="baike.extensions.logstats"):
         logstats.log(crawler.spider)
     assert caplog.records[0].getMessage() == "Crawled 0 pages (at 0 pages/min), scraped 0 items (at 0 items/min)"

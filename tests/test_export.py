@@ -12,13 +12,14 @@ import tracemalloc
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
 from baike.commands.export import ExportLog, delete_exported, export_records
 from baike.keys import CrawlKeys
 from baike.pipelines import RECORD_FIELDS
-from baike.report import HtmlReport, nice_ceiling, svg_chart, thin
+from baike.report import LARGE_REPORT, ROWS_PER_BLOCK, HtmlReport, nice_ceiling, svg_chart, thin, total_series
 from tests.conftest import ROOT, free_port
 
 KEYS = CrawlKeys.for_spider("baike")
@@ -80,6 +81,7 @@ class ReportParser(HTMLParser):
         self.row_links: list[str | None] = []
         self.links: list[str] = []
         self.polylines: list[dict] = []
+        self.totals: list[dict] = []
         self._table: str | None = None
         self._cell: list[str] | None = None
 
@@ -96,8 +98,10 @@ class ReportParser(HTMLParser):
         elif tag == "a" and self._table == "records":
             self.links.append(attributes["href"])
             self.row_links[-1] = attributes["href"]
-        elif tag == "polyline":
+        elif tag == "polyline" and attributes.get("class") == "node":
             self.polylines.append(attributes)
+        elif tag == "polyline":
+            self.totals.append(attributes)
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "td" and self._cell is not None and self.rows:
@@ -157,7 +161,7 @@ def test_html_report_escapes_and_charts(records, redis_server, tmp_path: Path) -
     by_url = dict(zip(report.row_links[1:], rows, strict=True))
     for url, record in records.items():
         number, link, title, summary, infobox = by_url[url]
-        assert link.startswith(url)
+        assert link.startswith(unquote(url)), "the URL shown is readable; the link keeps it as stored"
         assert title == record["title"] + (record["subtitle"] or "")
         assert summary == record["summary"]
         assert all(name in infobox and value in infobox for name, value in record["infobox"].items())
@@ -166,6 +170,7 @@ def test_html_report_escapes_and_charts(records, redis_server, tmp_path: Path) -
     assert "<b>" in hostile[4] and "</td></tr>" in hostile[4]
     assert all(link.startswith("https://baike.baidu.com/item/") for link in report.links)
     assert {line["data-node"] for line in report.polylines} == {"a:1:0001", "b:2:0002"}
+    assert len(report.totals) == 1
     html = path.read_text(encoding="utf-8")
     svg = html[html.index("<svg"): html.index("</svg>") + len("</svg>")]
     ET.fromstring(svg)  # well-formed SVG
@@ -182,6 +187,36 @@ def test_report_never_links_a_non_web_url(tmp_path: Path) -> None:
     parser = ReportParser()
     parser.feed(out.getvalue().decode())
     assert parser.links == [] and parser.rows[-1][1].startswith("javascript:alert(1)")
+
+
+def test_the_records_go_in_blocks_and_a_large_report_says_so() -> None:
+    count = 2 * ROWS_PER_BLOCK + 3
+    out = io.BytesIO()
+    report = HtmlReport(out, snap={**_empty_snapshot(), "items": LARGE_REPORT}, timeline=[])
+    report.start_exporting()
+    for number in range(count):
+        report.export_item({"url": f"https://baike.baidu.com/item/%E8%AF%8D{number}/{number}", "title": "t"})
+    report.finish_exporting()
+    html = out.getvalue().decode()
+    parser = ReportParser()
+    parser.feed(html)
+    assert len(parser.rows) == 1 + count and parser.rows[-1][0] == str(count)
+    assert html.count('<div class="block">') == 3 and html.count("</div>") >= 3
+    assert f"{LARGE_REPORT} records: the table is drawn in blocks" in html
+    assert parser.links[0] == "https://baike.baidu.com/item/%E8%AF%8D0/0"
+    assert parser.rows[1][1].startswith("https://baike.baidu.com/item/词0/0")
+    small = io.BytesIO()
+    report = HtmlReport(small, snap=_empty_snapshot(), timeline=[])
+    report.start_exporting()
+    report.finish_exporting()
+    assert "drawn in blocks" not in small.getvalue().decode() and '<div class="block">' not in small.getvalue().decode()
+
+
+def test_the_total_line_adds_every_nodes_latest_count() -> None:
+    series = {"a": [(0.0, 0), (2.0, 10), (4.0, 30)], "b": [(1.0, 5), (3.0, 20)]}
+    assert total_series(series) == [(0.0, 0), (1.0, 5), (2.0, 15), (3.0, 30), (4.0, 50)]
+    svg = svg_chart([{"node": node, "t": t, "pages": p} for node, points in series.items() for t, p in points])
+    assert "total (50 pages)" in svg and svg.count('class="total"') == 1
 
 
 def test_chart_helpers() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from baike.keys import CrawlKeys
-from bench.nodelog import NodeLog
 from tests.conftest import ROOT
+from tests.support import NodeLog
 
 KEYS = CrawlKeys.for_spider("baike")
 SCRIPT = ROOT / "scripts" / "node.sh"

@@ -66,9 +66,10 @@ def documented_rule(marker: str) -> list[str]:
     return shlex.split(match.group(1))
 
 
-def set_documented_user(client: redis.Redis, user: str, password: str) -> None:
+def set_documented_user(client: redis.Redis, user: str, password: str, cluster: bool = False) -> None:
     """Create (or reset) ``user`` (``baike-node`` or ``baike-ops``) with exactly the rule of
-    docs/redis.md and ``password``, plus the documented ``client|setinfo`` on Redis 7.2+."""
+    docs/redis.md and ``password``, plus the documented ``client|setinfo`` on Redis 7.2+ and,
+    with ``cluster``, the documented rule of a Redis Cluster's masters."""
     marker = {"baike-node": "node", "baike-ops": "operator"}[user]
     words = documented_rule(marker)
     assert words[:3] == ["ACL", "SETUSER", user]
@@ -77,6 +78,8 @@ def set_documented_user(client: redis.Redis, user: str, password: str) -> None:
     version = tuple(int(part) for part in client.info("server")["redis_version"].split(".")[:2])
     if version >= (7, 2):
         client.execute_command("ACL", "SETUSER", user, *documented_rule("node-7.2")[3:])
+    if cluster:
+        client.execute_command("ACL", "SETUSER", user, *documented_rule("cluster")[3:])
 
 
 def test_the_operators_rule_is_the_nodes_and_more() -> None:

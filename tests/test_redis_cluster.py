@@ -4,15 +4,21 @@ script runs on the crawl's one slot; the key end-to-end tests of a single Redis 
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import sys
 
 import pytest
 
+from scrapy.utils.test import get_crawler
+
 from baike.keys import CrawlKeys
-from bench.redisserver import ClusterServers
+from baike.spiders.baike import BaikeSpider
 from tests.conftest import ROOT, node_env
+from tests.frontier_helpers import PROJECT_SETTINGS
 from tests.test_crash_safety import FAST_LEASES, assert_crawled_exactly, kill_while_holding, pages
+from tests.test_redis_auth import set_documented_user
+from tests.support import ClusterServers
 
 pytestmark = pytest.mark.e2e
 
@@ -91,6 +97,50 @@ def test_a_node_killed_holding_leases_loses_nothing_on_a_cluster(cluster, cluste
         assert node.wait(timeout=180) == 0, node.log[-3000:]
         assert node.finish_reason == "finished"
     assert_crawled_exactly(cluster_db, answer, keys)
+
+
+def test_the_spider_reads_seeds_from_the_tagged_key(cluster, cluster_db) -> None:
+    """scrapy-redis's seed reader (a node without the leased scheduler) reads {baike}:start_urls."""
+    settings = {**PROJECT_SETTINGS, "REDIS_URL": cluster.url, "SCHEDULER": "scrapy_redis.scheduler.Scheduler"}
+    spider = BaikeSpider.from_crawler(get_crawler(BaikeSpider, settings))
+    cluster_db.lpush(cluster_keys(cluster).start_urls, "https://baike.baidu.com/item/a/1")
+    assert spider.redis_key == "{baike}:start_urls"
+    assert [request.url for request in spider.next_requests()] == ["https://baike.baidu.com/item/a/1"]
+
+
+def test_nodes_and_commands_run_as_the_documented_acl_users_on_a_cluster(
+    cluster, cluster_db, replica_factory, node_factory
+) -> None:
+    """docs/redis.md's users, made on every master: 2 nodes crawl as baike-node to the budget,
+    ``scrapy status`` and ``reset`` run as baike-ops, and no master refuses anything."""
+    keys = cluster_keys(cluster)
+    passwords = {user: secrets.token_hex(12) for user in ("baike-node", "baike-ops")}
+    masters = [server.client() for server in cluster.servers]
+    for master in masters:
+        for user, password in passwords.items():
+            set_documented_user(master, user, password, cluster=True)
+        master.acl_log_reset()
+    try:
+        replica = replica_factory(2000, 5)
+        cluster_db.lpush(keys.start_urls, replica.start_url())
+        node_url, ops_url = (cluster.url.replace("://", f"://{user}:{passwords[user]}@", 1) for user in passwords)
+        nodes = [node_factory(node_url, replica.url, "CLOSESPIDER_PAGECOUNT=40") for _ in range(2)]
+        for node in nodes:
+            assert node.wait(timeout=180) == 0, node.log[-3000:]
+            assert node.finish_reason == "closespider_pagecount"
+            assert "Traceback" not in node.log
+        assert pages(cluster_db, keys) == 40
+        status = scrapy(ops_url, "status", "--json")
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout.splitlines()[-1])["budget"]["pages"] == 40
+        reset = scrapy(ops_url, "reset", "--yes")
+        assert reset.returncode == 0, reset.stderr
+        assert [entry for master in masters for entry in master.acl_log()] == []
+        assert not any(password in node.log for node in nodes for password in passwords.values())
+    finally:
+        for master in masters:
+            master.acl_deluser(*passwords)
+            master.close()
 
 
 def scrapy(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -14,6 +14,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -24,9 +26,10 @@ from scrapy.settings import Settings
 
 from baike.connection import REDIS_ERRORS, get_redis, master_address, sentinel_target, tls_params
 from baike.status import CrawlDataError, connect, describe_failover, read_failover
-from bench.redisserver import SentinelSet
 from tests.conftest import ROOT, node_env
 from tests.test_crash_safety import KEYS, assert_crawled_exactly, pages, stored_urls
+from tests.test_redis_auth import TlsFiles, set_documented_user
+from tests.support import SentinelSet
 
 pytestmark = pytest.mark.e2e
 FAILOVER_LINE = "Redis failover: the master moved"
@@ -39,16 +42,24 @@ CONCURRENCY, BATCH = 8, 8
 LEASES = ("SCHEDULER_LEASE_SECONDS=6", "SCHEDULER_HEARTBEAT_INTERVAL=0.5")
 
 
-@pytest.fixture()
-def sentinels(tmp_path):
-    group = SentinelSet(tmp_path / "sentinel")
+@contextmanager
+def running(group: SentinelSet) -> Iterator[SentinelSet]:
+    """``group`` started (the test skipped, saying why, where it cannot start), stopped after."""
     try:
         group.start()
     except (FileNotFoundError, RuntimeError) as exc:
         group.stop()
         pytest.skip(f"no Sentinel set on this machine: {exc}")
-    yield group
-    group.stop()
+    try:
+        yield group
+    finally:
+        group.stop()
+
+
+@pytest.fixture()
+def sentinels(tmp_path):
+    with running(SentinelSet(tmp_path / "sentinel")) as group:
+        yield group
 
 
 class FreezableLink:
@@ -221,13 +232,7 @@ def test_every_command_works_with_a_sentinel_url(sentinels, tmp_path) -> None:
 
 
 def test_sentinels_with_a_password_of_their_own(tmp_path) -> None:
-    group = SentinelSet(tmp_path / "sentinel", sentinel_password="sentinel-s3cr3t")
-    try:
-        group.start()
-    except (FileNotFoundError, RuntimeError) as exc:
-        group.stop()
-        pytest.skip(f"no Sentinel set on this machine: {exc}")
-    try:
+    with running(SentinelSet(tmp_path / "sentinel", sentinel_password="sentinel-s3cr3t")) as group:
         no_retry = {"socket_timeout": 2, "retry": Retry(NoBackoff(), 0)}
         refused = get_redis(Settings({"REDIS_URL": group.url, "REDIS_PARAMS": no_retry}))
         with pytest.raises(REDIS_ERRORS):
@@ -235,8 +240,6 @@ def test_sentinels_with_a_password_of_their_own(tmp_path) -> None:
         settings = Settings({"REDIS_URL": group.url, "REDIS_SENTINEL_PASSWORD": "sentinel-s3cr3t"})
         assert get_redis(settings).ping()
         assert master_address(get_redis(settings)) == f"127.0.0.1:{group.master.port}"
-    finally:
-        group.stop()
 
 
 def test_a_demoted_master_answering_readonly_is_transient(sentinels) -> None:
@@ -263,15 +266,19 @@ def test_a_demoted_master_answering_readonly_is_transient(sentinels) -> None:
     assert master_address(client) == f"127.0.0.1:{sentinels.servers[1].port}"
 
 
-def crawl_until(sentinels, replica_factory, node_factory, settled: int) -> tuple[dict, Any, list]:
-    """Start 2 nodes on a whole 300-entry crawl behind the Sentinels; return once the ledger
-    holds ``settled`` pages: (the answer key, a client of the master, the nodes)."""
+def crawl_until(
+    sentinels, replica_factory, node_factory, settled: int, url: str = "", *settings: str
+) -> tuple[dict, Any, list]:
+    """Start 2 nodes on a whole 300-entry crawl behind the Sentinels (``url``, or the set's own,
+    and ``settings``); return once the ledger holds ``settled`` pages: (the answer key, a client
+    of the master, the nodes)."""
     replica = replica_factory(300, 5, "--latency-ms", "15")
     answer = replica.answer_key(replica.start_url())
     master = sentinels.master.client()
     master.lpush(KEYS.start_urls, replica.start_url())
     nodes = [
-        node_factory(sentinels.url, replica.url, "CLOSESPIDER_PAGECOUNT=0", FAST_REDIS, *LEASES) for _ in range(2)
+        node_factory(url or sentinels.url, replica.url, "CLOSESPIDER_PAGECOUNT=0", FAST_REDIS, *LEASES, *settings)
+        for _ in range(2)
     ]
     deadline = time.monotonic() + 60
     while pages(master) < settled:
@@ -336,6 +343,34 @@ def test_a_failover_during_the_last_pages_of_the_budget_overshoots_within_the_bo
           f" reported as downloaded again: {snap['failover']['redone']}")
     assert 0 <= overshoot <= len(nodes) * (CONCURRENCY + BATCH)
     assert snap["failover"]["redone"] <= len(nodes) * (CONCURRENCY + BATCH)
+
+
+def test_nodes_follow_a_failover_over_tls_as_the_documented_acl_user(tmp_path, replica_factory, node_factory) -> None:
+    """Servers, replication and Sentinels speak TLS only (client certificates required), the
+    servers and the Sentinels want passwords, the nodes are docs/redis.md's baike-node: the
+    master is killed mid-crawl, and the crawl ends with every entry stored once, no command
+    refused on the new master and no password in any log."""
+    tls = TlsFiles(tmp_path)
+    secrets = {"servers": "servers-s3cr3t", "sentinels": "sentinels-s3cr3t", "baike-node": "node-s3cr3t"}
+    group = SentinelSet(tmp_path / "sentinel", tls=tmp_path, password=secrets["servers"],
+                        sentinel_password=secrets["sentinels"])
+    with running(group):
+        for server in group.servers:  # ACL users are not replicated: every server gets its own
+            set_documented_user(server.client(), "baike-node", secrets["baike-node"])
+            server.client().acl_log_reset()
+        url = group.url.replace("://", f"://baike-node:{secrets['baike-node']}@", 1)
+        assert url.startswith("rediss+sentinel://")
+        answer, _, nodes = crawl_until(group, replica_factory, node_factory, 40, url, *tls.client_settings(),
+                                       f"REDIS_SENTINEL_PASSWORD={secrets['sentinels']}")
+        kill_master(group)
+        for node in nodes:
+            assert node.wait(timeout=120) == 0, node.log[-3000:]
+            assert node.finish_reason == "finished"
+            assert_failover_logged_once(node)
+            assert not any(secret in node.log for secret in secrets.values())
+        new_master = next(server for server in group.servers if server.port == group.master_port()).client()
+        assert_crawled_exactly(new_master, answer)
+        assert new_master.acl_log() == []
 
 
 def test_writes_a_failover_loses_are_redone_and_every_entry_is_stored_once(

@@ -25,40 +25,41 @@ CLUSTER_PAGES_STAT = CLUSTER_STAT % "pages"
 
 
 class ClusterLogStats(LogStats):
-    """LogStats whose line also reports the cluster's pages and pages/min."""
+    """LogStats whose line also reports the cluster's pages and pages/min.
 
-    cluster_pages: int | None = None
-    cluster_rate: float = 0.0
-    _cluster_prev: int | None = None
+    Only LogStats' public surface is used: its constructor, ``from_crawler``, its signal
+    handlers (which start the periodic call of :meth:`log` and set the final per-minute
+    stats) and :meth:`log`, replaced here. The counts come from the node's stats collector
+    and the rates from this class's own previous counts, not from LogStats' attributes.
+    """
+
+    # (pages, items, cluster pages) at the last line; None before the first
+    previous: tuple[int, int, int | None] | None = None
 
     def spider_opened(self, spider: Any) -> None:
-        self._cluster_prev = None
+        self.previous = None
         super().spider_opened(spider)
 
-    def calculate_stats(self) -> None:
-        super().calculate_stats()
-        current = self.stats.get_value(CLUSTER_PAGES_STAT)
-        if current is None:
-            self.cluster_pages, self.cluster_rate = None, 0.0
-            return
-        # a node joining a running crawl starts from the total it finds, not from 0
-        previous = current if self._cluster_prev is None else self._cluster_prev
-        self.cluster_pages = int(current)
-        self.cluster_rate = (self.cluster_pages - previous) * self.multiplier
-        self._cluster_prev = self.cluster_pages
-
     def log(self, spider: Any) -> None:
-        self.calculate_stats()
+        stats = self.stats
+        pages = int(stats.get_value("response_received_count", 0))
+        items = int(stats.get_value("item_scraped_count", 0))
+        cluster = stats.get_value(CLUSTER_PAGES_STAT)
+        cluster = None if cluster is None else int(cluster)
+        # a node joining a running crawl starts the cluster's rate from the total it finds, not from 0
+        last_pages, last_items, last_cluster = self.previous or (0, 0, cluster)
+        self.previous = (pages, items, cluster)
+        per_minute = 60.0 / self.interval
         message = (
             "Crawled %(pages)d pages (at %(pagerate)d pages/min), scraped %(items)d items (at %(itemrate)d items/min)"
         )
         args: dict[str, Any] = {
-            "pages": self.pages,
-            "pagerate": self.prate,
-            "items": self.items,
-            "itemrate": self.irate,
+            "pages": pages,
+            "pagerate": (pages - last_pages) * per_minute,
+            "items": items,
+            "itemrate": (items - last_items) * per_minute,
         }
-        if self.cluster_pages is not None:
+        if cluster is not None:
             message += "; cluster: %(cluster)d pages (at %(clusterrate)d pages/min)"
-            args.update(cluster=self.cluster_pages, clusterrate=self.cluster_rate)
+            args.update(cluster=cluster, clusterrate=(cluster - (last_cluster or cluster)) * per_minute)
         logger.info(message, args, extra={"spider": spider})

@@ -67,7 +67,10 @@ class BaikeSpider(RedisSpider):
         crawler = crawler or self.crawler
         # scrapy-redis builds a client of its own from REDIS_URL, dropped unused just below:
         # it is given a URL it can read (a cluster's first node for redis+cluster://)
-        super().setup_redis(SimpleNamespace(settings=plain_settings(crawler.settings), signals=crawler.signals))
+        # and the seed key already resolved (on a Redis Cluster it carries the hash tag)
+        plain = plain_settings(crawler.settings)
+        plain.set("REDIS_START_URLS_KEY", CrawlKeys.for_spider(self.name, crawler.settings).start_urls, priority=100)
+        super().setup_redis(SimpleNamespace(settings=plain, signals=crawler.signals))
         settings = self.crawler.settings
         if given is None:
             own, self.server = self.server, get_redis(settings)

@@ -1,8 +1,18 @@
-"""A private redis-server for the tests and the benchmarks: a free loopback port (never
-6379), a directory of its own, no RDB snapshots; stopped by whoever started it."""
+"""What the tests and the benchmarks share: private Redis services and a node's log.
+
+* :class:`RedisServer`: a private redis-server on a free loopback port (never 6379), a
+  directory of its own, no RDB snapshots; stopped by whoever started it.
+* :class:`ClusterServers`: a Redis Cluster of such servers; :class:`SentinelSet`: a master,
+  replicas and Sentinels watching them (plain or TLS only, with passwords).
+* :class:`NodeLog`: what a finished ``scrapy crawl`` node wrote in its log (reason, stats,
+  finish time), read back from Scrapy's final stats dump.
+
+The tests own this module; the benchmarks import it (never the other way round).
+"""
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import socket
@@ -10,6 +20,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +41,15 @@ class RedisServer:
     port: int = field(default_factory=free_port)
     extra: Sequence[str] = ()
     process: subprocess.Popen | None = None
+    # what every client of this server needs (a password, TLS files), the readiness probe's too
+    client_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def client(self, **kwargs: Any) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, db=0, **kwargs)
+        return redis.Redis(host="127.0.0.1", port=self.port, db=0, **{**self.client_options, **kwargs})
 
     def start(self) -> RedisServer:
         """Start it (again, after a stop: same port and directory) and wait until it answers.
@@ -151,6 +164,11 @@ class SentinelSet:
     failover_timeout_ms: int = 3000
     # the Sentinels' own password (requirepass), empty for none
     sentinel_password: str = ""
+    # the servers' password (requirepass, masterauth, the Sentinels' auth-pass), empty for none
+    password: str = ""
+    # TLS only, everywhere (servers, replication, Sentinels), when given: the directory of
+    # ca.crt, server.crt/.key and client.crt/.key (clients show the client certificate)
+    tls: Path | None = None
     servers: list[RedisServer] = field(default_factory=list)
     sentinel_processes: list[tuple[int, subprocess.Popen]] = field(default_factory=list)
 
@@ -158,7 +176,25 @@ class SentinelSet:
     def url(self) -> str:
         """The ``redis+sentinel://`` URL of the service, database 0."""
         hosts = ",".join(f"127.0.0.1:{port}" for port, _ in self.sentinel_processes)
-        return f"redis+sentinel://{hosts}/{SERVICE}/0"
+        return f"{'rediss' if self.tls else 'redis'}+sentinel://{hosts}/{SERVICE}/0"
+
+    def tls_options(self) -> dict[str, Any]:
+        """redis-py's TLS arguments of a client of this set (none without TLS)."""
+        if self.tls is None:
+            return {}
+        return {"ssl": True, "ssl_ca_certs": str(self.tls / "ca.crt"), "ssl_certfile": str(self.tls / "client.crt"),
+                "ssl_keyfile": str(self.tls / "client.key")}
+
+    def _tls_config(self) -> list[tuple[str, str]]:
+        """The servers' and Sentinels' TLS configuration: client certificates required,
+        replication and the Sentinels' own links over TLS too (with the client certificate)."""
+        if self.tls is None:
+            return []
+        return [("tls-cert-file", str(self.tls / "server.crt")), ("tls-key-file", str(self.tls / "server.key")),
+                ("tls-client-cert-file", str(self.tls / "client.crt")),
+                ("tls-client-key-file", str(self.tls / "client.key")),
+                ("tls-ca-cert-file", str(self.tls / "ca.crt")), ("tls-auth-clients", "yes"),
+                ("tls-replication", "yes")]
 
     @property
     def master(self) -> RedisServer:
@@ -171,10 +207,17 @@ class SentinelSet:
             directory = self.directory / f"server{number}"
             directory.mkdir(parents=True, exist_ok=True)
             # no 5 s pause before the first sync of a replica (Redis 7's default for diskless sync)
-            extra = ("--repl-diskless-sync-delay", "0")
+            tls = (arg for name, value in self._tls_config() for arg in (f"--{name}", value))
+            extra = ("--repl-diskless-sync-delay", "0", *tls)
+            if self.password:
+                extra += ("--requirepass", self.password, "--masterauth", self.password)
             if number:
                 extra += ("--replicaof", "127.0.0.1", str(self.master.port))
-            self.servers.append(RedisServer(directory=directory, extra=extra).start())
+            options = {"password": self.password or None, **self.tls_options()}
+            server = RedisServer(directory=directory, extra=extra, client_options=options)
+            if self.tls:
+                server.extra = (*extra, "--port", "0", "--tls-port", str(server.port))
+            self.servers.append(server.start())
         for number in range(self.sentinels):
             self.sentinel_processes.append(self._start_sentinel(number))
         self._wait_until_known()
@@ -185,13 +228,18 @@ class SentinelSet:
         directory = self.directory / f"sentinel{number}"
         directory.mkdir(parents=True, exist_ok=True)
         conf = directory / "sentinel.conf"
+        listen = f"port 0\ntls-port {port}\n" if self.tls else f"port {port}\n"
+        tls = "".join(f"{name} {value}\n" for name, value in self._tls_config())
         conf.write_text(
-            f"port {port}\nbind 127.0.0.1\ndir {directory}\n"
+            f"{listen}bind 127.0.0.1\ndir {directory}\n{tls}"
             f"sentinel monitor {SERVICE} 127.0.0.1 {self.master.port} {self.quorum}\n"
             f"sentinel down-after-milliseconds {SERVICE} {self.down_after_ms}\n"
             f"sentinel failover-timeout {SERVICE} {self.failover_timeout_ms}\n"
             f"sentinel parallel-syncs {SERVICE} 1\n"
         )
+        if self.password:
+            with conf.open("a") as config:
+                config.write(f"sentinel auth-pass {SERVICE} {self.password}\n")
         if self.sentinel_password:
             with conf.open("a") as config:
                 config.write(f"requirepass {self.sentinel_password}\nsentinel sentinel-pass {self.sentinel_password}\n")
@@ -204,7 +252,8 @@ class SentinelSet:
             if process.poll() is not None:
                 raise RuntimeError(f"redis-server cannot run in Sentinel mode (exit code {process.returncode})")
             try:
-                probe = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, password=self.sentinel_password or None)
+                probe = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, password=self.sentinel_password or None,
+                                    **self.tls_options())
                 if probe.ping():
                     return port, process
             except redis.ConnectionError:
@@ -218,6 +267,7 @@ class SentinelSet:
             port=self.sentinel_processes[number][0],
             socket_timeout=2,
             password=self.sentinel_password or None,
+            **self.tls_options(),
         )
 
     def _wait_until_known(self, timeout: float = 30.0) -> None:
@@ -266,3 +316,41 @@ class SentinelSet:
                 process.wait(timeout=10)
         for server in self.servers:
             server.stop()
+
+
+# -- a node's log ---------------------------------------------------------------------------
+
+_FINISH_TIME = re.compile(
+    r"'finish_time': datetime\.datetime\((\d+), (\d+), (\d+), (\d+), (\d+), (\d+)(?:, (\d+))?"
+)
+
+
+class NodeLog:
+    """Mixin for anything with a ``log_path`` of a node's Scrapy log."""
+
+    log_path: Path
+
+    @property
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    @property
+    def finish_reason(self) -> str | None:
+        match = re.search(r"'finish_reason': '([^']+)'", self.log)
+        return match.group(1) if match else None
+
+    def stat(self, name: str) -> int:
+        match = re.search(rf"'{re.escape(name)}': (\d+)", self.log)
+        return int(match.group(1)) if match else 0
+
+    @property
+    def finish_time(self) -> float | None:
+        """When the spider closed (Scrapy's ``finish_time`` stat, to the microsecond), Unix time."""
+        match = _FINISH_TIME.search(self.log)
+        if not match:
+            return None
+        parts = [int(part or 0) for part in match.groups()]
+        return datetime(*parts[:6], parts[6], tzinfo=UTC).timestamp()
