@@ -76,8 +76,10 @@ def live_nodes(server: Redis, keys: CrawlKeys, lost_after: float) -> list[str]:
 
 def doomed_keys(keys: CrawlKeys, keep_items: bool) -> list[str]:
     """The crawl's fixed keys a fresh crawl deletes: all but the seeds, the flush guard and
-    (with ``keep_items``) the items and their aliases (the other URL forms of stored entries)."""
-    kept = {keys.start_urls, keys.flush, *((keys.items, keys.aliases) if keep_items else ())}
+    (with ``keep_items``) the items and their aliases (the other URL forms of stored entries),
+    with their revisit schedule, freshness state and history."""
+    copy = (keys.items, keys.aliases, keys.revisit, keys.freshness, keys.history, keys.revisit_stats)
+    kept = {keys.start_urls, keys.flush, *(copy if keep_items else ())}
     return [key for key in keys.all() if key not in kept]
 
 

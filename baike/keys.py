@@ -41,6 +41,7 @@ TEMPLATES: dict[str, str] = {
     # hash: budget fields "reserved" (pages downloaded or in flight) and "pages", and the
     # ledger: "enqueued", "settled", "seeds" (seed entries admitted from start_urls) and
     # "marked" (fingerprints recorded without a request: other URL forms of stored pages)
+    # and "revisits" (revisit requests of stored entries, enqueued without a fingerprint)
     "budget": "%(spider)s:budget",
     # list: JSON dead letters {"reason", "time", "payload"}
     "dead": "%(spider)s:dead",
@@ -66,6 +67,19 @@ TEMPLATES: dict[str, str] = {
     # and its failovers ("count"; "last_time" on Redis's clock, "last_from", "last_to"),
     # written by the nodes (see baike.failover)
     "failover": "%(spider)s:failover",
+    # Revisits (BAIKE_REVISIT_AFTER > 0; see baike.revisit), none written while it is 0:
+    # sorted set: canonical URL of a stored entry -> when it is due again (Redis time)
+    "revisit": "%(spider)s:revisit",
+    # hash: canonical URL -> JSON freshness state {"etag", "modified" (the validators the
+    # server sent), "fp" (fingerprint of the parsed fields), "interval" (seconds),
+    # "checked" and "changed" (Redis time), "visits"}
+    "freshness": "%(spider)s:freshness",
+    # hash: canonical URL -> the entry's previous records, newest first, one JSON record a
+    # line, at most BAIKE_HISTORY_LENGTH of them
+    "history": "%(spider)s:history",
+    # hash: revisit counters "new", "changed", "unchanged" (a full page whose fields did
+    # not change) and "not_modified" (answered 304)
+    "revisit_stats": "%(spider)s:revisit:stats",
 }
 
 
@@ -92,6 +106,10 @@ class CrawlKeys:
     aliases: str
     flush: str
     failover: str
+    revisit: str
+    freshness: str
+    history: str
+    revisit_stats: str
     # the prefix of the politeness keys' rate hashes (see rate), not a key itself
     rate_prefix: str
 

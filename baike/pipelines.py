@@ -19,6 +19,7 @@ from twisted.internet.threads import deferToThread
 from baike.connection import REDIS_ERRORS, ReplicaWait, get_redis, replica_wait
 from baike.keys import CrawlKeys
 from baike.parsing import clean_text
+from baike.revisit import RevisitPolicy, Revisits
 from baike.urls import canonicalize, subview_url
 
 if TYPE_CHECKING:
@@ -111,8 +112,15 @@ class RedisStorePipeline:
         retry_seconds: float = 300.0,
         aliases_key: str = "",
         replicas: ReplicaWait | None = None,
+        revisits: Revisits | None = None,
+        crawler: Crawler | None = None,
     ):
         self.server = server
+        # BAIKE_REVISIT_AFTER > 0: records go through STORE_VERSIONS (history, schedule)
+        self.revisits = revisits
+        self.crawler = crawler
+        # url -> (record, alias, ETag, Last-Modified) of the batch, for STORE_VERSIONS
+        self._versions: dict[str, tuple[dict[str, Any], str, str, str]] = {}
         self.replicas = replicas or ReplicaWait(server)
         self._down_since: float | None = None
         self.retry_seconds = retry_seconds
@@ -129,6 +137,7 @@ class RedisStorePipeline:
     def from_crawler(cls, crawler: Crawler) -> Self:
         settings = crawler.settings
         keys = CrawlKeys.for_spider(crawler.spidercls.name, settings)
+        policy = RevisitPolicy.from_settings(settings)
         return cls(
             server=get_redis(settings),
             key=keys.items,
@@ -137,6 +146,8 @@ class RedisStorePipeline:
             interval=settings.getfloat("REDIS_STORE_FLUSH_INTERVAL", 0.05),
             retry_seconds=settings.getfloat("REDIS_STORE_RETRY_SECONDS", 300.0),
             replicas=replica_wait(get_redis(settings), settings),
+            revisits=Revisits(get_redis(settings), keys, policy) if policy.enabled else None,
+            crawler=crawler,
         )
 
     def open_spider(self) -> None:
@@ -149,11 +160,17 @@ class RedisStorePipeline:
 
     async def process_item(self, item: Any) -> Any:
         record = {name: ItemAdapter(item).get(name) for name in RECORD_FIELDS}
+        if self.revisits is not None:
+            # the time this version was first seen; kept while the entry does not change
+            record["changed_at"] = record["crawled_at"]
         stored: Deferred[None] = Deferred()
         self._batch[record["url"]] = json.dumps(record, ensure_ascii=False)
         alias = _alias_of(record)
         if alias and alias != record["url"] and self.aliases_key:
             self._aliases[alias] = record["url"]
+        if self.revisits is not None:
+            etag, modified = self._validators(record["url"])
+            self._versions[record["url"]] = (record, alias if alias and alias != record["url"] else "", etag, modified)
         self._waiting.append(stored)
         if len(self._batch) >= self.batch_size:
             self._flush()
@@ -168,18 +185,58 @@ class RedisStorePipeline:
             return succeed(None)
         batch, aliases, waiting = self._batch, self._aliases, self._waiting
         self._batch, self._aliases, self._waiting = {}, {}, []
+        if self.revisits is not None:
+            versions, self._versions = self._versions, {}
+            writing = deferToThread(self._write_versions, batch, versions)
+            writing.addCallbacks(lambda _: _fire(waiting, None), lambda failure: _fire(waiting, failure))
+            return writing
         writing = deferToThread(self._write, batch, aliases)
         writing.addCallbacks(lambda _: _fire(waiting, None), lambda failure: _fire(waiting, failure))
         return writing
 
-    def _write(self, batch: dict[str, str], aliases: dict[str, str] | None = None) -> None:
+    def _validators(self, url: str) -> tuple[str, str]:
+        """The ETag and Last-Modified the spider saw with ``url``'s page ("" when none)."""
+        spider = getattr(self.crawler, "spider", None)
+        validators = getattr(spider, "validators", None)
+        if not isinstance(validators, dict):
+            return "", ""
+        return validators.pop(url, ("", ""))
+
+    def _write_versions(self, batch: dict[str, str], versions: dict[str, tuple[dict[str, Any], str, str, str]]) -> None:
+        """Write a batch through STORE_VERSIONS (one atomic script: records, aliases, history,
+        freshness and schedule), riding out a Redis outage like :meth:`_write`."""
+        revisits = self.revisits
+        assert revisits is not None
+        rows = [(record, batch[url], alias, etag, modified) for url, (record, alias, etag, modified) in versions.items()]
+
+        def store(_batch: dict[str, str], _aliases: dict[str, str] | None) -> None:
+            if self.replicas.replicas:
+                with self.replicas.pinned() as client:
+                    counts = revisits.store(rows, client=client)
+                    self.replicas.wait(client)
+            else:
+                counts = revisits.store(rows)
+            self._count_versions(counts)
+
+        self._write(batch, None, store)
+
+    def _count_versions(self, counts: list[int]) -> None:
+        stats = getattr(self.crawler, "stats", None)
+        if stats is None:
+            return
+        for name, count in zip(("new", "changed", "unchanged"), counts):
+            if count:
+                stats.inc_value(f"baike/revisit/{name}", count)
+
+    def _write(self, batch: dict[str, str], aliases: dict[str, str] | None = None, store: Any = None) -> None:
         """Write a batch (and its records' aliases, atomically), riding out a Redis
         outage of up to ``retry_seconds``."""
+        store = store or self._store
         deadline = time.monotonic() + self.retry_seconds
         pause = 0.5
         while True:
             try:
-                self._store(batch, aliases)
+                store(batch, aliases)
             except REDIS_ERRORS as exc:
                 if time.monotonic() + pause > deadline:
                     raise

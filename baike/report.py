@@ -22,7 +22,7 @@ from html import escape
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from baike.status import ALIVE, GONE, LOST, clock, cluster_rate, describe_rate, duration, printable, read_json
+from baike.status import ALIVE, GONE, LOST, clock, cluster_rate, describe_freshness, describe_rate, duration, printable, read_json
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -280,6 +280,7 @@ class HtmlReport:
             ("Duration", escape(duration((end or snap["time"]) - start)) if start else "-"),
             ("Rate now", f"{cluster_rate(snap):.1f} pages/s"),
             *(("Shared rate", escape(describe_rate(rate))) for rate in snap.get("rates", [])),
+            *((("Revisits", escape(describe_freshness(snap["freshness"]))),) if (snap.get("freshness") or {}).get("scheduled") else ()),
         ]
         body = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in rows)
         return f'<table class="stats">{body}</table>'

@@ -136,6 +136,19 @@ BAIKE_BACKOFF_WINDOW = 30.0
 # Anti-bot (captcha) answers: how often one request is sent back to the frontier.
 BAIKE_CAPTCHA_RETRIES = 3
 
+# Revisits (docs/settings.md, baike.revisit): every stored entry is due again this many
+# seconds after it was stored (0 turns revisits off); an entry found changed has its
+# interval halved, an unchanged one grown by half, within BAIKE_REVISIT_MIN and _MAX.
+BAIKE_REVISIT_AFTER = 7 * 86_400.0
+BAIKE_REVISIT_MIN = 3_600.0
+BAIKE_REVISIT_MAX = 90 * 86_400.0
+# The crawl is not finished while a stored entry is due within this many seconds.
+BAIKE_REVISIT_GRACE = 600.0
+# Frontier priority of a revisit; new URLs have 0, so by default they go first.
+BAIKE_REVISIT_PRIORITY = -1
+# Previous versions of an entry kept in baike:history.
+BAIKE_HISTORY_LENGTH = 5
+
 DOWNLOADER_MIDDLEWARES = {
     "baike.guard.BaikeGuardMiddleware": 650,
     "baike.mirror.MirrorMiddleware": 620,

@@ -212,6 +212,13 @@ TYPED_SETTINGS: dict[str, Rule] = {
     "BAIKE_COOLDOWN": seconds(above=False),
     "BAIKE_COOLDOWN_MAX": seconds(above=False),
     "BAIKE_BACKOFF_WINDOW": seconds(1.0, above=False),
+    # revisits (baike.revisit)
+    "BAIKE_REVISIT_AFTER": seconds(above=False, note=OFF_AT_ZERO),
+    "BAIKE_REVISIT_MIN": seconds(above=False),
+    "BAIKE_REVISIT_MAX": seconds(above=False),
+    "BAIKE_REVISIT_GRACE": seconds(above=False),
+    "BAIKE_REVISIT_PRIORITY": Rule("int", low=-10_000, high=10_000),
+    "BAIKE_HISTORY_LENGTH": whole(0),
     # item pipelines
     "REDIS_STORE_BATCH_SIZE": whole(1),
     "REDIS_STORE_FLUSH_INTERVAL": seconds(),

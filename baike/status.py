@@ -9,7 +9,7 @@ A snapshot is a plain dict (it is also what ``scrapy status --json`` prints)::
     state         "waiting for seeds" | "running" | "stopped at budget" | "finished"
     budget        {"limit", "pages", "reserved", "in_flight", "fraction"}
     frontier, seeds, leased, fingerprints, dead_letters, items
-    ledger        {"enqueued", "settled", "seeds", "marked"} (the frontier's ledger)
+    ledger        {"enqueued", "settled", "seeds", "marked", "revisits"} (the frontier's ledger)
     cluster       {"pages", "items", "errors", "start_time", "finish_time"}
     nodes         [{node, host, pid, started, seen, pages, items, errors,
                     pages_per_min, pages_per_sec, finished, reason, status}, ...]
@@ -24,12 +24,14 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus, urlsplit
 
 from baike.connection import RedisSettingsError, get_redis, pipelines_time, slot_time, time_reply
 from baike.frontier.queue import queued_from_ledger
+from baike.revisit import read_freshness
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -75,6 +77,10 @@ KEY_TYPES = {
     "state": "hash",
     "flush": "string",
     "failover": "hash",
+    "revisit": "zset",
+    "freshness": "hash",
+    "history": "hash",
+    "revisit_stats": "hash",
 }
 # Other types a key may have: the seeds are a set or a sorted set with scrapy-redis's
 # REDIS_START_URLS_AS_SET / REDIS_START_URLS_AS_ZSET.
@@ -321,7 +327,7 @@ def snapshot(
     # one transaction, so the ledger and the leases are read at the same instant
     with server.pipeline() as pipe:
         pipe.hgetall(keys.state)
-        pipe.hmget(keys.budget, "pages", "reserved", "enqueued", "settled", "seeds", "marked")
+        pipe.hmget(keys.budget, "pages", "reserved", "enqueued", "settled", "seeds", "marked", "revisits")
         pipe.get(keys.started)
         # no seed key (or one of no seed type): EXISTS keeps the slot, and seeds are 0
         pipe.execute_command(count_seeds or "EXISTS", keys.start_urls)
@@ -339,8 +345,8 @@ def snapshot(
         now = time_reply(clock[0] if timed else slot_time(server, keys.state))
     state = {_text(name): _text(value) for name, value in state_raw.items()}
     seeds = seeds if count_seeds else 0
-    pages, reserved, enqueued, settled, seeded, marked = (_int(value) for value in ledger)
-    counts = {"enqueued": enqueued, "settled": settled, "seeds": seeded, "marked": marked}
+    pages, reserved, enqueued, settled, seeded, marked, revisits = (_int(value) for value in ledger)
+    counts = {"enqueued": enqueued, "settled": settled, "seeds": seeded, "marked": marked, "revisits": revisits}
     # the frontier holds batched entries; its length in requests is the ledger's
     frontier = queued_from_ledger(enqueued, settled, leased)
     limit = max(_int(state["budget"]) if "budget" in state else budget, 0)
@@ -381,6 +387,7 @@ def snapshot(
         "rates": read_rates(server, keys.rate_prefix, now, None if scan else named_rate_keys(nodes, keys.rate_prefix)),
         "nodes": node_list,
         "failover": read_failover(failover, pages, node_list),
+        "freshness": asdict(read_freshness(server, keys, now)),
         "nodes_alive": sum(node["status"] == ALIVE for node in node_list),
         "nodes_lost": sum(node["status"] == LOST for node in node_list),
     }
@@ -422,13 +429,14 @@ def _fingerprints(server: Redis, keys: CrawlKeys, ledger: dict[str, int], scan: 
 
 
 def ledger_fingerprints(ledger: dict[str, int]) -> int:
-    """Fingerprints recorded, from the frontier's ledger: ``enqueued - seeds + marked``.
+    """Fingerprints recorded, from the frontier's ledger: ``enqueued - seeds - revisits + marked``
+    (revisits of stored entries enter the frontier without a fingerprint of their own).
 
     Exact for both dupefilters (every filtered request is recorded in the step that
     enqueues it); requests enqueued unfiltered (``dont_filter``, dead letters put back)
     count too, so it is an upper bound when there are such.
     """
-    return max(ledger["enqueued"] - ledger["seeds"] + ledger["marked"], 0)
+    return max(ledger["enqueued"] - ledger["seeds"] - ledger.get("revisits", 0) + ledger["marked"], 0)
 
 
 def named_rate_keys(raw_nodes: dict[bytes, bytes], prefix: str, most: int = 64) -> list[str]:
@@ -496,6 +504,16 @@ def cluster_rate(snap: dict[str, Any]) -> float:
 # -- rendering --------------------------------------------------------------------------
 
 
+def describe_freshness(fresh: dict[str, Any]) -> str:
+    """The revisit schedule and what the revisits found, for people."""
+    done = fresh["changed"] + fresh["unchanged"] + fresh["not_modified"]
+    return (
+        f"{fresh['scheduled']} entries scheduled, {fresh['due_now']} due now, {fresh['due_day']} within a day;"
+        f" {done} revisits done: {fresh['changed']} changed, {fresh['not_modified']} answered 304,"
+        f" {fresh['unchanged']} unchanged"
+    )
+
+
 def render(snap: dict[str, Any], width: int = 40) -> str:
     """The snapshot as the text of ``scrapy status``."""
     budget = snap["budget"]
@@ -517,6 +535,7 @@ def render(snap: dict[str, Any], width: int = 40) -> str:
         f" {snap['cluster']['errors']} errors, {cluster_rate(snap):.1f} pages/s",
         *(f"rate         {describe_rate(rate)}" for rate in snap["rates"]),
         *([f"redis        {describe_failover(snap['failover'])}"] if (snap.get("failover") or {}).get("master") else []),
+        *([f"revisits     {describe_freshness(snap['freshness'])}"] if (snap.get("freshness") or {}).get("scheduled") else []),
         "",
         f"nodes: {snap['nodes_alive']} alive, {snap['nodes_lost']} lost, {len(snap['nodes'])} in all",
     ]

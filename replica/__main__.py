@@ -88,6 +88,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--storm-seconds", type=_positive, default=None, help="how long the --storm-at storm lasts (default 10)"
     )
+    parser.add_argument(
+        "--epochs", type=int, default=0,
+        help="start this many epochs on: each changes --change-fraction of the entries (default 0; see /__replica__/advance)",
+    )
+    parser.add_argument(
+        "--change-fraction", type=_rate, default=0.1, help="fraction of the entries each --epochs epoch changes (default 0.1)"
+    )
     parser.add_argument("--log-level", default="WARNING", help="logging level on stderr (default WARNING)")
     args = parser.parse_args(argv)
     if args.storm_seconds is not None and args.storm_at is None:
@@ -100,6 +107,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def _run(args: argparse.Namespace) -> None:
     samples = None if args.no_samples else (args.samples or default_samples_dir())
     site = Site(args.entries, args.seed, samples)
+    for _ in range(max(args.epochs, 0)):
+        site.advance(args.change_fraction)
     # The site tables are long-lived: keep the cyclic GC from rescanning them.
     gc.collect()
     gc.freeze()

@@ -16,6 +16,7 @@ import math
 import random
 import time
 from collections import Counter, OrderedDict
+from email.utils import formatdate, parsedate_to_datetime
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, quote, quote_from_bytes
 
@@ -42,7 +43,7 @@ MAX_BODY = 64 * 1024
 DEBUG_PREFIX = "/__replica__/"
 HTML = HTML_UTF8
 REASONS = {
-    200: "OK", 302: "Found", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+    200: "OK", 302: "Found", 304: "Not Modified", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
     405: "Method Not Allowed", 413: "Payload Too Large", 414: "URI Too Long",
     429: "Too Many Requests", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
 }
@@ -87,6 +88,11 @@ class Stats:
         self.pushbacks: Counter[str] = Counter({cause: 0 for cause in CAUSES})
         self.per_second = ClientSeconds()
         self.times = EntryTimes()
+        # entry pages by canonical URL: served with a full body (200), or answered 304
+        self.full_bodies: Counter[str] = Counter()
+        self.not_modified: Counter[str] = Counter()
+        # bytes of every answer's body (what a client downloads, headers aside)
+        self.body_bytes = 0
 
     def count(self, target: str, path: str, status: int, kind: str, now: float, page: str | None = None) -> None:
         """Count one answered request of ``kind``; an entry page served with 200 also records ``now``.
@@ -126,6 +132,9 @@ class Stats:
             "too_many_requests": self.too_many_requests,
             "pushbacks": dict(self.pushbacks),
             "per_second": self.per_second.as_dict(),
+            "full_bodies": dict(self.full_bodies),
+            "not_modified": dict(self.not_modified),
+            "body_bytes": self.body_bytes,
         }
 
 
@@ -275,8 +284,17 @@ class Replica:
 
     # ------------------------------------------------------------ dispatch
 
-    def handle(self, method: str, target: str, client: str = "") -> Response:
-        """The answer to ``method target`` from the address ``client``, counted in the stats."""
+    def handle(self, method: str, target: str, client: str = "", headers: dict[str, str] | None = None) -> Response:
+        """The answer to ``method target`` from the address ``client``, counted in the stats.
+
+        ``headers`` (lower-case names) may hold ``if-none-match`` / ``if-modified-since``:
+        an entry page that did not change since is answered 304 without a body.
+        """
+        response = self._handle(method, target, client, headers or {})
+        self.stats.body_bytes += len(response.body)
+        return response
+
+    def _handle(self, method: str, target: str, client: str, headers: dict[str, str]) -> Response:
         path, _, query = target.partition("?")
         if path.startswith(DEBUG_PREFIX):
             return self._debug(method, path, query)
@@ -294,7 +312,7 @@ class Replica:
             if pushed is not None:
                 self.stats.count(target, path, pushed.status, KIND_PUSHBACK, now)
                 return pushed
-        response, kind, page = self._public(path, query, target)
+        response, kind, page = self._public(path, query, target, headers)
         self.stats.count(target, path, response.status, kind, now, page)
         return response
 
@@ -308,7 +326,9 @@ class Replica:
         self.stats.pushbacks[verdict.cause] += 1
         return self._too_many(verdict) if self.pushback_429 else self._captcha(target)
 
-    def _public(self, path: str, query: str, target: str) -> tuple[Response, str, str | None]:
+    def _public(
+        self, path: str, query: str, target: str, headers: dict[str, str] | None = None
+    ) -> tuple[Response, str, str | None]:
         """The answer to a GET that was not pushed back, its kind for the stats and its page key."""
         fixed = self._fixed.get(path)
         if fixed is not None:
@@ -325,7 +345,31 @@ class Replica:
             verdict = self.antibot.verdict()
             if verdict is not None:
                 return self._blocked(verdict, target), KIND_BLOCKED, None
+        if route.kind == "entry":
+            return self._entry(route.entry, headers or {}), route.kind, route.page
         return self._from_route(route), route.kind, route.page
+
+    def _entry(self, index: int, headers: dict[str, str]) -> Response:
+        """Entry page ``index`` with its ``ETag`` and ``Last-Modified``; 304 without a body when
+        the client's ``If-None-Match`` names its ETag (or, without one, its ``If-Modified-Since``
+        is not older than its Last-Modified)."""
+        etag, modified = self.site.validators(index)
+        validators = [("ETag", etag), ("Last-Modified", formatdate(modified, usegmt=True))]
+        url = self.site.canonical_url(index)
+        if _not_modified(headers, etag, modified):
+            self.stats.not_modified[url] += 1
+            return Response(304, b"", headers=validators)
+        response = self._from_route(Route(200, "entry", index))
+        response.headers = validators
+        self.stats.full_bodies[url] += 1
+        return response
+
+    def advance(self, fraction: float) -> dict:
+        """The site's next epoch (see Site.advance); rendered pages are forgotten."""
+        changed = self.site.advance(fraction)
+        self.cache = PageCache(self.cache.max_bytes)
+        logger.info("epoch %d: %d entries changed", self.site.epoch, len(changed))
+        return {"epoch": self.site.epoch, "changed": [self.site.canonical_url(index) for index in changed]}
 
     def _from_route(self, route: Route) -> Response:
         if route.kind == "entry" or route.kind == "list":
@@ -396,6 +440,12 @@ class Replica:
             return _json(self.info())
         if name == "answer":
             return self._answer(query)
+        if name == "advance":
+            try:
+                fraction = _number_param(query, "fraction", 0.1)
+                return _json(self.advance(fraction))
+            except ValueError:
+                return Response(400, self._small_page("400 Bad Request"))
         return Response(404, self._small_page("404 Not Found"))
 
     def info(self) -> dict:
@@ -409,6 +459,7 @@ class Replica:
             "start_url": site.start_url(),
             "samples": site.sample_paths(),
             "help_paths": sorted(site.help_paths),
+            "epoch": site.epoch,
         }
 
     def _times(self, query: str) -> Response:
@@ -450,6 +501,21 @@ class Replica:
     def is_slow(self, target: str) -> bool:
         """Requests computed off the event loop (the answer key walks the whole graph)."""
         return target.startswith(DEBUG_PREFIX + "answer")
+
+
+def _not_modified(headers: dict[str, str], etag: str, modified: int) -> bool:
+    """Whether a conditional GET's validators say the client's copy is current (RFC 9110:
+    If-None-Match, when present, decides alone)."""
+    match = headers.get("if-none-match")
+    if match is not None:
+        return match.strip() == "*" or etag in (tag.strip().removeprefix("W/") for tag in match.split(","))
+    since = headers.get("if-modified-since")
+    if not since:
+        return False
+    try:
+        return parsedate_to_datetime(since).timestamp() >= modified
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return False
 
 
 def _number_param(query: str, name: str, default: float) -> float:
@@ -525,11 +591,11 @@ class HttpProtocol(asyncio.Protocol):
             request = self._parse_head(head)
             if request is None:
                 return
-            method, target, keep_alive, body_length = request
+            method, target, keep_alive, body_length, headers = request
             if len(self.buffer) < end + 4 + body_length:
                 return
             del self.buffer[: end + 4 + body_length]
-            self._dispatch(method, target, keep_alive)
+            self._dispatch(method, target, keep_alive, headers)
 
     def _check_partial(self) -> None:
         first_line_end = self.buffer.find(b"\r\n")
@@ -538,7 +604,7 @@ class HttpProtocol(asyncio.Protocol):
         elif len(self.buffer) > MAX_HEAD:
             self._fail(431)
 
-    def _parse_head(self, head: bytes) -> tuple[str, str, bool, int] | None:
+    def _parse_head(self, head: bytes) -> tuple[str, str, bool, int, dict[str, str]] | None:
         line, _, rest = head.partition(b"\r\n")
         parts = line.split(b" ")
         if len(parts) != 3:
@@ -579,11 +645,11 @@ class HttpProtocol(asyncio.Protocol):
             return self._fail(400)
         if not method.isalpha() or not method.isupper():
             return self._fail(400)
-        return method, target, keep_alive, body_length
+        return method, target, keep_alive, body_length, headers
 
     # ---------------------------------------------------------- answering
 
-    def _dispatch(self, method: str, target: str, keep_alive: bool) -> None:
+    def _dispatch(self, method: str, target: str, keep_alive: bool, headers: dict[str, str] | None = None) -> None:
         app = self.app
         # A HEAD answer (405 here) must not carry a body, or keep-alive desyncs.
         head_only = method == "HEAD"
@@ -592,16 +658,16 @@ class HttpProtocol(asyncio.Protocol):
             future = self.loop.run_in_executor(None, self._safe_handle, method, target)
             future.add_done_callback(lambda done: self._finish(done.result(), keep_alive, head_only))
             return
-        response = self._safe_handle(method, target)
+        response = self._safe_handle(method, target, headers)
         if app.latency > 0:
             self.busy = True
             self.loop.call_later(app.latency, self._finish, response, keep_alive, head_only)
             return
         self._send(response, keep_alive, head_only)
 
-    def _safe_handle(self, method: str, target: str) -> Response:
+    def _safe_handle(self, method: str, target: str, headers: dict[str, str] | None = None) -> Response:
         try:
-            return self.app.handle(method, target, self.client)
+            return self.app.handle(method, target, self.client, headers)
         except Exception:  # a bug must cost one 500, not the server
             logger.exception("error answering %s %s", method, target)
             return Response(500, b"<html><body><h1>500 Internal Server Error</h1></body></html>")

@@ -80,6 +80,13 @@ _SALT_NO_DEFAULT = 1
 _SALT_STAR = 2
 _SALT_LEAD = 3
 _SALT_GBK = 4
+# Salt of an entry's place in the order entries change in: epoch e (advance()) changes the
+# entries whose roll is below its fraction, so the same entries change in every epoch of
+# the same fraction (hot entries), and a larger fraction adds to them
+_SALT_CHANGE = 5
+# Last-Modified of an entry never changed; each epoch is a day after it
+BASE_MODIFIED = 1_704_067_200  # 2024-01-01T00:00:00Z
+EPOCH_SECONDS = 86_400
 _MASK64 = (1 << 64) - 1
 
 _ITEM = re.compile(r"^/item/([^/]+)(?:/([^/]*))?/?$")
@@ -223,6 +230,8 @@ class Site:
         self.subtitles = functools.lru_cache(maxsize=65536)(self._word_subtitles)
         self.samples: dict[int, SamplePage] = {}
         self.load_samples(samples_dir)
+        # the fraction of entries changed by each epoch so far (see advance)
+        self.epoch_fractions: list[float] = []
 
     # ------------------------------------------------------------------ tables
 
@@ -694,6 +703,45 @@ class Site:
             links.append(self._name_link(rng, LAYOUT_2017, SAMPLE_NAME))
         return links
 
+    # ------------------------------------------------------------------ epochs
+
+    @property
+    def epoch(self) -> int:
+        """How many times the site has changed (advance()); 0 as generated."""
+        return len(self.epoch_fractions)
+
+    def advance(self, fraction: float) -> list[int]:
+        """Start the next epoch, changing the generated entries whose roll is below ``fraction``
+        (the same entries every epoch of the same fraction); returns their indices."""
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError("fraction must be between 0 and 1")
+        self.epoch_fractions.append(fraction)
+        self.entry.cache_clear()
+        return [index for index in range(self.entry_count) if self._change_roll(index) < fraction]
+
+    def _change_roll(self, index: int) -> float:
+        return _mix(self.seed, _SALT_CHANGE, index) / 2.0**64
+
+    def version_of(self, index: int) -> int:
+        """How many epochs changed entry ``index`` (0: as generated; sample pages never change)."""
+        if not 0 <= index < self.entry_count or not self.epoch_fractions:
+            return 0
+        roll = self._change_roll(index)
+        return sum(1 for fraction in self.epoch_fractions if roll < fraction)
+
+    def changed_in(self, index: int) -> int:
+        """The last epoch that changed entry ``index``; 0 if none did."""
+        if not 0 <= index < self.entry_count:
+            return 0
+        roll = self._change_roll(index)
+        return max((epoch for epoch, fraction in enumerate(self.epoch_fractions, 1) if roll < fraction), default=0)
+
+    def validators(self, index: int) -> tuple[str, int]:
+        """``(ETag, Last-Modified as unix seconds)`` of entry page ``index`` in this epoch."""
+        version = self.version_of(index)
+        lemma = self.entry_id[index] if index < len(self.entry_id) else index
+        return f'"{lemma}-{version}"', BASE_MODIFIED + self.changed_in(index) * EPOCH_SECONDS
+
     def make_entry(self, index: int) -> Entry:
         """Generate entry ``index`` afresh (``entry()`` is the cached variant)."""
         if not 0 <= index < self.entry_count:
@@ -722,6 +770,10 @@ class Site:
         references = [self._reference(rng) for _ in range(2 + int(rng.random() * 4))]
         tags = [vocab.NOUNS[int(rng.random() * len(vocab.NOUNS))] for _ in range(1 + int(rng.random() * 4))]
         old_layout = layout != LAYOUT_2023
+        version = self.version_of(index)
+        if version:
+            # an edit of the summary's text: the fields change, the links (and the graph) do not
+            summary[0].append(f"（第{version}次修订）")
         return Entry(
             index=index, name=name, lemma_id=self.entry_id[index], old_id=self.word_old[word],
             sub_id=self.entry_sub[index], layout=layout, deploy=deploy, subtitle=subtitle,

@@ -515,6 +515,7 @@ def test_stats_and_reset(replica: Replica, site: Site) -> None:
     assert set(stats) == {
         "total", "by_status", "pages", "by_path", "page_paths", "by_kind", "list_pages", "help_pages",
         "subviews", "captchas", "too_many_requests", "pushbacks", "per_second",
+        "full_bodies", "not_modified", "body_bytes",
     }
     assert stats["total"] == 4
     assert stats["by_status"] == {"200": 2, "302": 1, "404": 1}

@@ -24,6 +24,7 @@ import struct
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -218,7 +219,8 @@ def _glob_escape(text: str) -> str:
 
 
 def parse_record(field: bytes, value: bytes) -> dict[str, Any] | None:
-    """One stored record with exactly the fields of RECORD_FIELDS, or None if unreadable."""
+    """One stored record with exactly the fields of RECORD_FIELDS (and ``changed_at`` when it
+    has one), or None if unreadable."""
     try:
         stored = json.loads(value)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
@@ -226,6 +228,9 @@ def parse_record(field: bytes, value: bytes) -> dict[str, Any] | None:
     if not isinstance(stored, dict):
         return None
     record = {name: stored.get(name) for name in RECORD_FIELDS}
+    if "changed_at" in stored:
+        # with revisits on: when the stored version was first seen (exported with --changed-since)
+        record["changed_at"] = stored["changed_at"]
     if not record["url"]:
         record["url"] = field.decode("utf-8", "replace")
     return record
@@ -246,8 +251,28 @@ def iter_records(
         yield record
 
 
-def make_exporter(fmt: str, file: IO[bytes], encoding: str, report: tuple[dict, list] | None = None) -> Any:
-    fields = list(RECORD_FIELDS)
+def changed_after(record: dict[str, Any], since: datetime) -> bool:
+    """Whether ``record`` changed at or after ``since`` (False without a readable ``changed_at``)."""
+    try:
+        return parse_time(str(record.get("changed_at") or "")) >= since
+    except ValueError:
+        return False
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time (UTC when it names no zone) or Unix seconds; ValueError otherwise."""
+    try:
+        return datetime.fromtimestamp(float(text), UTC)
+    except (ValueError, OverflowError, OSError):
+        pass
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def make_exporter(
+    fmt: str, file: IO[bytes], encoding: str, report: tuple[dict, list] | None = None, extra: tuple[str, ...] = ()
+) -> Any:
+    fields = [*RECORD_FIELDS, *extra]
     if fmt == "jsonl":
         return JsonLinesItemExporter(file, encoding=encoding, fields_to_export=fields)
     if fmt == "json":
@@ -278,13 +303,18 @@ def export_records(
     report: tuple[dict, list] | None = None,
     batch: int = 1000,
     log: ExportLog | None = None,
+    changed_since: datetime | None = None,
 ) -> Tally:
     """Stream the records of hash ``key`` to ``file`` in format ``fmt``; with ``log``,
-    note each exported record's field and value there (for :func:`delete_exported`)."""
+    note each exported record's field and value there (for :func:`delete_exported`).
+    With ``changed_since`` only the records whose ``changed_at`` (set with revisits on: when
+    the stored version was first seen) is at or after it, with that field."""
     tally = Tally()
-    exporter = make_exporter(fmt, file, encoding, report)
+    exporter = make_exporter(fmt, file, encoding, report, extra=("changed_at",) if changed_since else ())
     exporter.start_exporting()
     for record in iter_records(server, key, tally, batch, log):
+        if changed_since is not None and not changed_after(record, changed_since):
+            continue
         exporter.export_item(prepared(fmt, record))
         tally.exported += 1
     exporter.finish_exporting()
@@ -330,6 +360,10 @@ class Command(CrawlCommand):
         )
         parser.add_argument("--delete", action="store_true", help="delete the exported records from Redis afterwards")
         parser.add_argument(
+            "--changed-since", metavar="TIME",
+            help="only records whose stored version is new since TIME (ISO 8601, UTC by default, or Unix seconds)",
+        )
+        parser.add_argument(
             "--batch", type=int, default=1000, help="records per HSCAN call and per deletion (default 1000)"
         )
 
@@ -340,6 +374,12 @@ class Command(CrawlCommand):
             raise UsageError("export needs -o FILE")
         if opts.batch < 1:
             raise UsageError("--batch must be at least 1")
+        try:
+            opts.changed_since = parse_time(opts.changed_since) if opts.changed_since else None
+        except ValueError:
+            raise UsageError(f"--changed-since takes an ISO 8601 time or Unix seconds, not {opts.changed_since!r}") from None
+        if opts.changed_since is not None and opts.delete:
+            raise UsageError("--changed-since exports part of the records: it does not go with --delete")
         path = Path(opts.output)
         fmt = output_format(path, opts.format)
         try:
@@ -407,7 +447,8 @@ class Command(CrawlCommand):
             report = (snap, read_timeline(server, keys.timeline))
         encoding = self.settings.get("FEED_EXPORT_ENCODING") or "utf-8"
         return export_records(
-            server, keys.items, output.file, fmt, encoding=encoding, report=report, batch=opts.batch, log=log
+            server, keys.items, output.file, fmt, encoding=encoding, report=report, batch=opts.batch, log=log,
+            changed_since=opts.changed_since,
         )
 
     def _recover(self, server: Redis, batch: int) -> None:

@@ -12,6 +12,9 @@ acted on twice) and keeps its other conditions (timeout, item count, error count
   ``closespider_pagecount``, including nodes that start later.
 * When the crawl has started, nothing is queued, leased or waiting as a seed on any
   node for ``CLOSESPIDER_FINISHED_GRACE`` seconds, every node closes with ``finished``.
+  With revisits on (``BAIKE_REVISIT_AFTER`` > 0), a stored entry due within
+  ``BAIKE_REVISIT_GRACE`` seconds (Redis time) counts as work: ``finished`` means nothing
+  new and nothing due within the grace period.
 * scrapy-redis's ``MAX_IDLE_TIME_BEFORE_CLOSE`` (or the spider's ``max_idle_time``): a
   node that has waited that many seconds with nothing to do while the crawl has nothing
   either (no seed waiting, nothing queued or leased on any node, started or not) closes
@@ -45,6 +48,7 @@ from scrapy_redis.scheduler import Scheduler as RedisScheduler
 from baike.connection import REDIS_ERRORS, get_redis, redis_time
 from baike.frontier.scheduler import LeasedScheduler, uses_leases
 from baike.keys import CrawlKeys
+from baike.revisit import RevisitPolicy, due_within
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -84,6 +88,9 @@ class ClusterCloseSpider(CloseSpider):
         self.keys = CrawlKeys.for_spider(crawler.spidercls.name, settings)
         # only the leased scheduler reserves the cluster's budget units and holds leases
         self.cluster_wide = uses_leases(settings)
+        policy = RevisitPolicy.from_settings(settings)
+        # revisits due within this many seconds keep the crawl open (None: revisits off)
+        self.revisit_grace = policy.grace if policy.enabled and self.cluster_wide else None
         # scrapy-redis's schedulers keep the frontier in Redis; Scrapy's keeps it in memory
         # (SCHEDULER is this node's own setting, never data from Redis)
         self.shared_queue = issubclass(load_object(settings["SCHEDULER"]), RedisScheduler)
@@ -165,7 +172,7 @@ class ClusterCloseSpider(CloseSpider):
             return
         if self._check_budget(pages):
             return
-        if waiting or leased or seeds:
+        if waiting or leased or seeds or self._revisits_due():
             self._idle_since = self._empty_since = None
             return
         now = time.monotonic()
@@ -175,6 +182,12 @@ class ClusterCloseSpider(CloseSpider):
         elif self._check_finished(now):
             return
         self._check_max_idle(now)
+
+    def _revisits_due(self) -> bool:
+        """Whether a stored entry is due within BAIKE_REVISIT_GRACE (only with revisits on)."""
+        if self.revisit_grace is None:
+            return False
+        return due_within(self.server, self.keys, self.revisit_grace)
 
     def _check_finished(self, now: float) -> bool:
         """Close with ``finished`` once the started crawl has had nothing for the grace."""

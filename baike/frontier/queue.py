@@ -32,6 +32,7 @@ from scrapy_redis.queue import Base
 from baike.frontier import scripts, serializer as json_serializer
 from baike.frontier.schema import CRAWLER_META, HEADERS, SEED_SCORE, RequestSchema
 from baike.keys import CrawlKeys
+from baike.revisit import conditional_headers
 from baike.urls import BAIKE_ORIGIN, canonicalize, download_url, normalize_origin
 
 if TYPE_CHECKING:
@@ -215,6 +216,8 @@ class LeasedQueue(Base):
         url = obj["url"]
         if canonicalize(url) != url:
             raise PayloadError(f"not a canonical Baike entry URL: {url[:200]!r}")
+        # a revisit sends the validators the server gave for the stored version
+        headers = {**obj["headers"], **conditional_headers(obj["meta"])}
         return Request(
             download_url(url, self.mirror),
             callback=self._callback(obj["callback"]),
@@ -223,7 +226,7 @@ class LeasedQueue(Base):
             dont_filter=obj["dont_filter"],
             meta=obj["meta"],
             flags=obj["flags"],
-            headers=obj["headers"] or None,
+            headers=headers or None,
         )
 
     def _callback(self, name: str | None) -> Any:

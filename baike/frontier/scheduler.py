@@ -57,6 +57,7 @@ from baike.frontier.bloom import bloom_key
 from baike.frontier.known import KnownFingerprints
 from baike.frontier.queue import LEASE_META_KEY, MARK, Answers, PayloadError, Taken, new_call_id
 from baike.keys import CrawlKeys
+from baike.revisit import Revisits, RevisitPolicy
 from baike.status import redacted
 from baike.urls import canonicalize, is_alias_form, normalize_origin
 
@@ -164,6 +165,11 @@ class LeasedScheduler(Scheduler):
         self._loops: list[Any] = []
         self.keys = CrawlKeys.for_spider(crawler.spidercls.name, settings)
         self._failover = FailoverWatch(server, self.keys, self.node_id)
+        # revisits of stored entries (BAIKE_REVISIT_AFTER > 0): due ones are moved into the
+        # frontier before a take, at most once per second per node
+        policy = RevisitPolicy.from_settings(settings)
+        self.revisits = Revisits(server, self.keys, policy) if policy.enabled else None
+        self._next_promote = 0.0
         self._replica_wait = replica_wait(server, settings)
         self.flush_on_start = settings.getbool("SCHEDULER_FLUSH_ON_START")
         if self.flush_on_start:
@@ -529,6 +535,7 @@ class LeasedScheduler(Scheduler):
         if now < self._next_take or not self._redis_ready():
             return
         try:
+            self._promote_due(now)
             taken = self.queue.take(
                 self.node_id, self.batch_size, self.lease_seconds, self.page_budget, call_id=self._take_call
             )
@@ -558,6 +565,17 @@ class LeasedScheduler(Scheduler):
             pause = self.idle_poll if taken.budget_left == 0 else min(self.idle_poll, 0.05)
             self._next_take = now + (taken.wait or pause)
             self._rate_limited = taken.wait > 0
+
+    def _promote_due(self, now: float) -> None:
+        """Move the stored entries that are due into the frontier (PROMOTE_DUE), at most once a
+        second; Redis errors propagate to the take."""
+        if self.revisits is None or now < self._next_promote:
+            return
+        self._next_promote = now + 1.0
+        promoted = self.revisits.promote_due()
+        if promoted:
+            logger.info("%d stored entries are due: revisiting them", promoted)
+            self._inc("baike/revisit/promoted", promoted)
 
     def _drop_aliases(self, taken: list[tuple[str, Request]]) -> list[tuple[str, Request]]:
         """The taken requests less those for another URL form of an entry already stored.

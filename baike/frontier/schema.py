@@ -48,6 +48,8 @@ MAX_META_KEYS = 64
 # Request meta key of a sense followed from a disambiguation list: its description there.
 SENSE_LABEL_META_KEY = "baike_sense_label"
 MAX_LABEL_CHARS = 200
+# Longest ETag or Last-Modified a revisit request carries
+MAX_VALIDATOR_CHARS = 256
 # Request headers a payload may carry (Scrapy's RefererMiddleware sets Referer on the
 # requests a page yields); the downloader middlewares add the rest at download time.
 HEADERS = frozenset({"Referer"})
@@ -78,6 +80,10 @@ def _is_label(value: Any) -> bool:
     return isinstance(value, str) and len(value) <= MAX_LABEL_CHARS
 
 
+def _is_validator(value: Any) -> bool:
+    return isinstance(value, str) and len(value) <= MAX_VALIDATOR_CHARS and value.isprintable()
+
+
 def _any_json(value: Any) -> bool:
     return True
 
@@ -99,6 +105,10 @@ CRAWLER_META: dict[str, Callable[[Any], bool]] = {
     "handle_httpstatus_list": _is_int_list,
     "baike_captcha_attempts": _is_int,
     SENSE_LABEL_META_KEY: _is_label,
+    # a revisit of a stored entry and the validators it sends (see baike.revisit)
+    "baike_revisit": _is_bool,
+    "baike_etag": _is_validator,
+    "baike_modified": _is_validator,
 }
 
 

@@ -542,3 +542,138 @@ redis.call('HINCRBY', KEYS[4], 'reserved', -1)
 redis.call('HINCRBY', KEYS[4], 'settled', 1)
 return 1
 """
+
+# Lua helpers of the revisits (see baike.revisit): an entry's freshness state (a JSON
+# object, {} when absent or unreadable) and its interval after a visit, bounded.
+_FRESHNESS = """
+local function state_of(hash, url)
+  local raw = redis.call('HGET', hash, url)
+  if not raw then return nil end
+  local ok, state = pcall(cjson.decode, raw)
+  if ok and type(state) == 'table' then return state end
+  return nil
+end
+local function next_interval(state, factor, default, low, high)
+  local interval = tonumber(state and state.interval) or default
+  return math.min(math.max(interval * factor, low), high)
+end
+"""
+
+# PROMOTE_DUE: move the stored entries that are due into the frontier, as revisit requests.
+# KEYS[1] revisit zset   KEYS[2] freshness hash   KEYS[3] requests zset
+# KEYS[4] request_data hash   KEYS[5] request_seq   KEYS[6] budget hash
+# ARGV[1] most entries to move   ARGV[2] their priority   ARGV[3] default interval (seconds)
+# ARGV[4] the payload's tail: the JSON text after its "meta" value, up to its closing "}"
+# "Due" is a score at or below Redis's TIME. Each due URL becomes one lone frontier entry
+# {"url": <url>, "meta": {"baike_revisit": true, "handle_httpstatus_list": [304], and the
+# validators the server sent: "baike_etag", "baike_modified"} .. tail}, scored at the
+# priority like a request pushed by PUSH_AND_ACK (no dupefilter: the entry is known), and
+# counted in the ledger's "enqueued" and "revisits" (so that fingerprints ==
+# enqueued - seeds - revisits + marked). Its due time moves on by its interval in the same
+# step: the visit's outcome (STORE_VERSIONS, NOT_MODIFIED) sets the adapted one; should
+# the revisit end without one (a failure, a dead letter), the entry is still scheduled.
+# So a second run finds nothing due twice. Returns the number of entries moved.
+PROMOTE_DUE = _LEASES + _FRESHNESS + """
+local now = redis_now()
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+if #due == 0 then return 0 end
+local priority, default = tonumber(ARGV[2]), tonumber(ARGV[3])
+local seq = redis.call('INCRBY', KEYS[5], #due) - #due
+for _, url in ipairs(due) do
+  local state = state_of(KEYS[2], url)
+  local meta = {baike_revisit = true, handle_httpstatus_list = {304}}
+  if state and type(state.etag) == 'string' and state.etag ~= '' then meta.baike_etag = state.etag end
+  if state and type(state.modified) == 'string' and state.modified ~= '' then meta.baike_modified = state.modified end
+  seq = seq + 1
+  local id = tostring(seq)
+  redis.call('HSET', KEYS[4], id, '{"url":' .. cjson.encode(url) .. ',"meta":' .. cjson.encode(meta) .. ARGV[4])
+  redis.call('ZADD', KEYS[3], -priority * 4294967296 + seq, id)
+  redis.call('ZADD', KEYS[1], now + next_interval(state, 1, default, 0, math.huge), url)
+end
+redis.call('HINCRBY', KEYS[6], 'enqueued', #due)
+redis.call('HINCRBY', KEYS[6], 'revisits', #due)
+return #due
+"""
+
+# STORE_VERSIONS: store parsed records, keeping each entry's previous version and its schedule.
+# KEYS[1] items hash   KEYS[2] aliases hash   KEYS[3] freshness hash   KEYS[4] history hash
+# KEYS[5] revisit zset   KEYS[6] revisit_stats hash
+# ARGV[1] default interval   ARGV[2] shortest   ARGV[3] longest (seconds)   ARGV[4] history length
+# then 6 values a record: canonical URL, fingerprint of its parsed fields, record (JSON),
+# alias ("" for none), ETag and Last-Modified the server sent ("" for none)
+# An entry without a freshness state is new: stored, due after the default interval. One whose
+# fingerprint differs from its state's changed: its stored record is pushed onto its history
+# (newest first, at most ARGV[4]), the new one stored, its interval halved (not below the
+# shortest). One whose fingerprint is its state's did not change: the record is not written,
+# its interval grows by half (not above the longest). So a record stored again (a lease
+# redone after a crash) finds its own fingerprint and writes no history entry twice.
+# Every entry's state gets the validators, "checked" (Redis time), one more visit, and its
+# due time: now + interval. Returns {new, changed, unchanged}.
+STORE_VERSIONS = _LEASES + _FRESHNESS + """
+local now = redis_now()
+local default, low, high, keep = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local new, changed, unchanged = 0, 0, 0
+for i = 5, #ARGV, 6 do
+  local url, fp, record, alias = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local state = state_of(KEYS[3], url)
+  local interval
+  if state and state.fp == fp then
+    unchanged = unchanged + 1
+    interval = next_interval(state, 1.5, default, low, high)
+  else
+    local old = redis.call('HGET', KEYS[1], url)
+    if state and old and old ~= record then
+      changed = changed + 1
+      local past = redis.call('HGET', KEYS[4], url)
+      local lines = {old}
+      if past then
+        for line in string.gmatch(past, '[^\\n]+') do
+          if #lines >= keep then break end
+          lines[#lines + 1] = line
+        end
+      end
+      if keep > 0 then redis.call('HSET', KEYS[4], url, table.concat(lines, '\\n')) end
+      interval = next_interval(state, 0.5, default, low, high)
+    else
+      new = new + 1
+      interval = math.min(math.max(default, low), high)
+    end
+    redis.call('HSET', KEYS[1], url, record)
+    state = state or {}
+    state.changed = now
+    state.fp = fp
+  end
+  if alias ~= '' then redis.call('HSET', KEYS[2], alias, url) end
+  state.etag, state.modified = ARGV[i + 4], ARGV[i + 5]
+  state.interval, state.checked = interval, now
+  state.visits = (tonumber(state.visits) or 0) + 1
+  redis.call('HSET', KEYS[3], url, cjson.encode(state))
+  redis.call('ZADD', KEYS[5], now + interval, url)
+end
+if new > 0 then redis.call('HINCRBY', KEYS[6], 'new', new) end
+if changed > 0 then redis.call('HINCRBY', KEYS[6], 'changed', changed) end
+if unchanged > 0 then redis.call('HINCRBY', KEYS[6], 'unchanged', unchanged) end
+return {new, changed, unchanged}
+"""
+
+# NOT_MODIFIED: a revisit answered 304: the entry did not change; its record is not touched.
+# KEYS[1] freshness hash   KEYS[2] revisit zset   KEYS[3] revisit_stats hash
+# ARGV[1] default interval   ARGV[2] shortest   ARGV[3] longest (seconds)
+# ARGV[4] canonical URL   ARGV[5] ETag   ARGV[6] Last-Modified the 304 sent ("" keeps the stored one)
+# The state gets "checked" (Redis time), one more visit, its interval grown by half (not
+# above the longest) and its due time now + interval. An entry with no state (not stored)
+# is left alone. Returns the due time, or 0 when the entry has no state.
+NOT_MODIFIED = _LEASES + _FRESHNESS + """
+local state = state_of(KEYS[1], ARGV[4])
+if not state then return 0 end
+local now = redis_now()
+local interval = next_interval(state, 1.5, tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
+if ARGV[5] ~= '' then state.etag = ARGV[5] end
+if ARGV[6] ~= '' then state.modified = ARGV[6] end
+state.interval, state.checked = interval, now
+state.visits = (tonumber(state.visits) or 0) + 1
+redis.call('HSET', KEYS[1], ARGV[4], cjson.encode(state))
+redis.call('ZADD', KEYS[2], now + interval, ARGV[4])
+redis.call('HINCRBY', KEYS[3], 'not_modified', 1)
+return tostring(now + interval)
+"""

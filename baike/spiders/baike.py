@@ -27,6 +27,7 @@ from baike.guard import GiveUp
 from baike.items import BaikeItem
 from baike.keys import CrawlKeys
 from baike.parsing import KIND_ENTRY, KIND_LIST, ParsedPage, parse_page
+from baike.revisit import RevisitPolicy, Revisits
 from baike.urls import (
     LIST_QUERY,
     MAX_URL_LENGTH,
@@ -48,6 +49,8 @@ if TYPE_CHECKING:
 # Longest seed accepted: a URL, or a JSON object carrying one and a little meta.
 MAX_SEED_BYTES = 8192
 SEED_FIELDS = frozenset({"url", "meta", "priority"})
+# Validators of parsed pages not yet taken by the store pipeline (far more than in flight)
+MAX_PENDING_VALIDATORS = 100_000
 
 
 class BaikeSpider(RedisSpider):
@@ -89,6 +92,11 @@ class BaikeSpider(RedisSpider):
         slots = settings.getint("BAIKE_KNOWN_LINKS", 1_000_000)
         self.known_links = KnownFingerprints(slots) if slots > 0 else None
         self.crawler.signals.connect(self.redis_failover, signal=redis_failover)
+        # BAIKE_REVISIT_AFTER > 0: the validators of each stored page (canonical URL ->
+        # (ETag, Last-Modified)), taken by the store pipeline with its record
+        policy = RevisitPolicy.from_settings(settings)
+        self.revisits = Revisits(self.server, self.keys, policy) if policy.enabled else None
+        self.validators: dict[str, tuple[str, str]] = {}
 
     async def start(self) -> AsyncIterator[Request]:
         """With the leased frontier, nothing: seeds enter it atomically, admitted by the
@@ -192,6 +200,9 @@ class BaikeSpider(RedisSpider):
         )
 
     def parse(self, response: Response) -> Iterator[BaikeItem | Request]:
+        if response.status == 304:
+            self._not_modified(response)
+            return
         # the text as the server's declared charset (header, BOM, <meta>) reads it
         html = response.text if isinstance(response, TextResponse) else response.body
         try:
@@ -207,6 +218,11 @@ class BaikeSpider(RedisSpider):
             return
         self.crawler.stats.inc_value(f"baike/pages/{page.kind}")
         if page.kind == KIND_ENTRY:
+            if self.revisits is not None and url is not None:
+                if len(self.validators) >= MAX_PENDING_VALIDATORS:
+                    # those of items dropped before the store pipeline (no title) are never taken
+                    self.validators.clear()
+                self.validators[url] = _validators(response)
             yield self._item(page, url or response.url, response.meta.get(SENSE_LABEL_META_KEY))
             yield from self._marks(page, url)
         elif page.kind == KIND_LIST:
@@ -226,6 +242,19 @@ class BaikeSpider(RedisSpider):
             yield self.entry_request(link, meta={SENSE_LABEL_META_KEY: label} if label else None)
         if known:
             self.crawler.stats.inc_value("baike/links/known", known)
+
+    def _not_modified(self, response: Response) -> None:
+        """A revisit answered 304 (only revisits allow one through): the stored record is
+        current; its state and schedule are updated before the lease settles, nothing parsed."""
+        url = canonicalize(response.url, mirror=self.mirror)
+        if self.revisits is None or url is None:
+            return
+        self.crawler.stats.inc_value("baike/revisit/not_modified")
+        try:
+            self.revisits.not_modified(url, *_validators(response))
+        except REDIS_ERRORS as exc:
+            # the entry stays scheduled at its interval (PROMOTE_DUE moved its due time on)
+            raise DeadLetter(f"304 not recorded: {exc}") from exc
 
     def redis_failover(self, failover: Any) -> None:
         """The new master may lack the last links this node handed over: forget them all."""
@@ -317,3 +346,10 @@ class BaikeSpider(RedisSpider):
             return ""
         return f"{failure.type.__name__}: {failure.getErrorMessage()}"
 
+
+
+def _validators(response: Response) -> tuple[str, str]:
+    """The ``ETag`` and ``Last-Modified`` a response carries ("" for one it lacks)."""
+    return tuple(  # type: ignore[return-value]
+        (response.headers.get(name) or b"").decode("latin-1")[:256] for name in ("ETag", "Last-Modified")
+    )
