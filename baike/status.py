@@ -30,6 +30,7 @@ from urllib.parse import unquote_plus, urlsplit
 
 from baike.connection import RedisSettingsError, get_redis, pipelines_time, slot_time, time_reply
 from baike.frontier.queue import queued_from_ledger
+from baike.frontier.shards import crawl_shards
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -339,6 +340,8 @@ def snapshot(
         now = time_reply(clock[0] if timed else slot_time(server, keys.state))
     state = {_text(name): _text(value) for name, value in state_raw.items()}
     seeds = seeds if count_seeds else 0
+    shards = crawl_shards(server, keys)
+    ledger, leased, dead = _add_shards(server, shards[1:], ledger, leased, dead)
     pages, reserved, enqueued, settled, seeded, marked = (_int(value) for value in ledger)
     counts = {"enqueued": enqueued, "settled": settled, "seeds": seeded, "marked": marked}
     # the frontier holds batched entries; its length in requests is the ledger's
@@ -367,7 +370,8 @@ def snapshot(
         "frontier": frontier,
         "seeds": seeds,
         "leased": leased,
-        "fingerprints": _fingerprints(server, keys, counts, scan) if fingerprints else None,
+        "fingerprints": _fingerprints(server, shards, counts, scan) if fingerprints else None,
+        "shards": len(shards),
         "dead_letters": dead,
         "items": items,
         "cluster": {
@@ -416,9 +420,31 @@ def describe_failover(failover: dict[str, Any]) -> str:
     )
 
 
-def _fingerprints(server: Redis, keys: CrawlKeys, ledger: dict[str, int], scan: bool) -> int:
-    """The dupefilter buckets' fields counted, or with ``scan`` off the ledger's count."""
-    return count_fingerprints(server, keys.dupefilter) if scan else ledger_fingerprints(ledger)
+def _add_shards(
+    server: Redis, shards: list[CrawlKeys], ledger: list[Any], leased: int, dead: int
+) -> tuple[list[int], int, int]:
+    """Shard 0's ledger fields, leases and dead letters plus those of frontier shards
+    ``shards`` (BAIKE_SHARDS; read in one more round trip, each shard's values together)."""
+    totals = [_int(value) for value in ledger]
+    if not shards:
+        return totals, leased, dead
+    with server.pipeline(transaction=False) as pipe:
+        for keys in shards:
+            pipe.hmget(keys.budget, "pages", "reserved", "enqueued", "settled", "seeds", "marked")
+            pipe.zcard(keys.leases)
+            pipe.llen(keys.dead)
+        replies = pipe.execute()
+    for at in range(0, len(replies), 3):
+        totals = [total + _int(value) for total, value in zip(totals, replies[at])]
+        leased, dead = leased + replies[at + 1], dead + replies[at + 2]
+    return totals, leased, dead
+
+
+def _fingerprints(server: Redis, shards: list[CrawlKeys], ledger: dict[str, int], scan: bool) -> int:
+    """The dupefilter buckets' fields counted (every shard's), or with ``scan`` off the ledger's count."""
+    if not scan:
+        return ledger_fingerprints(ledger)
+    return sum(count_fingerprints(server, keys.dupefilter) for keys in shards)
 
 
 def ledger_fingerprints(ledger: dict[str, int]) -> int:

@@ -49,14 +49,24 @@ from scrapy.utils.asyncio import create_looping_call
 from scrapy.utils.misc import load_object
 from scrapy_redis.scheduler import Scheduler
 
-from baike.connection import REDIS_ERRORS, get_redis, replica_wait
+from baike.connection import REDIS_ERRORS, get_redis, replica_wait, slot_time
 from baike.errors import NodeRefused
 from baike.failover import Failover, FailoverWatch, redis_failover
 from baike.fresh import flush_at_start, log_flush_at_start, release_flush_guard
 from baike.frontier.bloom import bloom_key
 from baike.frontier.known import KnownFingerprints
-from baike.frontier.queue import LEASE_META_KEY, MARK, Answers, PayloadError, Taken, new_call_id
-from baike.keys import CrawlKeys
+from baike.frontier.queue import (
+    LEASE_META_KEY,
+    MARK,
+    Answers,
+    Pushed,
+    PayloadError,
+    Taken,
+    handle_shard,
+    new_call_id,
+)
+from baike.frontier.shards import Transfers, record_shards
+from baike.keys import CrawlKeys, shard_count, shard_keys
 from baike.status import redacted
 from baike.urls import canonicalize, is_alias_form, normalize_origin
 
@@ -92,6 +102,19 @@ class _Flush:
     replaces: dict[int, str] = field(default_factory=dict)
     # the host's answers since the last flush, for the shared rate
     answers: Answers = field(default_factory=Answers)
+    # with shards: the numbers of the flush's calls (see _plan) Redis confirmed
+    done: set[int] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _ShardCall:
+    """One script call of a flush over shards: pushes (their indices in the flush) and acks."""
+
+    shard: int
+    pushes: list[int] = field(default_factory=list)
+    acks: list[tuple[str, bool, str]] = field(default_factory=list)
+    replaces: dict[int, str] = field(default_factory=dict)
+    answers: bool = False
 
 
 def uses_leases(settings: Any) -> bool:
@@ -163,11 +186,18 @@ class LeasedScheduler(Scheduler):
         self._retry_at = 0.0
         self._loops: list[Any] = []
         self.keys = CrawlKeys.for_spider(crawler.spidercls.name, settings)
+        # BAIKE_SHARDS: the frontier shards (see baike.frontier.shards), shard 0 the crawl's own
+        self.shards = shard_count(settings)
+        self.shard_keys = shard_keys(crawler.spidercls.name, settings)
+        self._transfers = Transfers(server, self.shard_keys) if self.shards > 1 else None
+        self._take_shard = 0
+        self._next_rebalance = 0.0
         self._failover = FailoverWatch(server, self.keys, self.node_id)
         self._replica_wait = replica_wait(server, settings)
         self.flush_on_start = settings.getbool("SCHEDULER_FLUSH_ON_START")
         if self.flush_on_start:
             self._flush_at_start()
+        self._record_shards()
         # built here, not in open(), as Scrapy's own scheduler does: a node that cannot
         # agree with the crawl's dupefilter is refused before its engine opens
         self.df = load_object(self.dupefilter_cls).from_crawler(crawler)
@@ -196,12 +226,19 @@ class LeasedScheduler(Scheduler):
 
     def open(self, spider: Spider) -> None:
         self.spider = spider
-        self.queue = load_object(self.queue_cls)(
-            server=self.server, spider=spider, key=self.keys.requests, serializer=self.serializer
-        )
+        self.queues = [
+            load_object(self.queue_cls)(
+                server=self.server, spider=spider, key=keys.requests, serializer=self.serializer
+            )
+            for keys in self.shard_keys
+        ]
+        if self.shards > 1:
+            for shard, queue in enumerate(self.queues):
+                queue.use_shard(shard, self.shards)
+        self.queue = self.queues[0]
         self.crawler.signals.connect(self.response_received, signal=signals.response_received)
         try:
-            waiting = len(self.queue)
+            waiting = sum(len(queue) for queue in self.queues)
         except REDIS_ERRORS as exc:
             self._redis_failed(exc)
             waiting = 0
@@ -222,7 +259,9 @@ class LeasedScheduler(Scheduler):
         self._buffer.clear()
         self._active.clear()
         try:
-            released = self.queue.release(self.node_id, leased)
+            released = sum(
+                self.queues[shard].release(self.node_id, part) for shard, part in self._by_shard(leased).items()
+            )
         except REDIS_ERRORS as exc:
             logger.error(
                 "Redis unreachable at close (%s): %d leases will return to the frontier"
@@ -446,6 +485,9 @@ class LeasedScheduler(Scheduler):
             self._pushes, self._acks, self._push_keys, self._replaces = [], [], [], {}
             self._answers = Answers()
         batch = self._unconfirmed
+        if self.shards > 1:
+            self._flush_shards(batch)
+            return
         try:
             with self._replica_wait.pinned() as client:
                 pushed = self.queue.push_and_ack(
@@ -464,6 +506,10 @@ class LeasedScheduler(Scheduler):
         except REDIS_ERRORS as exc:
             self._redis_failed(exc)
             return
+        self._flushed(batch, pushed)
+
+    def _flushed(self, batch: _Flush, pushed: Pushed) -> None:
+        """``batch`` is in Redis: count it, and learn what the reply says."""
         self._unconfirmed = None
         self._redis_ok()
         if pushed.cooling:
@@ -483,6 +529,87 @@ class LeasedScheduler(Scheduler):
                 pushed.stale,
                 len(batch.acks),
             )
+
+    def _flush_shards(self, batch: _Flush) -> None:
+        """Send ``batch`` over the shards (see :meth:`_plan`): the calls Redis has not confirmed
+        yet, in order, each under its own call id; the batch is done when all are."""
+        added = filtered = stale = 0
+        cooling = 0.0
+        duplicates: list[int] = []
+        try:
+            with self._replica_wait.pinned() as client:
+                for number, call in enumerate(self._plan(batch)):
+                    if number in batch.done:
+                        continue
+                    pushed = self.queues[call.shard].push_and_ack(
+                        self.node_id,
+                        [batch.pushes[index] for index in call.pushes],
+                        call.acks,
+                        getattr(self.df, "bloom", (0, 0)),
+                        call_id=f"{batch.call_id}.{number}",
+                        replaces=call.replaces,
+                        answers=batch.answers if call.answers else None,
+                        list_filtered=self._lists_filtered(),
+                        client=client,
+                    )
+                    batch.done.add(number)
+                    added, filtered, stale = added + pushed.added, filtered + pushed.filtered, stale + pushed.stale
+                    cooling = max(cooling, pushed.cooling)
+                    duplicates += [call.pushes[index] for index in pushed.duplicates]
+                self._replica_wait.wait(client)
+        except REDIS_ERRORS as exc:
+            self._redis_failed(exc)
+            return
+        self._flushed(batch, Pushed(added, filtered, stale, cooling, 0.0, tuple(duplicates)))
+
+    def _plan(self, batch: _Flush) -> list[_ShardCall]:
+        """The script calls of a flush over shards, in the order they are sent.
+
+        First each shard's pushes (a request's shard is its fingerprint's, see
+        :func:`baike.frontier.shards.shard_of`; an unfiltered one's is its parent's, else 0),
+        with the host's answers for every shard's part of the shared rate; then each
+        shard's acks, with the retries and redirects of those leases that belong to the
+        same shard (kept only if their ack is accepted, as without shards). So a page's
+        lease is settled only once every link it found is in its shard: a node killed in
+        between redoes the page, and the dupefilter drops its links the second time. A
+        redirect to another shard is pushed first, unfenced: the dupefilter keeps it from
+        being queued twice if another node took its parent over.
+        """
+        pushes: dict[int, _ShardCall] = {}
+        acks: dict[int, _ShardCall] = {}
+        for index, (bucket, _, _, _) in enumerate(batch.pushes):
+            parent = batch.replaces.get(index)
+            shard = self.df.bucket_shard(bucket) if bucket else handle_shard(parent) if parent else 0
+            if parent is not None and handle_shard(parent) == shard:
+                call = acks.setdefault(shard, _ShardCall(shard))
+                call.replaces[len(call.pushes)] = parent
+            else:
+                call = pushes.setdefault(shard, _ShardCall(shard))
+            call.pushes.append(index)
+        for ack in batch.acks:
+            shard = handle_shard(ack[0])
+            acks.setdefault(shard, _ShardCall(shard)).acks.append(ack)
+        if batch.answers:
+            for shard in range(self.shards):
+                pushes.setdefault(shard, _ShardCall(shard)).answers = True
+        return [pushes[shard] for shard in sorted(pushes)] + [acks[shard] for shard in sorted(acks)]
+
+    def _by_shard(self, leases: list[str]) -> dict[int, list[str]]:
+        """``leases`` grouped by their frontier shard."""
+        grouped: dict[int, list[str]] = {}
+        for lease in leases:
+            grouped.setdefault(handle_shard(lease), []).append(lease)
+        return grouped
+
+    def _record_shards(self) -> None:
+        """Refuse a node whose BAIKE_SHARDS is not the crawl's (one line; see baike.frontier.shards)."""
+        try:
+            record_shards(self.server, self.keys, self.shards)
+        except RedisError as exc:
+            raise NodeRefused(
+                f"cannot read the crawl's shard count from {self.keys.shards} at {self.where} ({exc}). Check"
+                " REDIS_URL and that Redis is up, then start again"
+            ) from None
 
     def _filtered(self, request: Request) -> None:
         """``request`` is a duplicate: counted, and logged as the dupefilter logs (DUPEFILTER_DEBUG)."""
@@ -529,13 +656,10 @@ class LeasedScheduler(Scheduler):
         if now < self._next_take or not self._redis_ready():
             return
         try:
-            taken = self.queue.take(
-                self.node_id, self.batch_size, self.lease_seconds, self.page_budget, call_id=self._take_call
-            )
+            taken = self._take_shards() if self.shards > 1 else self._take_from(self.queue)
         except REDIS_ERRORS as exc:
             self._redis_failed(exc)
             return
-        self._take_call = self._next_call_id()
         self._redis_ok()
         self._buffer.extend(self._drop_aliases(taken.requests))
         self._start_seeds(taken)
@@ -558,6 +682,48 @@ class LeasedScheduler(Scheduler):
             pause = self.idle_poll if taken.budget_left == 0 else min(self.idle_poll, 0.05)
             self._next_take = now + (taken.wait or pause)
             self._rate_limited = taken.wait > 0
+
+    def _take_from(self, queue: Any) -> Taken:
+        """One take from ``queue`` under the current take call id (kept until confirmed)."""
+        taken = queue.take(self.node_id, self.batch_size, self.lease_seconds, self.page_budget, call_id=self._take_call)
+        self._take_call = self._next_call_id()
+        return taken
+
+    def _take_shards(self) -> Taken:
+        """Take from the shards in turn, from the one after the last that gave work, until one
+        gives some. A failed take is retried on the same shard (its call id replays there).
+        When no shard gave work, or one had no budget left for its queue, the budget is
+        rebalanced between them (see :meth:`baike.frontier.shards.Transfers.rebalance`)."""
+        merged = Taken()
+        starved = False
+        for _ in range(self.shards):
+            taken = self._take_from(self.queues[self._take_shard])
+            merged.reclaimed += taken.reclaimed
+            merged.admitted = taken.admitted if taken.admitted < 0 else merged.admitted + taken.admitted
+            merged.rejected += taken.rejected
+            merged.bad_seeds += taken.bad_seeds
+            merged.wait = max(merged.wait, taken.wait)
+            merged.budget_left = taken.budget_left
+            starved = starved or taken.budget_left == 0
+            if taken.requests or taken.seeds:
+                merged.requests, merged.seeds = taken.requests, taken.seeds
+                break
+            self._take_shard = (self._take_shard + 1) % self.shards
+        if self.page_budget and (starved or not (merged.requests or merged.seeds)):
+            self._rebalance()
+        return merged
+
+    def _rebalance(self) -> None:
+        """Move budget units to the shards whose queue needs them (at most every SCHEDULER_IDLE_POLL)."""
+        now = time.monotonic()
+        if now < self._next_rebalance or self._transfers is None:
+            return
+        self._next_rebalance = now + self.idle_poll
+        seconds, micros = slot_time(self.server, self.keys.shards)
+        moved = self._transfers.rebalance(self.page_budget, self.batch_size, seconds + micros / 1e6)
+        if moved:
+            self._next_take = 0.0
+            self._inc("baike/shards/units_moved", moved)
 
     def _drop_aliases(self, taken: list[tuple[str, Request]]) -> list[tuple[str, Request]]:
         """The taken requests less those for another URL form of an entry already stored.
@@ -627,7 +793,11 @@ class LeasedScheduler(Scheduler):
             return
         leased = [lease for lease, _ in self._buffer] + list(self._active)
         try:
-            lost = self.queue.heartbeat(self.node_id, leased, self.lease_seconds)
+            lost = [
+                lease
+                for shard, part in self._by_shard(leased).items()
+                for lease in self.queues[shard].heartbeat(self.node_id, part, self.lease_seconds)
+            ]
         except REDIS_ERRORS as exc:
             self._redis_failed(exc)
             return
