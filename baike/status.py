@@ -341,7 +341,8 @@ def snapshot(
     state = {_text(name): _text(value) for name, value in state_raw.items()}
     seeds = seeds if count_seeds else 0
     shards = crawl_shards(server, keys)
-    ledger, leased, dead = _add_shards(server, shards[1:], ledger, leased, dead)
+    ledger, leased, dead_by_shard = _add_shards(server, shards[1:], ledger, leased, dead)
+    dead = sum(dead_by_shard)
     pages, reserved, enqueued, settled, seeded, marked = (_int(value) for value in ledger)
     counts = {"enqueued": enqueued, "settled": settled, "seeds": seeded, "marked": marked}
     # the frontier holds batched entries; its length in requests is the ledger's
@@ -373,6 +374,7 @@ def snapshot(
         "fingerprints": _fingerprints(server, shards, counts, scan) if fingerprints else None,
         "shards": len(shards),
         "dead_letters": dead,
+        "dead_by_shard": dead_by_shard,
         "items": items,
         "cluster": {
             "pages": _int(totals[0]),
@@ -422,12 +424,13 @@ def describe_failover(failover: dict[str, Any]) -> str:
 
 def _add_shards(
     server: Redis, shards: list[CrawlKeys], ledger: list[Any], leased: int, dead: int
-) -> tuple[list[int], int, int]:
-    """Shard 0's ledger fields, leases and dead letters plus those of frontier shards
-    ``shards`` (BAIKE_SHARDS; read in one more round trip, each shard's values together)."""
-    totals = [_int(value) for value in ledger]
+) -> tuple[list[int], int, list[int]]:
+    """Shard 0's ledger fields and leases plus those of frontier shards ``shards``
+    (BAIKE_SHARDS; read in one more round trip, each shard's values together), and the
+    dead letters of each shard, shard 0's (``dead``) first."""
+    totals, dead_by_shard = [_int(value) for value in ledger], [dead]
     if not shards:
-        return totals, leased, dead
+        return totals, leased, dead_by_shard
     with server.pipeline(transaction=False) as pipe:
         for keys in shards:
             pipe.hmget(keys.budget, "pages", "reserved", "enqueued", "settled", "seeds", "marked")
@@ -436,8 +439,9 @@ def _add_shards(
         replies = pipe.execute()
     for at in range(0, len(replies), 3):
         totals = [total + _int(value) for total, value in zip(totals, replies[at])]
-        leased, dead = leased + replies[at + 1], dead + replies[at + 2]
-    return totals, leased, dead
+        leased = leased + replies[at + 1]
+        dead_by_shard.append(replies[at + 2])
+    return totals, leased, dead_by_shard
 
 
 def _fingerprints(server: Redis, shards: list[CrawlKeys], ledger: dict[str, int], scan: bool) -> int:

@@ -192,6 +192,9 @@ class LeasedScheduler(Scheduler):
         self._transfers = Transfers(server, self.shard_keys) if self.shards > 1 else None
         self._take_shard = 0
         self._next_rebalance = 0.0
+        # with shards: the acks of the last flush, sent with the next one (see _hold_acks)
+        self._held_acks: list[tuple[str, bool, str]] = []
+        self._held_fenced: list[tuple[tuple[str | None, bytes | None, int, str], str]] = []
         self._failover = FailoverWatch(server, self.keys, self.node_id)
         self._replica_wait = replica_wait(server, settings)
         self.flush_on_start = settings.getbool("SCHEDULER_FLUSH_ON_START")
@@ -254,6 +257,9 @@ class LeasedScheduler(Scheduler):
             if loop.running:
                 loop.stop()
         self._flush()
+        if self._held_acks and self._unconfirmed is None:
+            # with shards, the acks held by the flush just sent
+            self._flush()
         self._release_flush_guard()
         leased = [request_id for request_id, _ in self._buffer] + sorted(self._active)
         self._buffer.clear()
@@ -281,7 +287,7 @@ class LeasedScheduler(Scheduler):
         return redacted(self.crawler.settings.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
 
     def has_pending_requests(self) -> bool:
-        return bool(self._buffer or self._pushes or self._unconfirmed)
+        return bool(self._buffer or self._pushes or self._unconfirmed or self._held_acks)
 
     @property
     def waiting_for_rate(self) -> bool:
@@ -477,13 +483,15 @@ class LeasedScheduler(Scheduler):
         if not self._redis_ready():
             return
         if self._unconfirmed is None:
-            if not (self._pushes or self._acks or self._answers):
+            if not (self._pushes or self._acks or self._answers or self._held_acks):
                 return
             self._unconfirmed = _Flush(
                 self._next_call_id(), self._pushes, self._acks, self._push_keys, self._replaces, self._answers
             )
             self._pushes, self._acks, self._push_keys, self._replaces = [], [], [], {}
             self._answers = Answers()
+            if self.shards > 1:
+                self._hold_acks(self._unconfirmed)
         batch = self._unconfirmed
         if self.shards > 1:
             self._flush_shards(batch)
@@ -530,6 +538,39 @@ class LeasedScheduler(Scheduler):
                 len(batch.acks),
             )
 
+    def _hold_acks(self, batch: _Flush) -> None:
+        """With shards: hold ``batch``'s acks (with the retries and redirects fenced by them)
+        for the next flush, and send the acks held by the last one instead.
+
+        A lease is settled only once every link its page found is in its shard: the links
+        of a page reach the scheduler before its ack, so they are in this flush or an earlier
+        one, and the acks held now go out once this flush is confirmed. A node killed in
+        between redoes the page; the dupefilter drops its links the second time. So each
+        flush is one call per shard (its links, and its acks of the flush before), not two.
+        A retry or redirect of a lease that belongs to the lease's own shard is held with
+        its ack and kept only if the ack is accepted, as without shards; a redirect to another
+        shard is pushed at once, unfenced (the dupefilter keeps it from being queued twice
+        if another node took the parent over).
+        """
+        now: list[tuple[str | None, bytes | None, int, str]] = []
+        fenced: list[tuple[tuple[str | None, bytes | None, int, str], str]] = []
+        for index, push in enumerate(batch.pushes):
+            parent = batch.replaces.get(index)
+            if parent is not None and self._push_shard(push, parent) == handle_shard(parent):
+                fenced.append((push, parent))
+            else:
+                now.append(push)
+        held_acks, held_fenced = self._held_acks, self._held_fenced
+        self._held_acks, self._held_fenced = batch.acks, fenced
+        batch.pushes = now + [push for push, _ in held_fenced]
+        batch.replaces = {len(now) + number: parent for number, (_, parent) in enumerate(held_fenced)}
+        batch.acks = held_acks
+
+    def _push_shard(self, push: tuple[str | None, bytes | None, int, str], parent: str | None) -> int:
+        """The shard of a push: its fingerprint's; an unfiltered one's is its parent's, else 0."""
+        bucket = push[0]
+        return self.df.bucket_shard(bucket) if bucket else handle_shard(parent) if parent else 0
+
     def _flush_shards(self, batch: _Flush) -> None:
         """Send ``batch`` over the shards (see :meth:`_plan`): the calls Redis has not confirmed
         yet, in order, each under its own call id; the batch is done when all are."""
@@ -563,36 +604,25 @@ class LeasedScheduler(Scheduler):
         self._flushed(batch, Pushed(added, filtered, stale, cooling, 0.0, tuple(duplicates)))
 
     def _plan(self, batch: _Flush) -> list[_ShardCall]:
-        """The script calls of a flush over shards, in the order they are sent.
-
-        First each shard's pushes (a request's shard is its fingerprint's, see
-        :func:`baike.frontier.shards.shard_of`; an unfiltered one's is its parent's, else 0),
-        with the host's answers for every shard's part of the shared rate; then each
-        shard's acks, with the retries and redirects of those leases that belong to the
-        same shard (kept only if their ack is accepted, as without shards). So a page's
-        lease is settled only once every link it found is in its shard: a node killed in
-        between redoes the page, and the dupefilter drops its links the second time. A
-        redirect to another shard is pushed first, unfenced: the dupefilter keeps it from
-        being queued twice if another node took its parent over.
-        """
-        pushes: dict[int, _ShardCall] = {}
-        acks: dict[int, _ShardCall] = {}
-        for index, (bucket, _, _, _) in enumerate(batch.pushes):
+        """The script calls of a flush over shards (see :meth:`_hold_acks`): one per shard
+        with its links (a request's shard is its fingerprint's, see
+        :func:`baike.frontier.shards.shard_of`) and its acks, with the host's answers for
+        every shard's part of the shared rate."""
+        calls: dict[int, _ShardCall] = {}
+        for index, push in enumerate(batch.pushes):
             parent = batch.replaces.get(index)
-            shard = self.df.bucket_shard(bucket) if bucket else handle_shard(parent) if parent else 0
-            if parent is not None and handle_shard(parent) == shard:
-                call = acks.setdefault(shard, _ShardCall(shard))
+            call = calls.setdefault(self._push_shard(push, parent), _ShardCall(0))
+            if parent is not None:
                 call.replaces[len(call.pushes)] = parent
-            else:
-                call = pushes.setdefault(shard, _ShardCall(shard))
             call.pushes.append(index)
         for ack in batch.acks:
-            shard = handle_shard(ack[0])
-            acks.setdefault(shard, _ShardCall(shard)).acks.append(ack)
+            calls.setdefault(handle_shard(ack[0]), _ShardCall(0)).acks.append(ack)
         if batch.answers:
             for shard in range(self.shards):
-                pushes.setdefault(shard, _ShardCall(shard)).answers = True
-        return [pushes[shard] for shard in sorted(pushes)] + [acks[shard] for shard in sorted(acks)]
+                calls.setdefault(shard, _ShardCall(0)).answers = True
+        for shard, call in calls.items():
+            call.shard = shard
+        return [calls[shard] for shard in sorted(calls)]
 
     def _by_shard(self, leases: list[str]) -> dict[int, list[str]]:
         """``leases`` grouped by their frontier shard."""
