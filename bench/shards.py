@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/shards.py            # 3 rounds, budget 2000, 2 nodes
     .venv/bin/python bench/shards.py --quick    # 1 round, budget 300
+    .venv/bin/python bench/shards.py --flush-interval 0.5   # both cases flush less often
 
 The same crawl (2 nodes, the page budget, the replica) on one Redis Cluster of 3 masters
 (``redis-cli --cluster create``), side by side, the order of the cases turning each round:
@@ -12,9 +13,11 @@ The same crawl (2 nodes, the page budget, the replica) on one Redis Cluster of 3
 
 Reported per case: pages/s, and each master's Redis CPU per page (``INFO cpu``:
 ``used_cpu_sys + used_cpu_user``, deltas over the window from the replica's first answer
-to its budget-th, over the pages answered in it), masters sorted busiest first. The
-issue's target: the busiest master's CPU per page with 3 shards at most 0.45x that of the
-busiest master with one.
+to its budget-th, over the pages answered in it), masters sorted busiest first; the same less
+what each master spends with no crawl at all (its cron and the cluster bus, measured for 2 s
+before each crawl); and the busiest master's time in Lua scripts per page (``INFO
+commandstats``, the whole crawl). The issue's target: the busiest master's CPU per page with
+3 shards at most 0.45x that of the busiest master with one.
 """
 
 from __future__ import annotations
@@ -68,19 +71,30 @@ def script_usec(cluster: ClusterServers) -> list[int]:
     return usec
 
 
-def crawl_once(lab: Lab, cluster: ClusterServers, case: str, budget: int, timeout: float) -> dict[str, Any]:
+def idle_rates(cluster: ClusterServers, seconds: float = 2.0) -> list[float]:
+    """CPU seconds per second each master spends with no crawl at all (its cron, the cluster bus)."""
+    before, started = master_cpu(cluster), time.monotonic()
+    time.sleep(seconds)
+    after, elapsed = master_cpu(cluster), time.monotonic() - started
+    return [(end - start) / elapsed for start, end in zip(before, after, strict=True)]
+
+
+def crawl_once(
+    lab: Lab, cluster: ClusterServers, case: str, budget: int, timeout: float, extra: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """One crawl of ``case``: seeded, ``NODES`` nodes until all exit; the window measured."""
     cluster.flush()
     for server in cluster.servers:
         server.client().config_resetstat()
     lab.replica.reset()
+    idle = idle_rates(cluster)
     client = cluster.client()
     client.lpush("{baike}:start_urls", lab.replica.start_url())
     client.close()
     processes = []
     for index in range(NODES):
         log_path = lab.directory / f"{case}-{index}.log"
-        settings = [*common_settings(budget), *BAIKE, *CASES[case]]
+        settings = [*common_settings(budget), *BAIKE, *CASES[case], *extra]
         with log_path.with_suffix(".err").open("w") as errors:
             processes.append(
                 subprocess.Popen(
@@ -107,7 +121,9 @@ def crawl_once(lab: Lab, cluster: ClusterServers, case: str, budget: int, timeou
     if first is None or done is None:
         raise RuntimeError(f"{case}: the crawl did not reach its budget (answered {answered(stats)})")
     pages = done[1] - first[1]
+    window = done[0] - first[0]
     per_master = [1000 * (after - before) / pages for before, after in zip(first[2], done[2], strict=True)]
+    net = [max(value - 1000 * rate * window / pages, 0.0) for value, rate in zip(per_master, idle, strict=True)]
     scripts = [usec / 1000 / max(answered(stats), 1) for usec in script_usec(cluster)]
     return {
         "case": case,
@@ -115,18 +131,23 @@ def crawl_once(lab: Lab, cluster: ClusterServers, case: str, budget: int, timeou
         "pages_per_s": round(pages / (done[0] - first[0]), 2),
         "master_cpu_ms_per_page": [round(value, 4) for value in per_master],
         "busiest_cpu_ms_per_page": round(max(per_master), 4),
+        "idle_cpu_ms_per_s": [round(1000 * rate, 3) for rate in idle],
+        "master_net_cpu_ms_per_page": [round(value, 4) for value in net],
+        "busiest_net_cpu_ms_per_page": round(max(net), 4),
         "master_script_ms_per_page": [round(value, 4) for value in scripts],
         "busiest_script_ms_per_page": round(max(scripts), 4),
     }
 
 
-def run_rounds(lab: Lab, cluster: ClusterServers, budget: int, rounds: int, timeout: float) -> list[dict[str, Any]]:
+def run_rounds(
+    lab: Lab, cluster: ClusterServers, budget: int, rounds: int, timeout: float, extra: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
     names = list(CASES)
     runs = []
     for round_index in range(rounds):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
-            run = {"round": round_index, **crawl_once(lab, cluster, name, budget, timeout)}
+            run = {"round": round_index, **crawl_once(lab, cluster, name, budget, timeout, extra)}
             runs.append(run)
             logger.info(
                 "round %d %-8s %5d pages  %.1f pages/s  masters %s ms/page",
@@ -141,6 +162,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     master's ratio to shards-1's, round by round."""
     reference = {run["round"]: run["busiest_cpu_ms_per_page"] for run in runs if run["case"] == "shards-1"}
     scripts = {run["round"]: run["busiest_script_ms_per_page"] for run in runs if run["case"] == "shards-1"}
+    nets = {run["round"]: run["busiest_net_cpu_ms_per_page"] for run in runs if run["case"] == "shards-1"}
     summary: dict[str, dict[str, Any]] = {}
     for case in CASES:
         mine = [run for run in runs if run["case"] == case]
@@ -151,6 +173,10 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "busiest": spread([run["busiest_cpu_ms_per_page"] for run in mine]),
             "busiest_vs_shards_1": spread(
                 [run["busiest_cpu_ms_per_page"] / reference[run["round"]] for run in mine if reference.get(run["round"])]
+            ),
+            "busiest_net": spread([run["busiest_net_cpu_ms_per_page"] for run in mine]),
+            "busiest_net_vs_shards_1": spread(
+                [run["busiest_net_cpu_ms_per_page"] / nets[run["round"]] for run in mine if nets.get(run["round"])]
             ),
             "busiest_script": spread([run["busiest_script_ms_per_page"] for run in mine]),
             "busiest_script_vs_shards_1": spread(
@@ -165,36 +191,42 @@ def cost_table(summary: dict[str, dict[str, Any]]) -> str:
     for name, case in summary.items():
         busiest, second, third = case["masters_ms_per_page"]
         ratio, script_ratio = case["busiest_vs_shards_1"], case["busiest_script_vs_shards_1"]
+        net_ratio = case["busiest_net_vs_shards_1"]
         rows.append([
             name,
             f"{case['pages_per_s']['median']:.1f}",
             f"{busiest:.3f} / {second:.3f} / {third:.3f}",
             f"{case['busiest']['median']:.3f}",
             f"{ratio['median']:.2f} (max {ratio['max']:.2f})",
+            f"{case['busiest_net']['median']:.3f}",
+            f"{net_ratio['median']:.2f} (max {net_ratio['max']:.2f})",
             f"{case['busiest_script']['median']:.3f}",
             f"{script_ratio['median']:.2f} (max {script_ratio['max']:.2f})",
         ])
     return table(
         ["case", "pages/s (med)", "Redis CPU ms/page per master, busiest first (med)", "busiest master CPU (med)",
-         f"busiest CPU vs shards-1 (target <= {TARGET})", "busiest master's script ms/page (med)",
+         f"busiest CPU vs shards-1 (target <= {TARGET})", "busiest master CPU less its idle (med)",
+         "the same vs shards-1", "busiest master's script ms/page (med)",
          "busiest script time vs shards-1"],
         rows,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = rounds_args(__doc__, argv)
+    args = rounds_args(__doc__, argv, flush_interval=True)
+    extra = (f"SCHEDULER_FLUSH_INTERVAL={args.flush_interval}",) if args.flush_interval else ()
     setup_logging()
     with Lab("shards", keep=args.keep) as lab:
         cluster = ClusterServers(lab.directory / "cluster")
         try:
             cluster.start()
             lab.start_replica(args.entries, 1, "--cache-mb", "0")
-            runs = run_rounds(lab, cluster, args.budget, args.rounds, args.timeout)
+            runs = run_rounds(lab, cluster, args.budget, args.rounds, args.timeout, extra)
         finally:
             cluster.stop()
     summary = summarize(runs)
-    print(f"\n{NODES} nodes, page budget {args.budget}, {args.rounds} rounds, Redis Cluster of 3 masters\n")
+    flush = f", SCHEDULER_FLUSH_INTERVAL={args.flush_interval}" if args.flush_interval else ""
+    print(f"\n{NODES} nodes, page budget {args.budget}, {args.rounds} rounds, Redis Cluster of 3 masters{flush}\n")
     print(cost_table(summary))
     path = write_results("shards", {"args": vars(args), "runs": runs, "summary": summary})
     print(f"results: {path.relative_to(path.parents[2])}")

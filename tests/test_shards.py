@@ -11,6 +11,8 @@ from scrapy import Request
 
 from baike.errors import NodeRefused
 from baike.frontier import scripts
+from baike.frontier.bloom import BloomDupeFilter
+from baike.frontier.dupefilter import BucketDupeFilter
 from baike.frontier.queue import LeasedQueue, handle_shard, lease_handle, split_handle
 from baike.frontier.shards import Transfers, crawl_shards, read_shards, record_shards, shard_of
 from baike.keys import CrawlKeys, shard_keys
@@ -190,14 +192,14 @@ def test_rebalance_feeds_the_shards_with_work_and_moves_stranded_units(redis_db,
     push(queues[2], 30, 31)
     # shard 2 holds more units than its work needs; shard 1 gets what is left, in grants
     assert transfers.grant(2, 10, BUDGET) == 10
-    assert transfers.rebalance(BUDGET, 4, now(redis_db)) > 0
+    assert transfers.rebalance(BUDGET, 4, lambda: now(redis_db)) > 0
     states, granted, pending = read_shards(redis_db, keys)
     assert (pending, states[0].allowance) == (0, 0) and 0 < states[1].allowance == granted - 10
     for _ in range(20):
         for queue in queues:
             taken = queue.take("n1", 8, 30, budget=BUDGET).requests
             queue.push_and_ack("n1", [], [(lease, True, "") for lease, _ in taken])
-        transfers.rebalance(BUDGET, 4, now(redis_db))
+        transfers.rebalance(BUDGET, 4, lambda: now(redis_db))
         assert units_everywhere(redis_db, keys) == BUDGET
     states, granted, pending = read_shards(redis_db, keys)
     assert [state.pages for state in states] == [0, BUDGET - 2, 2], "the stranded units were spent on shard 1"
@@ -270,3 +272,24 @@ def test_the_budget_is_exact_over_three_shards(redis_db, redis_server, replica_f
     assert stats["pages"] + stats["by_kind"].get("list", 0) == 60, "not one page more than the budget is downloaded"
     assert units_everywhere_at(redis_db, shards, 60) == 60
     assert all(int(redis_db.hget(keys.budget, "pages") or 0) > 0 for keys in shards), "the budget went to every shard"
+
+
+def test_the_dupefilter_puts_a_fingerprint_in_its_shards_buckets(redis_db, redis_server) -> None:
+    crawler = make_crawler(redis_server.url, BAIKE_SHARDS=3)
+    dupefilter = BucketDupeFilter.from_crawler(crawler)
+    shards = keys_of(3, redis_server.url)
+    seen = set()
+    for n in range(60):
+        fingerprint = hashlib.sha1(str(n).encode()).digest()
+        bucket, _ = dupefilter.slot_of(fingerprint)
+        shard = shard_of(fingerprint, 3)
+        assert bucket.startswith(shards[shard].dupefilter + ":") and dupefilter.bucket_shard(bucket) == shard
+        seen.add(shard)
+    assert seen == {0, 1, 2}
+    assert redis_db.exists(shards[0].dupefilter) and not redis_db.exists(shards[1].dupefilter), "one layout record"
+
+
+def test_the_bloom_filter_is_refused_with_shards(redis_server) -> None:
+    crawler = make_crawler(redis_server.url, BAIKE_SHARDS=2)
+    with pytest.raises(NodeRefused, match="BucketDupeFilter"):
+        BloomDupeFilter.from_crawler(crawler)

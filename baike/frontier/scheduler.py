@@ -720,25 +720,26 @@ class LeasedScheduler(Scheduler):
         return taken
 
     def _take_shards(self) -> Taken:
-        """Take from the shards in turn, from the one after the last that gave work, until one
-        gives some. A failed take is retried on the same shard (its call id replays there).
+        """Take from the shards in turn, from the one after the last asked, until one gives
+        some. A failed take is retried on the same shard (its call id replays there).
         When no shard gave work, or one had no budget left for its queue, the budget is
         rebalanced between them (see :meth:`baike.frontier.shards.Transfers.rebalance`)."""
         merged = Taken()
         starved = False
         for _ in range(self.shards):
             taken = self._take_from(self.queues[self._take_shard])
+            self._take_shard = (self._take_shard + 1) % self.shards
             merged.reclaimed += taken.reclaimed
             merged.admitted = taken.admitted if taken.admitted < 0 else merged.admitted + taken.admitted
             merged.rejected += taken.rejected
             merged.bad_seeds += taken.bad_seeds
             merged.wait = max(merged.wait, taken.wait)
             merged.budget_left = taken.budget_left
-            starved = starved or taken.budget_left == 0
+            # the shard's allowance, not its queue, cut the take short
+            starved = starved or (taken.budget_left == 0 and len(taken.requests) + len(taken.seeds) < self.batch_size)
             if taken.requests or taken.seeds:
                 merged.requests, merged.seeds = taken.requests, taken.seeds
                 break
-            self._take_shard = (self._take_shard + 1) % self.shards
         if self.page_budget and (starved or not (merged.requests or merged.seeds)):
             self._rebalance()
         return merged
@@ -749,11 +750,15 @@ class LeasedScheduler(Scheduler):
         if now < self._next_rebalance or self._transfers is None:
             return
         self._next_rebalance = now + self.idle_poll
-        seconds, micros = slot_time(self.server, self.keys.shards)
-        moved = self._transfers.rebalance(self.page_budget, self.batch_size, seconds + micros / 1e6)
+        moved = self._transfers.rebalance(self.page_budget, self.batch_size, self._redis_now)
         if moved:
             self._next_take = 0.0
             self._inc("baike/shards/units_moved", moved)
+
+    def _redis_now(self) -> float:
+        """Redis's clock (that of shard 0's master), in seconds."""
+        seconds, micros = slot_time(self.server, self.keys.shards)
+        return seconds + micros / 1e6
 
     def _drop_aliases(self, taken: list[tuple[str, Request]]) -> list[tuple[str, Request]]:
         """The taken requests less those for another URL form of an entry already stored.

@@ -33,6 +33,8 @@ from baike.frontier import scripts
 from baike.keys import CrawlKeys
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from redis import Redis
 
 logger = logging.getLogger(__name__)
@@ -200,12 +202,17 @@ class Transfers:
                     done += 1
         return done
 
-    def rebalance(self, budget: int, batch: int, now: float) -> int:
-        """Let queued work meet the budget: finish stale transfers, grant units to shards with
-        requests queued and no free allowance, and (when the budget has none left to grant)
-        take unused units back from shards with nothing queued. Returns units moved."""
-        completed = self.complete(now)
-        states, granted, _ = read_shards(self.server, self.shard_keys)
+    def rebalance(self, budget: int, batch: int, clock: Callable[[], float]) -> int:
+        """Let queued work meet the budget: finish stale transfers (``clock()`` is Redis's time,
+        asked only when a transfer is pending), grant units to shards with requests queued and
+        no free allowance, and (when the budget has none left to grant) take unused units back
+        from shards with nothing queued. Returns units moved and transfers finished."""
+        states, granted, pending = read_shards(self.server, self.shard_keys)
+        completed = 0
+        if pending or any(state.returns for state in states):
+            completed = self.complete(clock())
+            if completed:
+                states, granted, _ = read_shards(self.server, self.shard_keys)
         starving = [shard for shard, state in enumerate(states) if state.queued > 0 and state.free <= 0]
         if not starving:
             return completed
