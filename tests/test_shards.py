@@ -13,6 +13,7 @@ from baike.errors import NodeRefused
 from baike.frontier import scripts
 from baike.frontier.bloom import BloomDupeFilter
 from baike.frontier.dupefilter import BucketDupeFilter
+from baike.frontier.scheduler import LeasedScheduler
 from baike.frontier.queue import LeasedQueue, handle_shard, lease_handle, split_handle
 from baike.frontier.shards import Transfers, crawl_shards, read_shards, record_shards, shard_of
 from baike.keys import CrawlKeys, shard_keys
@@ -293,3 +294,29 @@ def test_the_bloom_filter_is_refused_with_shards(redis_server) -> None:
     crawler = make_crawler(redis_server.url, BAIKE_SHARDS=2)
     with pytest.raises(NodeRefused, match="BucketDupeFilter"):
         BloomDupeFilter.from_crawler(crawler)
+
+
+def test_a_page_is_settled_on_its_shard_only_after_its_links_are_in_theirs(redis_db, redis_server) -> None:
+    crawler = make_crawler(redis_server.url, BAIKE_SHARDS=3)
+    scheduler = LeasedScheduler.from_crawler(crawler)
+    scheduler.open(crawler.spider)
+    shards = keys_of(3, redis_server.url)
+    spider = crawler.spider
+    try:
+        assert scheduler.enqueue_request(Request("https://baike.baidu.com/item/root/1", callback=spider.parse))
+        parent = scheduler.next_request()
+        lease = scheduler.lease_of(parent)
+        home = shards[handle_shard(lease)]
+        for n in range(2, 20):
+            scheduler.enqueue_request(Request(f"https://baike.baidu.com/item/entry{n}/{n}", callback=spider.parse))
+        assert scheduler.settle(lease)
+        scheduler._flush()
+        enqueued = [int(redis_db.hget(keys.budget, "enqueued") or 0) for keys in shards]
+        assert sum(enqueued) == 19 and all(enqueued), "every link is in its shard"
+        assert redis_db.zcard(home.leases) == 1 and scheduler.has_pending_requests(), "the page is not settled yet"
+        scheduler._flush()
+        assert redis_db.zcard(home.leases) == 0 and redis_db.hget(home.budget, "settled") == b"1"
+        assert not scheduler.has_pending_requests()
+    finally:
+        scheduler.close("finished")
+    assert_accounting_whole(redis_db, home)

@@ -300,17 +300,20 @@ class LeasedScheduler(Scheduler):
         return time.monotonic() < self._paused_until
 
     def cap_rate(self, rate: float, why: str) -> None:
-        """Cap the cluster's rate at ``rate`` requests/s, for every node (or set one here)."""
-        if self.queue.rate and self.queue.rate <= rate:
+        """Cap the cluster's rate at ``rate`` requests/s, for every node (or set one here);
+        with shards each shard's part of it (``rate`` / BAIKE_SHARDS)."""
+        share = rate / self.shards
+        if self.queue.rate and self.queue.rate <= share:
             return
         logger.info("%s: the cluster's rate is capped at %g requests/s", why, rate)
-        if not self.queue.rate:
-            self.queue.rate = rate
-        try:
-            self.queue.cap_rate(rate)
-        except REDIS_ERRORS as exc:
-            self._redis_failed(exc)
-            self.queue.rate = rate
+        for queue in self.queues:
+            if not queue.rate:
+                queue.rate = share
+            try:
+                queue.cap_rate(share)
+            except REDIS_ERRORS as exc:
+                self._redis_failed(exc)
+                queue.rate = share
 
     def report_answer(self, kind: str, retry_after: float = 0.0) -> None:
         """Count one answer of the host for the shared rate: "healthy", "failed" (403, 429,
@@ -723,37 +726,47 @@ class LeasedScheduler(Scheduler):
         """Take from the shards in turn, from the one after the last asked, until one gives
         some. A failed take is retried on the same shard (its call id replays there).
         When no shard gave work, or one had no budget left for its queue, the budget is
-        rebalanced between them (see :meth:`baike.frontier.shards.Transfers.rebalance`)."""
+        rebalanced between them (see :meth:`baike.frontier.shards.Transfers.rebalance`), and
+        when that moved units and nothing was taken the shards are asked once more."""
         merged = Taken()
-        starved = False
-        for _ in range(self.shards):
-            taken = self._take_from(self.queues[self._take_shard])
-            self._take_shard = (self._take_shard + 1) % self.shards
-            merged.reclaimed += taken.reclaimed
-            merged.admitted = taken.admitted if taken.admitted < 0 else merged.admitted + taken.admitted
-            merged.rejected += taken.rejected
-            merged.bad_seeds += taken.bad_seeds
-            merged.wait = max(merged.wait, taken.wait)
-            merged.budget_left = taken.budget_left
-            # the shard's allowance, not its queue, cut the take short
-            starved = starved or (taken.budget_left == 0 and len(taken.requests) + len(taken.seeds) < self.batch_size)
-            if taken.requests or taken.seeds:
-                merged.requests, merged.seeds = taken.requests, taken.seeds
-                break
-        if self.page_budget and (starved or not (merged.requests or merged.seeds)):
-            self._rebalance()
+        for attempt in range(2):
+            starved = False
+            for _ in range(self.shards):
+                taken = self._take_from(self.queues[self._take_shard])
+                self._take_shard = (self._take_shard + 1) % self.shards
+                merged.reclaimed += taken.reclaimed
+                merged.admitted = taken.admitted if taken.admitted < 0 else merged.admitted + taken.admitted
+                merged.rejected += taken.rejected
+                merged.bad_seeds += taken.bad_seeds
+                merged.wait = max(merged.wait, taken.wait)
+                merged.budget_left = taken.budget_left
+                # the shard's allowance, not its queue, cut the take short
+                starved = starved or (
+                    taken.budget_left == 0 and len(taken.requests) + len(taken.seeds) < self.batch_size
+                )
+                if taken.requests or taken.seeds:
+                    merged.requests, merged.seeds = taken.requests, taken.seeds
+                    break
+            got = bool(merged.requests or merged.seeds)
+            if not self.page_budget or (got and not starved):
+                return merged
+            moved = self._rebalance()
+            if got or not moved or attempt:
+                return merged
         return merged
 
-    def _rebalance(self) -> None:
-        """Move budget units to the shards whose queue needs them (at most every SCHEDULER_IDLE_POLL)."""
+    def _rebalance(self) -> int:
+        """Move budget units to the shards whose queue needs them (at most every SCHEDULER_IDLE_POLL);
+        returns the units moved."""
         now = time.monotonic()
         if now < self._next_rebalance or self._transfers is None:
-            return
+            return 0
         self._next_rebalance = now + self.idle_poll
         moved = self._transfers.rebalance(self.page_budget, self.batch_size, self._redis_now)
         if moved:
             self._next_take = 0.0
             self._inc("baike/shards/units_moved", moved)
+        return moved
 
     def _redis_now(self) -> float:
         """Redis's clock (that of shard 0's master), in seconds."""
