@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from baike.connection import redis_time
 from baike.frontier.bloom import BloomDupeFilter
 from baike.frontier.dupefilter import BucketDupeFilter
+from baike.frontier.shards import crawl_shards
 from baike.status import ALIVE, read_nodes
 
 if TYPE_CHECKING:
@@ -83,10 +84,32 @@ def doomed_keys(keys: CrawlKeys, keep_items: bool) -> list[str]:
     return [key for key in keys.all() if key not in kept]
 
 
+def frontier_keys(keys: CrawlKeys) -> list[str]:
+    """The keys a frontier shard s >= 1 holds (see baike.frontier.shards); its buckets aside."""
+    return [
+        keys.requests,
+        keys.request_data,
+        keys.request_seq,
+        keys.leases,
+        keys.lease_owners,
+        keys.budget,
+        keys.dead,
+        keys.calls,
+        keys.credited,
+        keys.returns,
+    ]
+
+
 def reset_crawl(server: Redis, keys: CrawlKeys, bloom_key: str, keep_items: bool) -> int:
     """Delete the crawl's state (see the module); returns how many keys were deleted."""
+    shards = crawl_shards(server, keys)
     deleted = server.delete(*doomed_keys(keys, keep_items))
-    deleted += BucketDupeFilter(server, keys.dupefilter, fingerprinter=None).clear()
+    for shard in shards[1:]:
+        # a frontier shard's keys (BAIKE_SHARDS): its frontier, leases, ledger and dead letters
+        deleted += server.delete(*frontier_keys(shard))
+        deleted += sum(server.unlink(key) for key in server.scan_iter(match=f"{shard.rate_prefix}*", count=1000))
+    for shard in shards:
+        deleted += BucketDupeFilter(server, shard.dupefilter, fingerprinter=None).clear()
     deleted += sum(server.unlink(key) for key in server.scan_iter(match=f"{keys.rate_prefix}*", count=1000))
     return deleted + BloomDupeFilter(server, bloom_key, fingerprinter=None).clear()
 

@@ -24,6 +24,10 @@ ITEMS = "%(spider)s:items"
 STATS = "%(spider)s:stats"
 # the Bloom-filter dupefilter's layout hash; its shards are <key>:0, <key>:1, ...
 BLOOM = "%(spider)s:bloom"
+# What stands for the spider in the keys of frontier shard s >= 1 (BAIKE_SHARDS): on a
+# Redis Cluster the hash tag {<spider>:<s>} (shard 0 keeps {<spider>}, so a one-shard crawl's
+# keys are those of a crawl without shards); on a single Redis the same without braces.
+SHARD_TAG = "%(name)s:%(shard)d"
 # hash: the shared rate of one politeness key (a target host, or host and egress):
 # "tat" (GCRA's theoretical arrival time, Redis seconds), "rate", "burst"
 RATE = "%(spider)s:rate:%(target)s"
@@ -80,6 +84,22 @@ TEMPLATES: dict[str, str] = {
     # hash: revisit counters "new", "changed", "unchanged" (a full page whose fields did
     # not change) and "not_modified" (answered 304)
     "revisit_stats": "%(spider)s:revisit:stats",
+    # With BAIKE_SHARDS > 1 (see baike.frontier.shards; none of these exists with one shard):
+    # hash on shard 0: "count" (the crawl's shard count) and "granted" (page budget units
+    # handed to the shards' allowances, less those given back)
+    "shards": "%(spider)s:shards",
+    # hash on shard 0: grant id -> "<shard> <units> <Redis time>", a grant not yet credited
+    "grants": "%(spider)s:shards:grants",
+    # sorted set on shard 0: ids of the transfers the ledger finished (grants cleared,
+    # give-backs added back), by Redis time; one member per transfer, never pruned (a resent
+    # step must find its id however late it comes)
+    "transfers": "%(spider)s:shards:transfers",
+    # sorted set on every shard: ids of the transfers the shard finished (grants added to its
+    # allowance, give-backs cleared), by Redis time; never pruned either
+    "credited": "%(spider)s:shards:credited",
+    # hash on every shard: give-back id -> "<units> <Redis time>", taken off its allowance and
+    # not yet added back to shard 0's "granted"
+    "returns": "%(spider)s:shards:returns",
 }
 
 
@@ -110,19 +130,27 @@ class CrawlKeys:
     freshness: str
     history: str
     revisit_stats: str
+    shards: str
+    grants: str
+    transfers: str
+    credited: str
+    returns: str
     # the prefix of the politeness keys' rate hashes (see rate), not a key itself
     rate_prefix: str
+    # what stands for the spider in these keys (see key_spider), not a key itself
+    tag: str = ""
 
     @classmethod
-    def for_spider(cls, name: str, settings: object | None = None) -> CrawlKeys:
-        """Resolve every key for spider ``name``.
+    def for_spider(cls, name: str, settings: object | None = None, shard: int = 0) -> CrawlKeys:
+        """Resolve every key for spider ``name`` (of frontier shard ``shard``: see SHARD_TAG;
+        of a shard s >= 1 only the frontier's and the dupefilter's keys are used).
 
         ``settings`` (a Scrapy Settings) may override the scrapy-redis keys with
         ``REDIS_START_URLS_KEY``, ``SCHEDULER_QUEUE_KEY``,
         ``SCHEDULER_DUPEFILTER_KEY``, ``REDIS_ITEMS_KEY`` and ``STATS_KEY``.
         """
         get = getattr(settings, "get", lambda _name, default=None: default)
-        tagged = key_spider(name, settings)
+        tagged = key_spider(name, settings, shard)
         values = {"spider": tagged, "name": tagged}
         requests = get("SCHEDULER_QUEUE_KEY", REQUESTS) % values
         return cls(
@@ -133,7 +161,25 @@ class CrawlKeys:
             stats=get("STATS_KEY", STATS) % values,
             **{field: template % values for field, template in TEMPLATES.items()},
             rate_prefix=RATE % {**values, "target": ""},
+            tag=tagged,
         )
+
+    def in_shard(self, shard: int) -> CrawlKeys:
+        """These keys as frontier shard ``shard`` names them (see SHARD_TAG), from shard 0's:
+        for the readers of a crawl (status, reset, dead letters) that learn its shard count
+        from Redis rather than from their settings."""
+        if not shard:
+            return self
+        cluster = self.tag.startswith("{") and self.tag.endswith("}")
+        name = self.tag[1:-1] if cluster else self.tag
+        base = SHARD_TAG % {"name": name, "shard": shard}
+        tag = f"{{{base}}}" if cluster else base
+        moved = {
+            item.name: tag + value[len(self.tag) :] if value.startswith(self.tag) else value
+            for item in fields(self)
+            for value in (getattr(self, item.name),)
+        }
+        return CrawlKeys(**{**moved, "tag": tag})
 
     def rate(self, host: str, egress: str = "") -> str:
         """The rate hash of the politeness key ``host`` (plus ``egress`` when the node names
@@ -143,7 +189,7 @@ class CrawlKeys:
     def all(self) -> list[str]:
         """Every fixed key of the crawl (dupefilter buckets live under ``dupefilter:*``, the
         rate hashes under ``rate_prefix``)."""
-        return [getattr(self, item.name) for item in fields(self) if item.name != "rate_prefix"]
+        return [getattr(self, item.name) for item in fields(self) if item.name not in ("rate_prefix", "tag")]
 
 
 def on_cluster(settings: object | None) -> bool:
@@ -153,8 +199,22 @@ def on_cluster(settings: object | None) -> bool:
     return isinstance(url, str) and url.lower().startswith(CLUSTER_SCHEMES)
 
 
-def key_spider(name: str, settings: object | None = None) -> str:
+def key_spider(name: str, settings: object | None = None, shard: int = 0) -> str:
     """What stands for the spider in every key template: ``name``, or on a Redis Cluster
     the hash tag ``{name}``, so that every key of a crawl (buckets and rate hashes
-    included) is in one slot and each multi-key script can run there."""
-    return f"{{{name}}}" if on_cluster(settings) else name
+    included) is in one slot and each multi-key script can run there. Frontier shard
+    ``shard`` >= 1 has its own tag (SHARD_TAG: ``name:1``, ``{name:1}``), so its slot is
+    another and its work may land on another master."""
+    base = SHARD_TAG % {"name": name, "shard": shard} if shard else name
+    return f"{{{base}}}" if on_cluster(settings) else base
+
+
+def shard_count(settings: object | None) -> int:
+    """BAIKE_SHARDS: how many hash tags the frontier and the dupefilter are split over (1: none)."""
+    get = getattr(settings, "getint", None)
+    return max(get("BAIKE_SHARDS", 1), 1) if get is not None else 1
+
+
+def shard_keys(name: str, settings: object | None = None) -> list[CrawlKeys]:
+    """The keys of every frontier shard of spider ``name``, shard 0 (the crawl's own) first."""
+    return [CrawlKeys.for_spider(name, settings, shard) for shard in range(shard_count(settings))]

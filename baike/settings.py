@@ -70,6 +70,9 @@ SCHEDULER_KNOWN_FINGERPRINTS = 1_000_000
 # links the spider remembers having handed to the frontier, dropped before a Request is built
 # (8 bytes per slot; 0 turns it off)
 BAIKE_KNOWN_LINKS = 1_000_000
+# hash tags the frontier and the dupefilter are split over, by request fingerprint, so that
+# their Redis work spreads over a Redis Cluster's masters (1: one, every key as before)
+BAIKE_SHARDS = 1
 # Request.meta keys of your own that travel through the frontier (e.g. "proxy"); the
 # crawler's own keys always do, any other key is dropped on the way in and refused on
 # the way out (baike.frontier.schema)

@@ -170,6 +170,7 @@ TYPED_SETTINGS: dict[str, Rule] = {
     "SCHEDULER_IDLE_POLL": seconds(),
     "SCHEDULER_KNOWN_FINGERPRINTS": whole(0),
     "BAIKE_KNOWN_LINKS": whole(0, note=OFF_AT_ZERO),
+    "BAIKE_SHARDS": whole(1, 0xFFFF),
     "SCHEDULER_EXTRA_META_KEYS": Rule("list", items_are="Request.meta keys"),
     # dedup
     "DUPEFILTER_EXPECTED_URLS": whole(1),

@@ -31,6 +31,7 @@ from urllib.parse import unquote_plus, urlsplit
 
 from baike.connection import RedisSettingsError, get_redis, pipelines_time, slot_time, time_reply
 from baike.frontier.queue import queued_from_ledger
+from baike.frontier.shards import crawl_shards
 from baike.revisit import read_freshness
 
 if TYPE_CHECKING:
@@ -345,6 +346,9 @@ def snapshot(
         now = time_reply(clock[0] if timed else slot_time(server, keys.state))
     state = {_text(name): _text(value) for name, value in state_raw.items()}
     seeds = seeds if count_seeds else 0
+    shards = crawl_shards(server, keys)
+    ledger, leased, dead_by_shard = _add_shards(server, shards[1:], ledger, leased, dead)
+    dead = sum(dead_by_shard)
     pages, reserved, enqueued, settled, seeded, marked, revisits = (_int(value) for value in ledger)
     counts = {"enqueued": enqueued, "settled": settled, "seeds": seeded, "marked": marked, "revisits": revisits}
     # the frontier holds batched entries; its length in requests is the ledger's
@@ -373,8 +377,10 @@ def snapshot(
         "frontier": frontier,
         "seeds": seeds,
         "leased": leased,
-        "fingerprints": _fingerprints(server, keys, counts, scan) if fingerprints else None,
+        "fingerprints": _fingerprints(server, shards, counts, scan) if fingerprints else None,
+        "shards": len(shards),
         "dead_letters": dead,
+        "dead_by_shard": dead_by_shard,
         "items": items,
         "cluster": {
             "pages": _int(totals[0]),
@@ -423,9 +429,33 @@ def describe_failover(failover: dict[str, Any]) -> str:
     )
 
 
-def _fingerprints(server: Redis, keys: CrawlKeys, ledger: dict[str, int], scan: bool) -> int:
-    """The dupefilter buckets' fields counted, or with ``scan`` off the ledger's count."""
-    return count_fingerprints(server, keys.dupefilter) if scan else ledger_fingerprints(ledger)
+def _add_shards(
+    server: Redis, shards: list[CrawlKeys], ledger: list[Any], leased: int, dead: int
+) -> tuple[list[int], int, list[int]]:
+    """Shard 0's ledger fields and leases plus those of frontier shards ``shards``
+    (BAIKE_SHARDS; read in one more round trip, each shard's values together), and the
+    dead letters of each shard, shard 0's (``dead``) first."""
+    totals, dead_by_shard = [_int(value) for value in ledger], [dead]
+    if not shards:
+        return totals, leased, dead_by_shard
+    with server.pipeline(transaction=False) as pipe:
+        for keys in shards:
+            pipe.hmget(keys.budget, "pages", "reserved", "enqueued", "settled", "seeds", "marked", "revisits")
+            pipe.zcard(keys.leases)
+            pipe.llen(keys.dead)
+        replies = pipe.execute()
+    for at in range(0, len(replies), 3):
+        totals = [total + _int(value) for total, value in zip(totals, replies[at])]
+        leased = leased + replies[at + 1]
+        dead_by_shard.append(replies[at + 2])
+    return totals, leased, dead_by_shard
+
+
+def _fingerprints(server: Redis, shards: list[CrawlKeys], ledger: dict[str, int], scan: bool) -> int:
+    """The dupefilter buckets' fields counted (every shard's), or with ``scan`` off the ledger's count."""
+    if not scan:
+        return ledger_fingerprints(ledger)
+    return sum(count_fingerprints(server, keys.dupefilter) for keys in shards)
 
 
 def ledger_fingerprints(ledger: dict[str, int]) -> int:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import UsageError
 
+from baike.frontier.shards import crawl_shards
+from baike.keys import shard_count
 from baike.cli import CrawlCommand
 from baike.frontier import serializer
 from baike.frontier.schema import RequestSchema
@@ -148,10 +150,12 @@ class Command(CrawlCommand):
         keys = self.keys
         try:
             server = self.connect()
-            if opts.requeue:
-                self._requeue(server, keys)
-            else:
-                self._list(server, keys, opts.json)
+            # every frontier shard has its dead letters (BAIKE_SHARDS); shard 0's alone without shards
+            for shard in crawl_shards(server, keys, shard_count(self.settings)):
+                if opts.requeue:
+                    self._requeue(server, shard)
+                else:
+                    self._list(server, shard, opts.json)
         except (Exception, KeyboardInterrupt) as exc:  # one line, not a traceback: a user-facing command
             self.fail(str(exc) or "interrupted; every letter is either still dead or requeued")
 

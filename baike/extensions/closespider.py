@@ -47,7 +47,7 @@ from scrapy_redis.scheduler import Scheduler as RedisScheduler
 
 from baike.connection import REDIS_ERRORS, get_redis, redis_time
 from baike.frontier.scheduler import LeasedScheduler, uses_leases
-from baike.keys import CrawlKeys
+from baike.keys import CrawlKeys, shard_keys
 from baike.revisit import RevisitPolicy, due_within
 
 if TYPE_CHECKING:
@@ -86,6 +86,8 @@ class ClusterCloseSpider(CloseSpider):
         self.max_idle = settings.getint("MAX_IDLE_TIME_BEFORE_CLOSE", 0)
         self.server = get_redis(settings)
         self.keys = CrawlKeys.for_spider(crawler.spidercls.name, settings)
+        # BAIKE_SHARDS: every frontier shard's keys (shard 0's alone without shards)
+        self.shard_keys = shard_keys(crawler.spidercls.name, settings)
         # only the leased scheduler reserves the cluster's budget units and holds leases
         self.cluster_wide = uses_leases(settings)
         policy = RevisitPolicy.from_settings(settings)
@@ -137,7 +139,7 @@ class ClusterCloseSpider(CloseSpider):
         if not self.cluster_wide:
             return
         try:
-            pages = int(self.server.hget(self.keys.budget, "pages") or 0)
+            pages = self._pages()
         except REDIS_ERRORS:
             return
         self.crawler.stats.set_value("baike/cluster/pages", pages)
@@ -164,7 +166,7 @@ class ClusterCloseSpider(CloseSpider):
                 # the end of the crawl cannot be near while this node works: one command
                 self._idle_since = self._empty_since = None
                 if self.cluster_wide:
-                    self._check_budget(int(self.server.hget(self.keys.budget, "pages") or 0))
+                    self._check_budget(self._pages())
                 return
             pages, waiting, leased, seeds, started = self._cluster_state() if self.cluster_wide else self._node_state()
         except REDIS_ERRORS as exc:
@@ -236,17 +238,36 @@ class ClusterCloseSpider(CloseSpider):
         self._close_spider("closespider_pagecount")
         return True
 
-    def _cluster_state(self) -> tuple[int, int, int, int, bool]:
+    def _pages(self) -> int:
+        """Pages downloaded by the cluster: every shard's (one round trip)."""
+        if len(self.shard_keys) == 1:
+            return int(self.server.hget(self.keys.budget, "pages") or 0)
         with self.server.pipeline(transaction=False) as pipe:
-            pipe.hget(self.keys.budget, "pages")
-            pipe.zcard(self.keys.requests)
-            pipe.zcard(self.keys.leases)
+            for keys in self.shard_keys:
+                pipe.hget(keys.budget, "pages")
+            return sum(int(pages or 0) for pages in pipe.execute())
+
+    def _cluster_state(self) -> tuple[int, int, int, int, bool]:
+        """Pages, queued entries, leases, seeds waiting (or, with shards, budget transfers
+        pending: the crawl is not over while one is) and whether the crawl started."""
+        with self.server.pipeline(transaction=False) as pipe:
+            for keys in self.shard_keys:
+                pipe.hget(keys.budget, "pages")
+                pipe.zcard(keys.requests)
+                pipe.zcard(keys.leases)
             # seeds wait in a list, a set or a sorted set (scrapy-redis's forms): any of them
             # exists only while it holds a seed
             pipe.exists(self.keys.start_urls)
             pipe.exists(self.keys.started)
-            pages, waiting, leased, seeds, started = pipe.execute()
-        return int(pages or 0), waiting, leased, seeds, bool(started)
+            if len(self.shard_keys) > 1:
+                pipe.hlen(self.keys.grants)
+                for keys in self.shard_keys:
+                    pipe.hlen(keys.returns)
+            replies = pipe.execute()
+        count = 3 * len(self.shard_keys)
+        pages, waiting, leased = (sum(int(value or 0) for value in replies[at:count:3]) for at in range(3))
+        seeds, started, *transfers = replies[count:]
+        return pages, waiting, leased, seeds + sum(transfers), bool(started)
 
     def _node_state(self) -> tuple[int, int, int, int, bool]:
         """``_cluster_state`` of a node without the leased scheduler: no cluster pages and no

@@ -182,6 +182,11 @@ class BloomDupeFilter(SharedDupeFilter):
 
         settings = crawler.settings
         name = crawler.spidercls.name
+        if settings.getint("BAIKE_SHARDS", 1) > 1:
+            raise NodeRefused(
+                "the Bloom-filter dupefilter is not split over frontier shards: with BAIKE_SHARDS above 1 use"
+                " DUPEFILTER_CLASS = baike.frontier.dupefilter.BucketDupeFilter"
+            )
         dupefilter = cls(
             server=get_redis(settings),
             key=bloom_key(settings, name),

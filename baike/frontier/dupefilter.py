@@ -38,7 +38,8 @@ from redis.exceptions import RedisError
 from scrapy.dupefilters import BaseDupeFilter
 
 from baike.errors import NodeRefused
-from baike.keys import CrawlKeys
+from baike.frontier.shards import shard_of
+from baike.keys import CrawlKeys, shard_count, shard_keys
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -151,6 +152,20 @@ class BucketDupeFilter(SharedDupeFilter):
         self.layout = layout or BucketLayout.for_size()
         self.debug = debug
         self.logged_first_duplicate = False
+        # the bucket key prefix of each frontier shard (BAIKE_SHARDS; see use_shards)
+        self.shard_prefixes = [key]
+        self._shard_of_prefix = {key: 0}
+
+    def use_shards(self, prefixes: list[str]) -> None:
+        """Split the buckets over frontier shards: a fingerprint's bucket is under
+        ``prefixes[shard_of(fingerprint)]`` (its shard's dupefilter key); shard 0's key keeps
+        the layout record."""
+        self.shard_prefixes = prefixes
+        self._shard_of_prefix = {prefix: shard for shard, prefix in enumerate(prefixes)}
+
+    def bucket_shard(self, bucket: str) -> int:
+        """The frontier shard of a bucket key this filter named."""
+        return self._shard_of_prefix.get(bucket.rpartition(":")[0], 0)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -170,6 +185,8 @@ class BucketDupeFilter(SharedDupeFilter):
             layout=wanted,
             debug=settings.getbool("DUPEFILTER_DEBUG"),
         )
+        if shard_count(settings) > 1:
+            dupefilter.use_shards([shard.dupefilter for shard in shard_keys(crawler.spidercls.name, settings)])
         dupefilter.adopt_layout()
         return dupefilter
 
@@ -219,7 +236,11 @@ class BucketDupeFilter(SharedDupeFilter):
     def slot_of(self, fingerprint: bytes) -> tuple[str, bytes]:
         """``(bucket key, field)`` of a raw fingerprint."""
         index, field = self.layout.cut(fingerprint)
-        return f"{self.key}:{index:x}", field
+        if len(self.shard_prefixes) == 1:
+            return f"{self.key}:{index:x}", field
+        if len(fingerprint) < _MIN_FINGERPRINT:
+            fingerprint = hashlib.sha1(fingerprint).digest()
+        return f"{self.shard_prefixes[shard_of(fingerprint, len(self.shard_prefixes))]}:{index:x}", field
 
     def slot(self, request: Request) -> tuple[str, bytes]:
         """``(bucket key, field)`` holding ``request``'s fingerprint."""

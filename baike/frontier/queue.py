@@ -138,11 +138,28 @@ class LeasedQueue(Base):
             max(settings.getfloat("BAIKE_BACKOFF_WINDOW", 30.0), 1.0),
         )
         self._dropped_meta: set[str] = set()
+        # the frontier shard this queue serves (BAIKE_SHARDS, see baike.frontier.shards)
+        self.shard, self.shards = 0, 1
         self._push_and_ack = server.register_script(scripts.PUSH_AND_ACK)
         self._lease = server.register_script(scripts.LEASE)
         self._release = server.register_script(scripts.RELEASE)
         self._heartbeat = server.register_script(scripts.HEARTBEAT)
         self._dead_letter_raw = server.register_script(scripts.DEAD_LETTER_RAW)
+
+    def use_shard(self, shard: int, shards: int) -> None:
+        """Serve frontier shard ``shard`` of ``shards``: its keys (baike.keys.SHARD_TAG), its
+        part of the shared rate (rate and burst / ``shards``, in a rate hash of its own slot),
+        leases on its allowance of the budget, and seeds on shard 0 only."""
+        self.shard, self.shards = shard, shards
+        self.keys = CrawlKeys.for_spider(self.spider.name, self.spider.settings, shard)
+        self.key = self.keys.requests
+        host = urlsplit(self.mirror or BAIKE_ORIGIN).netloc
+        self.rate_key = self.keys.rate(host, self.spider.settings.get("BAIKE_EGRESS") or "")
+        if shards > 1:
+            self.rate /= shards
+            self.burst = max(-(-self.burst // shards), 1)
+            if shard:
+                self.seed_batch = 0
 
     # -- encoding ---------------------------------------------------------------
 
@@ -316,8 +333,11 @@ class LeasedQueue(Base):
         units left. One payload costs one payload: any that fails to decode goes to
         the dead letters with its reason, and the rest of the batch goes on. Each
         request comes with its lease (:func:`lease_handle`). Resending a call with
-        the same ``call_id`` replays its reply and leases nothing more.
+        the same ``call_id`` replays its reply and leases nothing more. With shards, the
+        budget is this shard's allowance (see :mod:`baike.frontier.shards`).
         """
+        if self.shards > 1 and budget > 0:
+            budget = -1
         reply = self._lease(
             keys=[
                 self.key,
@@ -350,7 +370,7 @@ class LeasedQueue(Base):
         )
         token = str(int(reply[3]))
         for i in range(5, len(reply), 2):
-            self._sort(taken, node, lease_handle(reply[i].decode(), token), reply[i + 1])
+            self._sort(taken, node, lease_handle(reply[i].decode(), token, self.shard), reply[i + 1])
         return taken
 
     def _sort(self, taken: Taken, node: str, lease: str, payload: bytes) -> None:
@@ -556,15 +576,22 @@ def new_call_id() -> str:
     return secrets.token_hex(8)
 
 
-def lease_handle(request_id: str, token: str) -> str:
-    """What a node holds for one lease: the request id and the token of the take."""
-    return f"{request_id}:{token}"
+def lease_handle(request_id: str, token: str, shard: int = 0) -> str:
+    """What a node holds for one lease: the request id and the token of the take, and
+    ``/<shard>`` for a lease of frontier shard 1 or above (BAIKE_SHARDS)."""
+    return f"{request_id}:{token}/{shard}" if shard else f"{request_id}:{token}"
 
 
 def split_handle(lease: str) -> tuple[str, str]:
     """``(request id, token)`` of a lease handle; a handle without a token has token ""."""
     request_id, _, token = lease.partition(":")
-    return request_id, token
+    return request_id, token.partition("/")[0]
+
+
+def handle_shard(lease: str) -> int:
+    """The frontier shard of a lease handle (0 for one without ``/<shard>``)."""
+    _, _, shard = lease.rpartition("/")
+    return int(shard) if "/" in lease and shard.isdigit() else 0
 
 
 def lease_args(leases: list[str]) -> list[str]:

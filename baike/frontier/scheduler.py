@@ -49,14 +49,24 @@ from scrapy.utils.asyncio import create_looping_call
 from scrapy.utils.misc import load_object
 from scrapy_redis.scheduler import Scheduler
 
-from baike.connection import REDIS_ERRORS, get_redis, replica_wait
+from baike.connection import REDIS_ERRORS, get_redis, replica_wait, slot_time
 from baike.errors import NodeRefused
 from baike.failover import Failover, FailoverWatch, redis_failover
 from baike.fresh import flush_at_start, log_flush_at_start, release_flush_guard
 from baike.frontier.bloom import bloom_key
 from baike.frontier.known import KnownFingerprints
-from baike.frontier.queue import LEASE_META_KEY, MARK, Answers, PayloadError, Taken, new_call_id
-from baike.keys import CrawlKeys
+from baike.frontier.queue import (
+    LEASE_META_KEY,
+    MARK,
+    Answers,
+    Pushed,
+    PayloadError,
+    Taken,
+    handle_shard,
+    new_call_id,
+)
+from baike.frontier.shards import Transfers, record_shards
+from baike.keys import CrawlKeys, shard_count, shard_keys
 from baike.revisit import Revisits, RevisitPolicy
 from baike.status import redacted
 from baike.urls import canonicalize, is_alias_form, normalize_origin
@@ -93,6 +103,19 @@ class _Flush:
     replaces: dict[int, str] = field(default_factory=dict)
     # the host's answers since the last flush, for the shared rate
     answers: Answers = field(default_factory=Answers)
+    # with shards: the numbers of the flush's calls (see _plan) Redis confirmed
+    done: set[int] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _ShardCall:
+    """One script call of a flush over shards: pushes (their indices in the flush) and acks."""
+
+    shard: int
+    pushes: list[int] = field(default_factory=list)
+    acks: list[tuple[str, bool, str]] = field(default_factory=list)
+    replaces: dict[int, str] = field(default_factory=dict)
+    answers: bool = False
 
 
 def uses_leases(settings: Any) -> bool:
@@ -164,6 +187,15 @@ class LeasedScheduler(Scheduler):
         self._retry_at = 0.0
         self._loops: list[Any] = []
         self.keys = CrawlKeys.for_spider(crawler.spidercls.name, settings)
+        # BAIKE_SHARDS: the frontier shards (see baike.frontier.shards), shard 0 the crawl's own
+        self.shards = shard_count(settings)
+        self.shard_keys = shard_keys(crawler.spidercls.name, settings)
+        self._transfers = Transfers(server, self.shard_keys) if self.shards > 1 else None
+        self._take_shard = 0
+        self._next_rebalance = 0.0
+        # with shards: the acks of the last flush, sent with the next one (see _hold_acks)
+        self._held_acks: list[tuple[str, bool, str]] = []
+        self._held_fenced: list[tuple[tuple[str | None, bytes | None, int, str], str]] = []
         self._failover = FailoverWatch(server, self.keys, self.node_id)
         # revisits of stored entries (BAIKE_REVISIT_AFTER > 0): due ones are moved into the
         # frontier before a take, at most once per second per node
@@ -174,6 +206,7 @@ class LeasedScheduler(Scheduler):
         self.flush_on_start = settings.getbool("SCHEDULER_FLUSH_ON_START")
         if self.flush_on_start:
             self._flush_at_start()
+        self._record_shards()
         # built here, not in open(), as Scrapy's own scheduler does: a node that cannot
         # agree with the crawl's dupefilter is refused before its engine opens
         self.df = load_object(self.dupefilter_cls).from_crawler(crawler)
@@ -202,12 +235,19 @@ class LeasedScheduler(Scheduler):
 
     def open(self, spider: Spider) -> None:
         self.spider = spider
-        self.queue = load_object(self.queue_cls)(
-            server=self.server, spider=spider, key=self.keys.requests, serializer=self.serializer
-        )
+        self.queues = [
+            load_object(self.queue_cls)(
+                server=self.server, spider=spider, key=keys.requests, serializer=self.serializer
+            )
+            for keys in self.shard_keys
+        ]
+        if self.shards > 1:
+            for shard, queue in enumerate(self.queues):
+                queue.use_shard(shard, self.shards)
+        self.queue = self.queues[0]
         self.crawler.signals.connect(self.response_received, signal=signals.response_received)
         try:
-            waiting = len(self.queue)
+            waiting = sum(len(queue) for queue in self.queues)
         except REDIS_ERRORS as exc:
             self._redis_failed(exc)
             waiting = 0
@@ -223,12 +263,17 @@ class LeasedScheduler(Scheduler):
             if loop.running:
                 loop.stop()
         self._flush()
+        if self._held_acks and self._unconfirmed is None:
+            # with shards, the acks held by the flush just sent
+            self._flush()
         self._release_flush_guard()
         leased = [request_id for request_id, _ in self._buffer] + sorted(self._active)
         self._buffer.clear()
         self._active.clear()
         try:
-            released = self.queue.release(self.node_id, leased)
+            released = sum(
+                self.queues[shard].release(self.node_id, part) for shard, part in self._by_shard(leased).items()
+            )
         except REDIS_ERRORS as exc:
             logger.error(
                 "Redis unreachable at close (%s): %d leases will return to the frontier"
@@ -248,7 +293,7 @@ class LeasedScheduler(Scheduler):
         return redacted(self.crawler.settings.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
 
     def has_pending_requests(self) -> bool:
-        return bool(self._buffer or self._pushes or self._unconfirmed)
+        return bool(self._buffer or self._pushes or self._unconfirmed or self._held_acks)
 
     @property
     def waiting_for_rate(self) -> bool:
@@ -261,17 +306,20 @@ class LeasedScheduler(Scheduler):
         return time.monotonic() < self._paused_until
 
     def cap_rate(self, rate: float, why: str) -> None:
-        """Cap the cluster's rate at ``rate`` requests/s, for every node (or set one here)."""
-        if self.queue.rate and self.queue.rate <= rate:
+        """Cap the cluster's rate at ``rate`` requests/s, for every node (or set one here);
+        with shards each shard's part of it (``rate`` / BAIKE_SHARDS)."""
+        share = rate / self.shards
+        if self.queue.rate and self.queue.rate <= share:
             return
         logger.info("%s: the cluster's rate is capped at %g requests/s", why, rate)
-        if not self.queue.rate:
-            self.queue.rate = rate
-        try:
-            self.queue.cap_rate(rate)
-        except REDIS_ERRORS as exc:
-            self._redis_failed(exc)
-            self.queue.rate = rate
+        for queue in self.queues:
+            if not queue.rate:
+                queue.rate = share
+            try:
+                queue.cap_rate(share)
+            except REDIS_ERRORS as exc:
+                self._redis_failed(exc)
+                queue.rate = share
 
     def report_answer(self, kind: str, retry_after: float = 0.0) -> None:
         """Count one answer of the host for the shared rate: "healthy", "failed" (403, 429,
@@ -444,14 +492,19 @@ class LeasedScheduler(Scheduler):
         if not self._redis_ready():
             return
         if self._unconfirmed is None:
-            if not (self._pushes or self._acks or self._answers):
+            if not (self._pushes or self._acks or self._answers or self._held_acks):
                 return
             self._unconfirmed = _Flush(
                 self._next_call_id(), self._pushes, self._acks, self._push_keys, self._replaces, self._answers
             )
             self._pushes, self._acks, self._push_keys, self._replaces = [], [], [], {}
             self._answers = Answers()
+            if self.shards > 1:
+                self._hold_acks(self._unconfirmed)
         batch = self._unconfirmed
+        if self.shards > 1:
+            self._flush_shards(batch)
+            return
         try:
             with self._replica_wait.pinned() as client:
                 pushed = self.queue.push_and_ack(
@@ -470,6 +523,10 @@ class LeasedScheduler(Scheduler):
         except REDIS_ERRORS as exc:
             self._redis_failed(exc)
             return
+        self._flushed(batch, pushed)
+
+    def _flushed(self, batch: _Flush, pushed: Pushed) -> None:
+        """``batch`` is in Redis: count it, and learn what the reply says."""
         self._unconfirmed = None
         self._redis_ok()
         if pushed.cooling:
@@ -489,6 +546,109 @@ class LeasedScheduler(Scheduler):
                 pushed.stale,
                 len(batch.acks),
             )
+
+    def _hold_acks(self, batch: _Flush) -> None:
+        """With shards: hold ``batch``'s acks (with the retries and redirects fenced by them)
+        for the next flush, and send the acks held by the last one instead.
+
+        A lease is settled only once every link its page found is in its shard: the links
+        of a page reach the scheduler before its ack, so they are in this flush or an earlier
+        one, and the acks held now go out once this flush is confirmed. A node killed in
+        between redoes the page; the dupefilter drops its links the second time. So each
+        flush is one call per shard (its links, and its acks of the flush before), not two.
+        A retry or redirect of a lease that belongs to the lease's own shard is held with
+        its ack and kept only if the ack is accepted, as without shards; a redirect to another
+        shard is pushed at once, unfenced (the dupefilter keeps it from being queued twice
+        if another node took the parent over).
+        """
+        now: list[tuple[str | None, bytes | None, int, str]] = []
+        fenced: list[tuple[tuple[str | None, bytes | None, int, str], str]] = []
+        for index, push in enumerate(batch.pushes):
+            parent = batch.replaces.get(index)
+            if parent is not None and self._push_shard(push, parent) == handle_shard(parent):
+                fenced.append((push, parent))
+            else:
+                now.append(push)
+        held_acks, held_fenced = self._held_acks, self._held_fenced
+        self._held_acks, self._held_fenced = batch.acks, fenced
+        batch.pushes = now + [push for push, _ in held_fenced]
+        batch.replaces = {len(now) + number: parent for number, (_, parent) in enumerate(held_fenced)}
+        batch.acks = held_acks
+
+    def _push_shard(self, push: tuple[str | None, bytes | None, int, str], parent: str | None) -> int:
+        """The shard of a push: its fingerprint's; an unfiltered one's is its parent's, else 0."""
+        bucket = push[0]
+        return self.df.bucket_shard(bucket) if bucket else handle_shard(parent) if parent else 0
+
+    def _flush_shards(self, batch: _Flush) -> None:
+        """Send ``batch`` over the shards (see :meth:`_plan`): the calls Redis has not confirmed
+        yet, in order, each under its own call id; the batch is done when all are."""
+        added = filtered = stale = 0
+        cooling = 0.0
+        duplicates: list[int] = []
+        try:
+            with self._replica_wait.pinned() as client:
+                for number, call in enumerate(self._plan(batch)):
+                    if number in batch.done:
+                        continue
+                    pushed = self.queues[call.shard].push_and_ack(
+                        self.node_id,
+                        [batch.pushes[index] for index in call.pushes],
+                        call.acks,
+                        getattr(self.df, "bloom", (0, 0)),
+                        call_id=f"{batch.call_id}.{number}",
+                        replaces=call.replaces,
+                        answers=batch.answers if call.answers else None,
+                        list_filtered=self._lists_filtered(),
+                        client=client,
+                    )
+                    batch.done.add(number)
+                    added, filtered, stale = added + pushed.added, filtered + pushed.filtered, stale + pushed.stale
+                    cooling = max(cooling, pushed.cooling)
+                    duplicates += [call.pushes[index] for index in pushed.duplicates]
+                self._replica_wait.wait(client)
+        except REDIS_ERRORS as exc:
+            self._redis_failed(exc)
+            return
+        self._flushed(batch, Pushed(added, filtered, stale, cooling, 0.0, tuple(duplicates)))
+
+    def _plan(self, batch: _Flush) -> list[_ShardCall]:
+        """The script calls of a flush over shards (see :meth:`_hold_acks`): one per shard
+        with its links (a request's shard is its fingerprint's, see
+        :func:`baike.frontier.shards.shard_of`) and its acks, with the host's answers for
+        every shard's part of the shared rate."""
+        calls: dict[int, _ShardCall] = {}
+        for index, push in enumerate(batch.pushes):
+            parent = batch.replaces.get(index)
+            call = calls.setdefault(self._push_shard(push, parent), _ShardCall(0))
+            if parent is not None:
+                call.replaces[len(call.pushes)] = parent
+            call.pushes.append(index)
+        for ack in batch.acks:
+            calls.setdefault(handle_shard(ack[0]), _ShardCall(0)).acks.append(ack)
+        if batch.answers:
+            for shard in range(self.shards):
+                calls.setdefault(shard, _ShardCall(0)).answers = True
+        for shard, call in calls.items():
+            call.shard = shard
+        return [calls[shard] for shard in sorted(calls)]
+
+    def _by_shard(self, leases: list[str]) -> dict[int, list[str]]:
+        """``leases`` grouped by their frontier shard."""
+        grouped: dict[int, list[str]] = {}
+        for lease in leases:
+            grouped.setdefault(handle_shard(lease), []).append(lease)
+        return grouped
+
+    def _record_shards(self) -> None:
+        """Refuse a node whose BAIKE_SHARDS is not the crawl's (one line; see baike.frontier.shards)."""
+        try:
+            record_shards(self.server, self.keys, self.shards)
+        except RedisError as exc:
+            raise NodeRefused(
+                f"cannot read the crawl's shard count from {self.keys.shards} at {self.where} ({exc}). Check"
+                " REDIS_URL and that Redis is up, then start again"
+            ) from None
 
     def _filtered(self, request: Request) -> None:
         """``request`` is a duplicate: counted, and logged as the dupefilter logs (DUPEFILTER_DEBUG)."""
@@ -536,13 +696,10 @@ class LeasedScheduler(Scheduler):
             return
         try:
             self._promote_due(now)
-            taken = self.queue.take(
-                self.node_id, self.batch_size, self.lease_seconds, self.page_budget, call_id=self._take_call
-            )
+            taken = self._take_shards() if self.shards > 1 else self._take_from(self.queue)
         except REDIS_ERRORS as exc:
             self._redis_failed(exc)
             return
-        self._take_call = self._next_call_id()
         self._redis_ok()
         self._buffer.extend(self._drop_aliases(taken.requests))
         self._start_seeds(taken)
@@ -576,6 +733,63 @@ class LeasedScheduler(Scheduler):
         if promoted:
             logger.info("%d stored entries are due: revisiting them", promoted)
             self._inc("baike/revisit/promoted", promoted)
+
+    def _take_from(self, queue: Any) -> Taken:
+        """One take from ``queue`` under the current take call id (kept until confirmed)."""
+        taken = queue.take(self.node_id, self.batch_size, self.lease_seconds, self.page_budget, call_id=self._take_call)
+        self._take_call = self._next_call_id()
+        return taken
+
+    def _take_shards(self) -> Taken:
+        """Take from the shards in turn, from the one after the last asked, until one gives
+        some. A failed take is retried on the same shard (its call id replays there).
+        When no shard gave work, or one had no budget left for its queue, the budget is
+        rebalanced between them (see :meth:`baike.frontier.shards.Transfers.rebalance`), and
+        when that moved units and nothing was taken the shards are asked once more."""
+        merged = Taken()
+        for attempt in range(2):
+            starved = False
+            for _ in range(self.shards):
+                taken = self._take_from(self.queues[self._take_shard])
+                self._take_shard = (self._take_shard + 1) % self.shards
+                merged.reclaimed += taken.reclaimed
+                merged.admitted = taken.admitted if taken.admitted < 0 else merged.admitted + taken.admitted
+                merged.rejected += taken.rejected
+                merged.bad_seeds += taken.bad_seeds
+                merged.wait = max(merged.wait, taken.wait)
+                merged.budget_left = taken.budget_left
+                # the shard's allowance, not its queue, cut the take short
+                starved = starved or (
+                    taken.budget_left == 0 and len(taken.requests) + len(taken.seeds) < self.batch_size
+                )
+                if taken.requests or taken.seeds:
+                    merged.requests, merged.seeds = taken.requests, taken.seeds
+                    break
+            got = bool(merged.requests or merged.seeds)
+            if not self.page_budget or (got and not starved):
+                return merged
+            moved = self._rebalance()
+            if got or not moved or attempt:
+                return merged
+        return merged
+
+    def _rebalance(self) -> int:
+        """Move budget units to the shards whose queue needs them (at most every SCHEDULER_IDLE_POLL);
+        returns the units moved."""
+        now = time.monotonic()
+        if now < self._next_rebalance or self._transfers is None:
+            return 0
+        self._next_rebalance = now + self.idle_poll
+        moved = self._transfers.rebalance(self.page_budget, self.batch_size, self._redis_now)
+        if moved:
+            self._next_take = 0.0
+            self._inc("baike/shards/units_moved", moved)
+        return moved
+
+    def _redis_now(self) -> float:
+        """Redis's clock (that of shard 0's master), in seconds."""
+        seconds, micros = slot_time(self.server, self.keys.shards)
+        return seconds + micros / 1e6
 
     def _drop_aliases(self, taken: list[tuple[str, Request]]) -> list[tuple[str, Request]]:
         """The taken requests less those for another URL form of an entry already stored.
@@ -645,7 +859,11 @@ class LeasedScheduler(Scheduler):
             return
         leased = [lease for lease, _ in self._buffer] + list(self._active)
         try:
-            lost = self.queue.heartbeat(self.node_id, leased, self.lease_seconds)
+            lost = [
+                lease
+                for shard, part in self._by_shard(leased).items()
+                for lease in self.queues[shard].heartbeat(self.node_id, part, self.lease_seconds)
+            ]
         except REDIS_ERRORS as exc:
             self._redis_failed(exc)
             return

@@ -308,7 +308,8 @@ return remember(KEYS[8], 'push ' .. node, call_id,
 # KEYS[4] lease_owners hash   KEYS[5] budget hash   KEYS[6] request_seq
 # KEYS[7] start_urls (the seeds: a list, set or sorted set)   KEYS[8] started string
 # KEYS[9] calls hash   KEYS[10] the politeness key's rate hash (see baike.keys.CrawlKeys.rate)
-# ARGV[1] node id   ARGV[2] call id   ARGV[3] N   ARGV[4] budget limit (0 = none)
+# ARGV[1] node id   ARGV[2] call id   ARGV[3] N   ARGV[4] budget limit (0 = none; -1 = the
+#   shard's "allowance" in KEYS[5], with BAIKE_SHARDS > 1: see ALLOWANCE_TRANSFERS)
 # ARGV[5] lease seconds   ARGV[6] most expired leases to reclaim
 # ARGV[7] most seeds to admit   ARGV[8] the seed key's type ("list", "set" or "zset")
 # ARGV[9] score of an admitted seed, before its sequence number
@@ -341,6 +342,8 @@ local replay = replayed(KEYS[9], 'lease ' .. node, call_id)
 if replay then return replay end
 local want = tonumber(ARGV[3])
 local limit = tonumber(ARGV[4])
+local capped = limit ~= 0
+if limit < 0 then limit = tonumber(redis.call('HGET', KEYS[5], 'allowance') or '0') end
 local now = redis_now()
 local deadline = now + tonumber(ARGV[5])
 local admitted = 0
@@ -391,7 +394,7 @@ for _, id in ipairs(expired) do
   redis.call('HINCRBY', KEYS[5], 'reserved', -1)
 end
 local left = -1
-if limit > 0 then
+if capped then
   local reserved = tonumber(redis.call('HGET', KEYS[5], 'reserved') or '0')
   left = limit - reserved
   if left < want then want = left end
@@ -462,7 +465,7 @@ if taken > 0 then
   call_chunked('ZADD', KEYS[3], deadlines, 2)
   call_chunked('HSET', KEYS[4], owners, 2)
   redis.call('HINCRBY', KEYS[5], 'reserved', taken)
-  if limit > 0 then out[2] = left - taken end
+  if capped then out[2] = left - taken end
 end
 if rate > 0 then
   tat = tat + charged * interval
@@ -676,4 +679,104 @@ redis.call('HSET', KEYS[1], ARGV[4], cjson.encode(state))
 redis.call('ZADD', KEYS[2], now + interval, ARGV[4])
 redis.call('HINCRBY', KEYS[3], 'not_modified', 1)
 return tostring(now + interval)
+"""
+
+# ALLOWANCE_TRANSFERS (BAIKE_SHARDS > 1, see baike.frontier.shards). A script touches the
+# keys of one slot only, so the page budget is split: shard 0's "shards" hash keeps
+# "granted", the units handed to the shards; each shard's budget hash keeps "allowance",
+# the units granted to it, and LEASE (limit -1) leases no more than allowance - reserved.
+# Units move in two steps, each safe to run twice and to be finished by any node:
+#   grant:     GRANT on shard 0 (granted += n, pending in "grants"), CREDIT on the shard
+#              (allowance += n once per id), CLEAR_GRANT on shard 0;
+#   give-back: DEBIT on a shard with nothing queued (allowance -= n, pending in its
+#              "returns"), RETURN on shard 0 (granted -= n once per id), CLEAR_RETURN.
+# So at every moment: budget = (budget - granted) + pending grants + sum over the shards
+# of (allowance + pending give-backs), and pages <= reserved <= allowance on each shard:
+# the pages of all shards never exceed the budget.
+
+# GRANT: reserve up to n units of the budget for a shard, recorded as a pending grant.
+# KEYS[1] shards hash   KEYS[2] grants hash   KEYS[3] transfers sorted set (all on shard 0)
+# ARGV[1] grant id   ARGV[2] shard   ARGV[3] units wanted   ARGV[4] budget (CLOSESPIDER_PAGECOUNT)
+# Returns the units granted (0: none left, or this grant id was finished already); run
+# again with the same id it returns the same units and grants nothing more.
+GRANT = """
+local held = redis.call('HGET', KEYS[2], ARGV[1])
+if held then return tonumber(string.match(held, '^[^ ]+ ([^ ]+)')) end
+if redis.call('ZSCORE', KEYS[3], ARGV[1]) then return 0 end
+local granted = tonumber(redis.call('HGET', KEYS[1], 'granted') or '0')
+local units = math.min(tonumber(ARGV[3]), tonumber(ARGV[4]) - granted)
+if units <= 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'granted', units)
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. ' ' .. units .. ' ' .. redis.call('TIME')[1])
+return units
+"""
+
+# CREDIT: add a grant's units to a shard's allowance, once per grant id.
+# KEYS[1] the shard's budget hash   KEYS[2] the shard's credited sorted set
+# ARGV[1] grant id   ARGV[2] units. Returns 1 when credited now, 0 when it was already.
+CREDIT = """
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[2], redis.call('TIME')[1], ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'allowance', tonumber(ARGV[2]))
+return 1
+"""
+
+# CLEAR_GRANT: a credited grant is no longer pending.
+# KEYS[1] grants hash   KEYS[2] transfers sorted set (shard 0)   ARGV[1] grant id
+CLEAR_GRANT = """
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], redis.call('TIME')[1], ARGV[1])
+return 1
+"""
+
+# DEBIT: take up to n unused units off the allowance of a shard with nothing queued, as a
+# pending give-back.
+# KEYS[1] the shard's budget hash   KEYS[2] its returns hash   KEYS[3] its leases sorted set
+# KEYS[4] its credited sorted set
+# ARGV[1] give-back id   ARGV[2] units wanted
+# Returns the units taken (0: requests are queued there, none unused, or this id was
+# finished already); run again with the same id it returns the same units.
+DEBIT = """
+local held = redis.call('HGET', KEYS[2], ARGV[1])
+if held then return tonumber(string.match(held, '^([^ ]+)')) end
+if redis.call('ZSCORE', KEYS[4], ARGV[1]) then return 0 end
+local ledger = redis.call('HMGET', KEYS[1], 'enqueued', 'settled', 'allowance', 'reserved')
+local enqueued, settled = tonumber(ledger[1] or '0'), tonumber(ledger[2] or '0')
+local allowance, reserved = tonumber(ledger[3] or '0'), tonumber(ledger[4] or '0')
+if enqueued - settled - redis.call('ZCARD', KEYS[3]) > 0 then return 0 end
+local units = math.min(tonumber(ARGV[2]), allowance - reserved)
+if units <= 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'allowance', -units)
+redis.call('HSET', KEYS[2], ARGV[1], units .. ' ' .. redis.call('TIME')[1])
+return units
+"""
+
+# RETURN: add a give-back's units back to the budget, once per id.
+# KEYS[1] shards hash   KEYS[2] transfers sorted set (shard 0)   ARGV[1] give-back id   ARGV[2] units
+# Returns 1 when added now, 0 when it was already.
+RETURN = """
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[2], redis.call('TIME')[1], ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'granted', -tonumber(ARGV[2]))
+return 1
+"""
+
+# CLEAR_RETURN: a give-back added back is no longer pending on its shard.
+# KEYS[1] the shard's returns hash   KEYS[2] its credited sorted set   ARGV[1] give-back id
+CLEAR_RETURN = """
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], redis.call('TIME')[1], ARGV[1])
+return 1
+"""
+
+# RECORD_SHARDS: the crawl's shard count, recorded by its first node with shards.
+# KEYS[1] shards hash   KEYS[2] budget hash (both shard 0)   ARGV[1] this node's BAIKE_SHARDS
+# Returns the recorded count: 1 when none is recorded and the frontier already holds a
+# crawl (it was started without shards) or this node has one shard (it records nothing).
+RECORD_SHARDS = """
+local count = redis.call('HGET', KEYS[1], 'count')
+if count then return tonumber(count) end
+if ARGV[1] == '1' or redis.call('HEXISTS', KEYS[2], 'enqueued') == 1 then return 1 end
+redis.call('HSET', KEYS[1], 'count', ARGV[1])
+return tonumber(ARGV[1])
 """

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -102,7 +103,8 @@ class FleetCollector(Collector):
         self.keys = keys
         self.budget = budget
         self.lost_after = lost_after
-        self.tally = DeadLetterTally(keys.dead)
+        # one tally per frontier shard's dead list (BAIKE_SHARDS), made when first seen
+        self.tallies = {0: DeadLetterTally(keys.dead)}
         self._lock = threading.Lock()
         self._trouble: str | None = None
 
@@ -116,7 +118,7 @@ class FleetCollector(Collector):
             up, read_ok, snap, dead = 1, 1, None, {}
             try:
                 snap = snapshot(self.server, self.keys, budget=self.budget, lost_after=self.lost_after, scan=False)
-                dead = self.tally.read(self.server, snap["dead_letters"])
+                dead = self._dead_letters(snap["dead_by_shard"])
             except REDIS_ERRORS as exc:
                 up, read_ok = 0, 0
                 self._note(f"Redis cannot be reached ({exc}); answering baike_redis_up 0")
@@ -131,6 +133,16 @@ class FleetCollector(Collector):
         yield self._gauge("baike_exporter_read_seconds", round(elapsed, 6))
         if snap is not None and read_ok:
             yield from self._crawl(snap, dead)
+
+    def _dead_letters(self, lengths: list[int]) -> dict[tuple[str, str], int]:
+        """The dead letters of every shard counted by reason, given each dead list's length."""
+        counts: Counter[tuple[str, str]] = Counter()
+        for shard, length in enumerate(lengths):
+            tally = self.tallies.get(shard)
+            if tally is None:
+                tally = self.tallies[shard] = DeadLetterTally(self.keys.in_shard(shard).dead)
+            counts.update(tally.read(self.server, length))
+        return dict(counts)
 
     def _note(self, trouble: str | None) -> None:
         """Log a change of trouble once: when it starts (or changes) and when it ends."""
