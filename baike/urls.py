@@ -197,6 +197,17 @@ def download_url(canonical_url: str, mirror: str | None) -> str:
     """
     if not mirror:
         return canonical_url
+    rest = canonical_url[len(BAIKE_ORIGIN):]
+    if (
+        canonical_url.startswith(BAIKE_ORIGIN)
+        and rest[:1] == "/"
+        and "#" not in rest
+        and rest[-1] not in " ?"
+        and rest.isprintable()
+    ):
+        # a canonical URL (every link): its path and query are what follows the origin,
+        # exactly as urlsplit would cut them (nothing it strips or drops is there)
+        return mirror + rest
     parts = urlsplit(canonical_url)
     target = mirror + parts.path
     if parts.query:

@@ -107,6 +107,18 @@ def test_download_url_moves_only_the_origin() -> None:
     assert to_site_url(f"{MIRROR}/item/{NAME}/5162711", MIRROR) == PAGE
 
 
+def test_download_url_of_any_url_on_baike_is_the_mirror_with_urlsplits_path_and_query() -> None:
+    """The shortcut for canonical URLs gives what cutting the URL with urlsplit gives, for anything."""
+    from urllib.parse import urlsplit
+
+    tails = ["/item/x", "/item/x?force=1", "/item/x?", "/item/x#f", "/item/x?a#", "/item/x ", "/item/\tx",
+             "/item/x\n", "/item/x;p?q", "/item/名", ":443/item/x", "", "/", "//evil/x", "/item/x?a=1&b=2"]
+    for tail in tails:
+        url = "https://baike.baidu.com" + tail
+        parts = urlsplit(url)
+        assert download_url(url, MIRROR) == MIRROR + parts.path + ("?" + parts.query if parts.query else ""), tail
+
+
 def test_mirror_setting_is_checked() -> None:
     assert normalize_origin("http://127.0.0.1:8800/") == MIRROR
     assert normalize_origin("") is None
