@@ -22,7 +22,7 @@ if __package__ in (None, ""):
 
 from bench.harness import RESULTS, Lab, crawl, logger, setup_logging
 from bench.cases import common_settings
-from bench.speed import CASES
+from bench.speed import BASELINE_CASES, BASELINE_COMMIT, CASES
 
 
 def top_functions(profile: Path, pages: int, top: int, sort: str) -> str:
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--sort", default="tottime", help="pstats sort key (default tottime)")
+    parser.add_argument("--baseline", default=BASELINE_COMMIT, help="commit whose project the 'scrapy' case runs")
     args = parser.parse_args(argv)
     setup_logging()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -50,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.cases:
             count, settings = CASES[name]
             per_node = [[*common_settings(args.budget, 16), *settings] for _ in range(count)]
-            run = crawl(lab, name, per_node, budget=args.budget, profile_dir=lab.directory)
+            root = lab.export_tree(args.baseline) if name in BASELINE_CASES and args.baseline else None
+            run = crawl(lab, name, per_node, budget=args.budget, profile_dir=lab.directory, root=root)
             summary = run.summary()
             logger.info("%s: %.1f pages/s under the profiler", name, summary["pages_per_s"])
             for index in range(count):
