@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import re
-from urllib.parse import quote, unquote, urljoin, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urljoin, urlsplit
 
 BAIKE_ORIGIN = "https://baike.baidu.com"
 BAIKE_HOSTS = frozenset({"baike.baidu.com", "www.baike.baidu.com"})
@@ -66,7 +66,32 @@ def canonicalize(url: str, base: str | None = None, mirror: str | None = None) -
             url = urljoin(base, url.strip())
         except ValueError:
             return None
-    return _canonicalize_absolute(url.strip(), mirror)
+    return _canonical_of(url.strip(), mirror)
+
+
+# Canonical URLs canonicalize() returned lately. Each is its own canonical form, on any
+# mirror (canonicalize is idempotent), and so is its download URL on the mirror: only
+# the path and query count, and the mirror's origin is a Baike origin. So a request
+# built from a link (download_url) is recognised here when it is fingerprinted and
+# encoded, instead of being parsed again. Bounded: emptied when full.
+_RECENT_CANONICAL: set[str] = set()
+_RECENT_CANONICAL_SIZE = 1 << 16
+
+
+def _canonical_of(url: str, mirror: str | None) -> str | None:
+    recent = _RECENT_CANONICAL
+    if url in recent:
+        return url
+    if mirror and url.startswith(mirror) and url[len(mirror) : len(mirror) + 1] == "/":
+        site = BAIKE_ORIGIN + url[len(mirror) :]
+        if site in recent:
+            return site
+    canonical = _canonicalize_absolute(url, mirror)
+    if canonical is not None:
+        if len(recent) >= _RECENT_CANONICAL_SIZE:
+            recent.clear()
+        recent.add(canonical)
+    return canonical
 
 
 # Every link of every page passes here (parser, fingerprinter, frontier): the same
@@ -101,12 +126,18 @@ def _is_baike_origin(scheme: str, host: str, port: int | None, mirror: str | Non
         return True
     if not mirror:
         return False
-    mirror_parts = urlsplit(mirror)
+    mirror_parts = _split_origin(mirror)
     return (
         scheme == mirror_parts.scheme
         and host == mirror_parts.hostname
         and (port or _default_port(scheme)) == (mirror_parts.port or _default_port(scheme))
     )
+
+
+@functools.lru_cache(maxsize=16)
+def _split_origin(origin: str) -> SplitResult:
+    """``urlsplit`` of a mirror origin, split once instead of for every link."""
+    return urlsplit(origin)
 
 
 def _default_port(scheme: str) -> int:
@@ -197,6 +228,17 @@ def download_url(canonical_url: str, mirror: str | None) -> str:
     """
     if not mirror:
         return canonical_url
+    rest = canonical_url[len(BAIKE_ORIGIN):]
+    if (
+        canonical_url.startswith(BAIKE_ORIGIN)
+        and rest[:1] == "/"
+        and "#" not in rest
+        and rest[-1] not in " ?"
+        and rest.isprintable()
+    ):
+        # a canonical URL (every link): its path and query are what follows the origin,
+        # exactly as urlsplit would cut them (nothing it strips or drops is there)
+        return mirror + rest
     parts = urlsplit(canonical_url)
     target = mirror + parts.path
     if parts.query:

@@ -10,6 +10,7 @@ peak RSS come from the kernel (``wait4``) when they exit.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import urllib.request
@@ -348,7 +350,22 @@ class Lab:
         self.replica = Replica(entries=entries, seed=seed, options=options).start()
         return self.replica
 
-    def start_node(self, settings: Iterable[str], tag: str = "", profile: Path | None = None) -> Node:
+    def export_tree(self, commit: str) -> Path:
+        """The project as of ``commit`` (``git archive``), unpacked in the lab's directory:
+        a baseline case runs its nodes there. Read-only for the repository."""
+        target = self.directory / f"tree-{commit}"
+        if not target.exists():
+            target.mkdir()
+            archive = subprocess.run(
+                ["git", "-C", str(ROOT), "archive", "--format=tar", commit], check=True, capture_output=True
+            ).stdout
+            with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                tar.extractall(target, filter="data")
+        return target
+
+    def start_node(
+        self, settings: Iterable[str], tag: str = "", profile: Path | None = None, root: Path | None = None
+    ) -> Node:
         index = len(self.nodes)
         name = f"node{index:03d}{tag}"
         log_path = self.directory / f"{name}.log"
@@ -358,7 +375,7 @@ class Lab:
         with log_path.with_suffix(".err").open("w") as errors:
             process = subprocess.Popen(
                 node_args(self.redis.url, self.replica.url, log_path, settings, profile),
-                cwd=ROOT,
+                cwd=root or ROOT,
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=errors,
@@ -517,6 +534,7 @@ def crawl(
     poll: float = 0.1,
     on_poll: Callable[[CrawlRun, dict[str, Any]], None] | None = None,
     profile_dir: Path | None = None,
+    root: Path | None = None,
 ) -> CrawlRun:
     """Seed a fresh crawl, run one node per settings list until all exit, measure.
 
@@ -534,6 +552,7 @@ def crawl(
             settings,
             tag=f"-{case}",
             profile=profile_dir / f"{case}-{index}.prof" if profile_dir else None,
+            root=root,
         )
         for index, settings in enumerate(settings_per_node)
     ]

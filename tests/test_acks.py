@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 from scrapy import Request, signals
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import HtmlResponse
 
 from baike.errors import DeadLetter
@@ -98,3 +99,63 @@ def test_a_parser_failure_dead_letters_the_page_with_its_reason(middleware) -> N
     with pytest.raises(DeadLetter):
         drain(middleware, leased_response(), [DeadLetter("parser failed: KeyError('x')")])
     assert middleware.scheduler.settled == [("7", "parser failed: KeyError('x')")]
+
+
+@pytest.fixture()
+def leased(redis_db, redis_server):
+    """A real leased scheduler with the middleware, after spider_opened: (middleware, scheduler, parent)."""
+    from baike.frontier.scheduler import LeasedScheduler
+
+    crawler = make_crawler(redis_server.url)
+    scheduler = LeasedScheduler.from_crawler(crawler)
+    scheduler.open(crawler.spider)
+    crawler.engine = SimpleNamespace(scheduler=scheduler)
+    middleware = LeaseAckMiddleware(crawler)
+    scheduler.enqueue_request(Request(PAGE, callback=crawler.spider.parse))
+    parent = scheduler.next_request()
+    yield middleware, scheduler, parent
+    scheduler.close("finished")
+
+
+def children_of(count: int) -> list[Request]:
+    return [Request(f"https://baike.baidu.com/item/c/{n}") for n in range(count)]
+
+
+def test_without_other_request_scheduled_receivers_the_scheduler_counts_a_pages_requests(leased) -> None:
+    middleware, scheduler, parent = leased
+    crawler = middleware.crawler
+    crawler.signals.send_catch_log(signals.spider_opened, spider=crawler.spider)
+    response = HtmlResponse(parent.url, body=b"<html></html>", request=parent)
+    children = children_of(3)
+    drain(middleware, response, [*children, None])
+    lease = parent.meta[LEASE_META_KEY]
+    for child in children:
+        # the engine still sends the signal, with no receiver of the middleware's left
+        crawler.signals.send_catch_log(signals.request_scheduled, request=child, spider=crawler.spider)
+    assert scheduler._acks == [] and len(scheduler) == 0
+    for child in children[:-1]:
+        scheduler.enqueue_request(child)
+    assert scheduler._acks == [], "one request of the page has not arrived"
+    scheduler.enqueue_request(children[-1])
+    assert [ack[0] for ack in scheduler._acks] == [lease] and len(scheduler) == 3
+
+
+def test_with_another_request_scheduled_receiver_the_signal_counts_as_before(leased) -> None:
+    middleware, scheduler, parent = leased
+    crawler = middleware.crawler
+    dropped = []
+
+    def drop_everything(request: Request, spider) -> None:
+        dropped.append(request)
+        raise IgnoreRequest("offsite")
+
+    crawler.signals.connect(drop_everything, signal=signals.request_scheduled)
+    crawler.signals.send_catch_log(signals.spider_opened, spider=crawler.spider)
+    response = HtmlResponse(parent.url, body=b"<html></html>", request=parent)
+    children = children_of(2)
+    drain(middleware, response, [*children, None])
+    for child in children:
+        crawler.signals.send_catch_log(signals.request_scheduled, request=child, spider=crawler.spider)
+    # dropped before the scheduler: never enqueued, yet the page is settled
+    assert len(dropped) == 2 and len(scheduler) == 0
+    assert [ack[0] for ack in scheduler._acks] == [parent.meta[LEASE_META_KEY]]

@@ -234,3 +234,28 @@ def test_a_node_refuses_a_bloom_layout_it_cannot_agree_with(redis_db, redis_serv
     redis_db.hset("baike:bloom", mapping={"shards": "1", "shard_bits": "x", "hashes": "7"})
     with pytest.raises(NodeRefused, match="is not one"):
         BloomDupeFilter.from_crawler(make_crawler(redis_server.url))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://baike.baidu.com/item/%E5%90%B4%E6%9D%BE/92577436",
+        "https://baike.baidu.com/item/C%2B%2B",
+        "https://baike.baidu.com/item/%E9%83%AD%E6%96%87%E6%99%AF?force=1",
+        "https://baike.baidu.com/view/10812277.htm",
+        "https://baike.baidu.com/subview/1/2.htm",
+        "https://baike.baidu.com/item/a%20b%3Fc%23d/7",
+    ],
+)
+def test_an_entry_fingerprint_is_scrapys_fingerprint_of_its_canonical_url(crawler, url) -> None:
+    """Computed without a Request, it stays exactly Scrapy's (the shared dupefilter holds them)."""
+    from scrapy.utils.request import fingerprint as scrapy_fingerprint
+
+    fingerprinter = crawler.request_fingerprinter
+    assert fingerprinter.fingerprint(Request(url)) == scrapy_fingerprint(Request(url))
+    assert fingerprinter.fingerprint(Request(url.replace("https://baike.baidu.com", MIRROR))) == scrapy_fingerprint(
+        Request(url)
+    )
+    # a verbatim URL that is its own canonical form keeps Scrapy's verbatim fingerprint
+    verbatim = Request(url, meta={"verbatim_url": True})
+    assert fingerprinter.fingerprint(verbatim) == scrapy_fingerprint(Request(url, meta={"verbatim_url": True}))

@@ -107,6 +107,18 @@ def test_download_url_moves_only_the_origin() -> None:
     assert to_site_url(f"{MIRROR}/item/{NAME}/5162711", MIRROR) == PAGE
 
 
+def test_download_url_of_any_url_on_baike_is_the_mirror_with_urlsplits_path_and_query() -> None:
+    """The shortcut for canonical URLs gives what cutting the URL with urlsplit gives, for anything."""
+    from urllib.parse import urlsplit
+
+    tails = ["/item/x", "/item/x?force=1", "/item/x?", "/item/x#f", "/item/x?a#", "/item/x ", "/item/\tx",
+             "/item/x\n", "/item/x;p?q", "/item/名", ":443/item/x", "", "/", "//evil/x", "/item/x?a=1&b=2"]
+    for tail in tails:
+        url = "https://baike.baidu.com" + tail
+        parts = urlsplit(url)
+        assert download_url(url, MIRROR) == MIRROR + parts.path + ("?" + parts.query if parts.query else ""), tail
+
+
 def test_mirror_setting_is_checked() -> None:
     assert normalize_origin("http://127.0.0.1:8800/") == MIRROR
     assert normalize_origin("") is None
@@ -122,3 +134,36 @@ def test_entry_name_decodes() -> None:
 @pytest.mark.parametrize(("url", "base"), [("https://[::1/item/x", None), ("/item/x", "http://[::1"), ("/item/\ud800", "https://baike.baidu.com/")])
 def test_malformed_input_gives_none_not_an_exception(url: str, base: str | None) -> None:
     assert canonicalize(url, base=base) is None
+
+
+FORMS = [
+    f"https://baike.baidu.com/item/{NAME}/05162711?fromModule=lemma_inlink#x", f"/item/{NAME}?fromModule=x&force=1#top",
+    "https://baike.baidu.com/item/C++", "https://baike.baidu.com/item/C%2b%2b", "/item/%E3%80%80x%E3%80%80/0",
+    "https://baike.baidu.com/item/Guido van Rossum/7/", "/view/12345.html#3", "/subview/568462/019518465.htm",
+    f"{MIRROR}/item/{NAME}/5162711?force=1", f"{MIRROR}/item/a%25b", "/item/a%2Fb", "/item/x;y", "/item/x?force=1&a",
+]
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_canonical_url_and_its_download_url_are_recognised_as_canonical(form: str) -> None:
+    """canonicalize() answers a canonical URL it returned lately (and that URL on the mirror)
+    without parsing it again: only right if it is idempotent, checked here with cold caches."""
+    from baike import urls
+
+    def cold(url: str, base: str | None = None, mirror: str | None = None) -> str | None:
+        urls._RECENT_CANONICAL.clear()
+        urls._canonicalize_absolute.cache_clear()
+        return canonicalize(url, base=base, mirror=mirror)
+
+    canonical = cold(form, "https://baike.baidu.com/", MIRROR)
+    assert canonical is not None and canonical.startswith("https://baike.baidu.com/")
+    assert cold(canonical) == canonical and cold(download_url(canonical, MIRROR), mirror=MIRROR) == canonical
+    # warm: remembered, and so recognised on the mirror too
+    assert canonicalize(form, base="https://baike.baidu.com/", mirror=MIRROR) == canonical
+    assert canonicalize(canonical) == canonical
+    assert canonicalize(download_url(canonical, MIRROR), mirror=MIRROR) == canonical
+    # a form that is not canonical is never taken for one, warm or cold
+    assert canonicalize("https://baike.baidu.com/item/C++") == cold("https://baike.baidu.com/item/C++")
+    assert canonicalize(f"{MIRROR}/item/C++", mirror=MIRROR) == "https://baike.baidu.com/item/C%2B%2B"
+    # the mirror's URLs are Baike's only on the mirror
+    assert canonicalize(download_url(canonical, MIRROR)) is None

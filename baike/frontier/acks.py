@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import is_item
+from pydispatch.dispatcher import getAllReceivers, liveReceivers
 from scrapy import Request, signals
 from scrapy.exceptions import NotConfigured
 
 from baike.errors import DeadLetter
 from baike.frontier.queue import LEASE_META_KEY
-from baike.frontier.scheduler import LeasedScheduler, uses_leases
+from baike.frontier.scheduler import PARENT_META_KEY, LeasedScheduler, uses_leases
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -36,9 +37,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Meta key of a request yielded by a leased page's callback: the lease it descends
-# from, until the request reaches the scheduler (never stored: it starts with "_").
-PARENT_META_KEY = "_baike_parent"
+__all__ = ["PARENT_META_KEY", "LeaseAckMiddleware"]
 
 
 @dataclass(slots=True)
@@ -59,6 +58,7 @@ class LeaseAckMiddleware:
         crawler.signals.connect(self.item_dropped, signal=signals.item_dropped)
         crawler.signals.connect(self.item_error, signal=signals.item_error)
         crawler.signals.connect(self.request_scheduled, signal=signals.request_scheduled)
+        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -94,12 +94,43 @@ class LeaseAckMiddleware:
             progress.output_done = True
             self._maybe_settle(lease)
 
+    def spider_opened(self, spider: Any) -> None:
+        """Count a leased page's requests where they arrive, in the leased scheduler's
+        ``enqueue_request``, instead of on Scrapy's ``request_scheduled`` signal: a
+        signal with a receiver costs every request a dispatch.
+
+        Only while nothing else receives ``request_scheduled``: a receiver there may
+        drop a request with IgnoreRequest before it reaches the scheduler (Scrapy's
+        offsite filter does), and such a request must still count as handled. Then
+        the signal goes on counting, as Scrapy sends it, for every request.
+        """
+        scheduler = self.crawler.engine.scheduler
+        if not isinstance(scheduler, LeasedScheduler):
+            return
+        sender = self.crawler.signals.sender
+        others = [
+            receiver
+            for receiver in liveReceivers(getAllReceivers(sender, signals.request_scheduled))
+            if receiver != self.request_scheduled
+        ]
+        if others:
+            logger.debug("request_scheduled has %d other receivers: leased pages' requests are counted there", len(others))
+            return
+        scheduler.count_children(self.request_arrived)
+        self.crawler.signals.disconnect(self.request_scheduled, signal=signals.request_scheduled)
+
     def request_scheduled(self, request: Request, spider: Any) -> None:
         """A request of a leased page reached the scheduler (Scrapy sends this before
         ``enqueue_request``, in the same call: the request is in the scheduler's buffer
         before any flush can carry the acknowledgement)."""
         lease = request.meta.pop(PARENT_META_KEY, None)
-        progress = self._progress.get(lease) if lease else None
+        if lease:
+            self.request_arrived(lease)
+
+    def request_arrived(self, lease: str) -> None:
+        """A request yielded by the page of ``lease`` reached the scheduler (or was
+        dropped on its way there)."""
+        progress = self._progress.get(lease)
         if progress is None:
             return
         progress.requests -= 1

@@ -39,6 +39,7 @@ import secrets
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import count
 from typing import TYPE_CHECKING, Any
@@ -86,6 +87,10 @@ MAX_FLUSH_SIZE = 0xFFFF
 # Request meta key of a request that is never downloaded: its fingerprint is only recorded
 # as seen, in the next flush (another URL form of a page just parsed). Never stored.
 SEEN_ONLY_META_KEY = "_baike_seen_only"
+# Meta key of a request yielded by a leased page's callback: the lease it descends
+# from, until the request reaches the scheduler (never stored: it starts with "_").
+# Set by the acknowledgement middleware (baike.frontier.acks).
+PARENT_META_KEY = "_baike_parent"
 # How to push a seed, by the Redis type of the seed key (for the wrong-type message).
 SEED_COMMANDS = {"list": "LPUSH", "set": "SADD", "zset": "ZADD"}
 
@@ -212,6 +217,8 @@ class LeasedScheduler(Scheduler):
         self.df = load_object(self.dupefilter_cls).from_crawler(crawler)
         # list the requests Redis filters as duplicates while the dupefilter logs them
         self._df_logs_all = bool(getattr(self.df, "debug", False))
+        # told of each request of a leased page once it is handled here (count_children)
+        self._child_arrived: Callable[[str], None] | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -340,6 +347,13 @@ class LeasedScheduler(Scheduler):
         unconfirmed = len(self._unconfirmed.pushes) if self._unconfirmed else 0
         return len(self._buffer) + len(self._pushes) + unconfirmed
 
+    def count_children(self, arrived: Callable[[str], None]) -> None:
+        """Call ``arrived(lease)`` for every request that a leased page yielded (its meta
+        names the lease under PARENT_META_KEY) once :meth:`enqueue_request` handled it:
+        buffered for the next flush, or dropped. The acknowledgement middleware counts
+        a page's requests here instead of on Scrapy's ``request_scheduled`` signal."""
+        self._child_arrived = arrived
+
     def enqueue_request(self, request: Request) -> bool:
         """Buffer ``request`` for the next flush; settle the lease it descends from.
 
@@ -347,6 +361,15 @@ class LeasedScheduler(Scheduler):
         arrives here with it: the parent is settled in the same atomic flush that
         enqueues the child, and nothing is lost in between.
         """
+        child_of = request.meta.pop(PARENT_META_KEY, None) if self._child_arrived is not None else None
+        try:
+            return self._enqueue(request)
+        finally:
+            # after the request is buffered: its parent's acknowledgement follows it
+            if child_of is not None:
+                self._child_arrived(child_of)
+
+    def _enqueue(self, request: Request) -> bool:
         if request.meta.get(SEEN_ONLY_META_KEY):
             self._mark_seen(request)
             return False

@@ -62,7 +62,13 @@ def loads(data: bytes | str) -> dict[str, Any]:
     return decoded
 
 
+# Values passed through as they are; checked first, by exact type: most of a request is text.
+_PLAIN_TYPES = frozenset({str, int, bool, float, type(None)})
+
+
 def _tag_bytes(value: Any) -> Any:
+    if type(value) in _PLAIN_TYPES:
+        return value
     if isinstance(value, bytes):
         return {"$b": base64.b64encode(value).decode("ascii")}
     if isinstance(value, dict):
