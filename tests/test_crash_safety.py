@@ -146,7 +146,12 @@ def test_redis_restart_mid_crawl(tmp_path, replica_factory, node_factory) -> Non
         answer = replica.answer_key(replica.start_url())
         client.lpush(KEYS.start_urls, replica.start_url())
         nodes = [node_factory(server.url, replica.url, "CLOSESPIDER_PAGECOUNT=0", *FAST_LEASES) for _ in range(2)]
-        time.sleep(2.0)
+        # Redis goes away mid-crawl: once both nodes have joined and pages are settled, however
+        # long the nodes took to start (not after a fixed time, which a loaded machine outlasts)
+        deadline = time.monotonic() + 60
+        while client.hlen(KEYS.nodes) < 2 or pages(client) < 20:
+            assert time.monotonic() < deadline, nodes[0].log[-3000:]
+            time.sleep(0.05)
         server.stop()
         time.sleep(2.0)
         server.start()
