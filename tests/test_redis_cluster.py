@@ -20,7 +20,14 @@ from tests.frontier_helpers import PROJECT_SETTINGS
 from tests.support import ClusterServers
 from tests.test_crash_safety import FAST_LEASES, assert_crawled_exactly, held_leases, kill_while_holding, pages
 from tests.test_redis_auth import set_documented_user
-from tests.test_shards import SHARDED, Settings, assert_sharded_crawl_exact, sharded_pages, units_everywhere_at
+from tests.test_shards import (
+    SHARDED,
+    Settings,
+    assert_sharded_crawl_exact,
+    crawl_to_the_budget,
+    sharded_pages,
+    units_everywhere_at,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -75,16 +82,7 @@ def test_every_key_of_a_crawl_is_in_one_slot_and_the_crawl_is_exact(cluster, clu
 
 
 def test_the_budget_is_exact_on_a_cluster(cluster, cluster_db, replica_factory, node_factory) -> None:
-    keys = cluster_keys(cluster)
-    replica = replica_factory(2000, 5)
-    cluster_db.lpush(keys.start_urls, replica.start_url())
-    nodes = [node_factory(cluster.url, replica.url, "CLOSESPIDER_PAGECOUNT=60") for _ in range(2)]
-    for node in nodes:
-        assert node.wait(timeout=180) == 0, node.log[-3000:]
-        assert node.finish_reason == "closespider_pagecount"
-    assert pages(cluster_db, keys) == 60
-    stats = replica.stats()
-    assert stats["pages"] + stats["by_kind"].get("list", 0) == 60, "not one page more than the budget is downloaded"
+    crawl_to_the_budget(cluster_db, cluster.url, [cluster_keys(cluster)], 60, replica_factory, node_factory)
 
 
 def test_a_node_killed_holding_leases_loses_nothing_on_a_cluster(cluster, cluster_db, replica_factory, node_factory) -> None:
@@ -196,15 +194,7 @@ def test_three_shards_spread_over_the_three_masters_and_the_crawl_is_exact(
 
 def test_the_budget_is_exact_over_three_shards_on_a_cluster(cluster, cluster_db, replica_factory, node_factory) -> None:
     shards = cluster_shards(cluster)
-    replica = replica_factory(2000, 5)
-    cluster_db.lpush(shards[0].start_urls, replica.start_url())
-    nodes = [node_factory(cluster.url, replica.url, "CLOSESPIDER_PAGECOUNT=50", *SHARDED) for _ in range(2)]
-    for node in nodes:
-        assert node.wait(timeout=120) == 0, node.log[-3000:]
-        assert node.finish_reason == "closespider_pagecount"
-    assert sharded_pages(cluster_db, shards) == 50
-    stats = replica.stats()
-    assert stats["pages"] + stats["by_kind"].get("list", 0) == 50, "not one page more than the budget is downloaded"
+    crawl_to_the_budget(cluster_db, cluster.url, shards, 50, replica_factory, node_factory, *SHARDED)
     assert units_everywhere_at(cluster_db, shards, 50) == 50
 
 
