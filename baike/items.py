@@ -20,3 +20,7 @@ class BaikeItem:
     old_lemma_id: int | None = None
     sub_lemma_id: int | None = None
     crawled_at: str | None = None
+    # the validators the server sent with the page ("" for none): not part of the record, the
+    # store pipeline keeps them in the entry's revisit state for its conditional revisits
+    etag: str = ""
+    last_modified: str = ""

@@ -113,12 +113,13 @@ class RedisStorePipeline:
         aliases_key: str = "",
         replicas: ReplicaWait | None = None,
         revisits: Revisits | None = None,
-        crawler: Crawler | None = None,
+        stats: Any = None,
     ):
         self.server = server
         # BAIKE_REVISIT_AFTER > 0: records go through STORE_VERSIONS (history, schedule)
         self.revisits = revisits
-        self.crawler = crawler
+        # the node's stats collector (revisit counters), None outside a crawl
+        self.stats = stats
         # url -> (record, alias, ETag, Last-Modified) of the batch, for STORE_VERSIONS
         self._versions: dict[str, tuple[dict[str, Any], str, str, str]] = {}
         self.replicas = replicas or ReplicaWait(server)
@@ -147,7 +148,7 @@ class RedisStorePipeline:
             retry_seconds=settings.getfloat("REDIS_STORE_RETRY_SECONDS", 300.0),
             replicas=replica_wait(get_redis(settings), settings),
             revisits=Revisits(get_redis(settings), keys, policy) if policy.enabled else None,
-            crawler=crawler,
+            stats=crawler.stats,
         )
 
     def open_spider(self) -> None:
@@ -169,7 +170,8 @@ class RedisStorePipeline:
         if alias and alias != record["url"] and self.aliases_key:
             self._aliases[alias] = record["url"]
         if self.revisits is not None:
-            etag, modified = self._validators(record["url"])
+            adapter = ItemAdapter(item)
+            etag, modified = str(adapter.get("etag") or ""), str(adapter.get("last_modified") or "")
             self._versions[record["url"]] = (record, alias if alias and alias != record["url"] else "", etag, modified)
         self._waiting.append(stored)
         if len(self._batch) >= self.batch_size:
@@ -194,14 +196,6 @@ class RedisStorePipeline:
         writing.addCallbacks(lambda _: _fire(waiting, None), lambda failure: _fire(waiting, failure))
         return writing
 
-    def _validators(self, url: str) -> tuple[str, str]:
-        """The ETag and Last-Modified the spider saw with ``url``'s page ("" when none)."""
-        spider = getattr(self.crawler, "spider", None)
-        validators = getattr(spider, "validators", None)
-        if not isinstance(validators, dict):
-            return "", ""
-        return validators.pop(url, ("", ""))
-
     def _write_versions(self, batch: dict[str, str], versions: dict[str, tuple[dict[str, Any], str, str, str]]) -> None:
         """Write a batch through STORE_VERSIONS (one atomic script: records, aliases, history,
         freshness and schedule), riding out a Redis outage like :meth:`_write`."""
@@ -221,12 +215,11 @@ class RedisStorePipeline:
         self._write(batch, None, store)
 
     def _count_versions(self, counts: list[int]) -> None:
-        stats = getattr(self.crawler, "stats", None)
-        if stats is None:
+        if self.stats is None:
             return
         for name, count in zip(("new", "changed", "unchanged"), counts):
             if count:
-                stats.inc_value(f"baike/revisit/{name}", count)
+                self.stats.inc_value(f"baike/revisit/{name}", count)
 
     def _write(self, batch: dict[str, str], aliases: dict[str, str] | None = None, store: Any = None) -> None:
         """Write a batch (and its records' aliases, atomically), riding out a Redis

@@ -49,8 +49,6 @@ if TYPE_CHECKING:
 # Longest seed accepted: a URL, or a JSON object carrying one and a little meta.
 MAX_SEED_BYTES = 8192
 SEED_FIELDS = frozenset({"url", "meta", "priority"})
-# Validators of parsed pages not yet taken by the store pipeline (far more than in flight)
-MAX_PENDING_VALIDATORS = 100_000
 
 
 class BaikeSpider(RedisSpider):
@@ -92,11 +90,9 @@ class BaikeSpider(RedisSpider):
         slots = settings.getint("BAIKE_KNOWN_LINKS", 1_000_000)
         self.known_links = KnownFingerprints(slots) if slots > 0 else None
         self.crawler.signals.connect(self.redis_failover, signal=redis_failover)
-        # BAIKE_REVISIT_AFTER > 0: the validators of each stored page (canonical URL ->
-        # (ETag, Last-Modified)), taken by the store pipeline with its record
+        # BAIKE_REVISIT_AFTER > 0: a revisit answered 304 is recorded here
         policy = RevisitPolicy.from_settings(settings)
         self.revisits = Revisits(self.server, self.keys, policy) if policy.enabled else None
-        self.validators: dict[str, tuple[str, str]] = {}
 
     async def start(self) -> AsyncIterator[Request]:
         """With the leased frontier, nothing: seeds enter it atomically, admitted by the
@@ -218,12 +214,9 @@ class BaikeSpider(RedisSpider):
             return
         self.crawler.stats.inc_value(f"baike/pages/{page.kind}")
         if page.kind == KIND_ENTRY:
-            if self.revisits is not None and url is not None:
-                if len(self.validators) >= MAX_PENDING_VALIDATORS:
-                    # those of items dropped before the store pipeline (no title) are never taken
-                    self.validators.clear()
-                self.validators[url] = _validators(response)
-            yield self._item(page, url or response.url, response.meta.get(SENSE_LABEL_META_KEY))
+            item = self._item(page, url or response.url, response.meta.get(SENSE_LABEL_META_KEY))
+            item.etag, item.last_modified = _validators(response)
+            yield item
             yield from self._marks(page, url)
         elif page.kind == KIND_LIST:
             self.logger.debug("Disambiguation list of %d senses: %s", len(page.sense_urls), response.url)
@@ -345,7 +338,6 @@ class BaikeSpider(RedisSpider):
         if failure.check(IgnoreRequest):
             return ""
         return f"{failure.type.__name__}: {failure.getErrorMessage()}"
-
 
 
 def _validators(response: Response) -> tuple[str, str]:
