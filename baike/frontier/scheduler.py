@@ -69,6 +69,7 @@ from baike.frontier.queue import (
 from baike.frontier.shards import Transfers, record_shards
 from baike.keys import CrawlKeys, shard_count, shard_keys
 from baike.revisit import Revisits, RevisitPolicy
+from baike.scrapyapi import wake_engine
 from baike.status import redacted
 from baike.urls import canonicalize, is_alias_form, normalize_origin
 
@@ -870,11 +871,8 @@ class LeasedScheduler(Scheduler):
             self._wake_engine()
 
     def _wake_engine(self) -> None:
-        # Scrapy has no public call for "the scheduler has requests again"; the
-        # engine's own next-call is what engine.crawl() schedules.
-        slot = getattr(self.crawler.engine, "_slot", None)
-        if slot is not None and slot.closing is None:
-            slot.nextcall.schedule()
+        # Scrapy has no public call for it: baike.scrapyapi keeps the one private use
+        wake_engine(self.crawler.engine)
 
     def _heartbeat(self) -> None:
         """Extend this node's leases; drop the buffered ones that are no longer its own."""
