@@ -11,9 +11,8 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from scrapy import Request
-from scrapy.exceptions import DontCloseSpider, IgnoreRequest
+from scrapy.exceptions import DontCloseSpider
 from scrapy.http import TextResponse
-from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy_redis.spiders import RedisSpider
 
 from baike.connection import REDIS_ERRORS, get_redis, plain_settings
@@ -23,7 +22,6 @@ from baike.frontier.known import MAX_KEY, KnownFingerprints
 from baike.frontier.queue import BadSeed
 from baike.frontier.scheduler import SEEN_ONLY_META_KEY, uses_leases
 from baike.frontier.schema import MAX_LABEL_CHARS, SENSE_LABEL_META_KEY
-from baike.guard import GiveUp
 from baike.items import BaikeItem
 from baike.keys import CrawlKeys
 from baike.parsing import KIND_ENTRY, KIND_LIST, ParsedPage, parse_page
@@ -44,7 +42,6 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
     from scrapy.http import Response
-    from twisted.python.failure import Failure
 
 # Longest seed accepted: a URL, or a JSON object carrying one and a little meta.
 MAX_SEED_BYTES = 8192
@@ -55,8 +52,9 @@ class BaikeSpider(RedisSpider):
     """Crawls Baike entries from seeds pushed to ``baike:start_urls``."""
 
     name = "baike"
-    # Callbacks a request read back from Redis may name; anything else is refused.
-    frontier_callbacks = ("parse", "errback")
+    # Callbacks a request read back from Redis may name; anything else is refused. A request
+    # that ends without a page is the frontier's to settle (baike.frontier.failures): no errback.
+    frontier_callbacks = ("parse",)
 
     def setup_redis(self, crawler: Any = None) -> None:
         """scrapy-redis's set-up, with the crawler's shared client (:func:`baike.connection.get_redis`:
@@ -190,7 +188,6 @@ class BaikeSpider(RedisSpider):
         return Request(
             download_url(url, self.mirror),
             callback=self.parse,
-            errback=self.errback,
             meta=meta,
             priority=priority,
         )
@@ -238,7 +235,7 @@ class BaikeSpider(RedisSpider):
 
     def _not_modified(self, response: Response) -> None:
         """A revisit answered 304 (only revisits allow one through): the stored record is
-        current; its state and schedule are updated before the lease settles, nothing parsed."""
+        current; its state and schedule are updated before the frontier hears of it, nothing parsed."""
         url = canonicalize(response.url, mirror=self.mirror)
         if self.revisits is None or url is None:
             return
@@ -310,34 +307,6 @@ class BaikeSpider(RedisSpider):
         for form in forms:
             if form is not None and form != url:
                 yield self._mark(form)
-
-    def errback(self, failure: Failure) -> None:
-        """Settle the lease of a request that ended without a usable page.
-
-        Missing entries and redirects off the entries end normally; anything that
-        failed for good (errors after retries, captchas, 5xx/403/429) goes to the
-        dead letters with the reason.
-        """
-        request = failure.request
-        scheduler = self.crawler.engine.scheduler
-        lease = scheduler.lease_of(request) if hasattr(scheduler, "lease_of") else None
-        reason = self._dead_reason(failure)
-        if reason:
-            self.logger.warning("Giving up on %s: %s (kept in the dead letters)", request.url, reason)
-            self.crawler.stats.inc_value("baike/requests/failed")
-        if lease is not None:
-            scheduler.settle(lease, reason)
-
-    def _dead_reason(self, failure: Failure) -> str:
-        if failure.check(HttpError):
-            status = failure.value.response.status
-            retryable = status >= 500 or str(status) in map(str, self.crawler.settings.getlist("RETRY_HTTP_CODES"))
-            return f"HTTP {status} after retries" if retryable else ""
-        if failure.check(GiveUp):
-            return str(failure.value)
-        if failure.check(IgnoreRequest):
-            return ""
-        return f"{failure.type.__name__}: {failure.getErrorMessage()}"
 
 
 def _validators(response: Response) -> tuple[str, str]:
