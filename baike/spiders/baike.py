@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 from scrapy import Request
 from scrapy.exceptions import DontCloseSpider
 from scrapy.http import TextResponse
+from scrapy.settings import BaseSettings
 from scrapy_redis.spiders import RedisSpider
 
-from baike.connection import REDIS_ERRORS, get_redis, plain_settings
+from baike.connection import REDIS_ERRORS, SharedClient, get_redis
 from baike.errors import DeadLetter
 from baike.failover import redis_failover
 from baike.frontier.known import MAX_KEY, KnownFingerprints
@@ -59,23 +60,18 @@ class BaikeSpider(RedisSpider):
     def setup_redis(self, crawler: Any = None) -> None:
         """scrapy-redis's set-up, with the crawler's shared client (:func:`baike.connection.get_redis`:
         one connection pool, TLS settings) instead of the client scrapy-redis makes for itself."""
-        given = self.server
         crawler = crawler or self.crawler
-        # scrapy-redis builds a client of its own from REDIS_URL, dropped unused just below:
-        # it is given a URL it can read (a cluster's first node for redis+cluster://)
-        # and the seed key already resolved (on a Redis Cluster it carries the hash tag)
-        plain = plain_settings(crawler.settings)
-        plain.set("REDIS_START_URLS_KEY", CrawlKeys.for_spider(self.name, crawler.settings).start_urls, priority=100)
+        settings = crawler.settings
+        # scrapy-redis builds its client from REDIS_PARAMS' redis_cls: here one that hands it
+        # the shared client (no client, no pool of its own); and the seed key already resolved
+        # (on a Redis Cluster it carries the hash tag)
+        # a mutable copy (a running crawler's settings are frozen, and so are their copies)
+        plain = BaseSettings(settings.copy_to_dict(), priority="project")
+        plain.set("REDIS_START_URLS_KEY", CrawlKeys.for_spider(self.name, settings).start_urls, priority=100)
+        params = {**plain.getdict("REDIS_PARAMS"), "redis_cls": SharedClient(get_redis(settings))}
+        plain.set("REDIS_PARAMS", params, priority=100)
         super().setup_redis(SimpleNamespace(settings=plain, signals=crawler.signals))
         settings = self.crawler.settings
-        if given is None:
-            own, self.server = self.server, get_redis(settings)
-            # scrapy-redis bound its seed readers to its own client: bind them to the shared one
-            for name in ("fetch_data", "count_size"):
-                reader = getattr(self, name)
-                if getattr(reader, "__self__", None) is own:
-                    setattr(self, name, getattr(self.server, reader.__name__))
-            own.close()
         self.redis_batch_size = settings.getint("REDIS_START_URLS_BATCH_SIZE", 16)
         self.mirror = normalize_origin(settings.get("BAIKE_MIRROR"))
         self.keys = CrawlKeys.for_spider(self.name, settings)
