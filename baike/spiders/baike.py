@@ -63,9 +63,9 @@ class BaikeSpider(RedisSpider):
         crawler = crawler or self.crawler
         settings = crawler.settings
         # scrapy-redis builds its client from REDIS_PARAMS' redis_cls: here one that hands it
-        # the shared client (no client, no pool of its own); and the seed key already resolved
-        # (on a Redis Cluster it carries the hash tag)
-        # a mutable copy (a running crawler's settings are frozen, and so are their copies)
+        # the shared client (no client, no pool of its own); and it reads the seed key already
+        # resolved (on a Redis Cluster it carries the hash tag). A mutable copy of the
+        # settings: a running crawler's are frozen, and so are their copies.
         plain = BaseSettings(settings.copy_to_dict(), priority="project")
         plain.set("REDIS_START_URLS_KEY", CrawlKeys.for_spider(self.name, settings).start_urls, priority=100)
         params = {**plain.getdict("REDIS_PARAMS"), "redis_cls": SharedClient(get_redis(settings))}
