@@ -110,6 +110,21 @@ def get_redis(settings: Any) -> Redis:
     return client
 
 
+class SharedClient:
+    """A ``redis_cls`` for scrapy-redis's own client factory (``REDIS_PARAMS["redis_cls"]``)
+    that hands it ``client`` (the one :func:`get_redis` made) instead of a client, and a
+    connection pool, of its own; what it is given to build one from is not used."""
+
+    def __init__(self, client: Redis):
+        self.client = client
+
+    def from_url(self, url: str, **params: Any) -> Redis:
+        return self.client
+
+    def __call__(self, **params: Any) -> Redis:
+        return self.client
+
+
 def _forget(key: int) -> Callable[[weakref.ref[Any]], None]:
     """The callback that drops the client of the Settings object ``key`` once it is gone."""
 
@@ -134,25 +149,6 @@ def client_settings(settings: Any) -> dict[str, Any]:
         params.update(redis_cls=RedisCluster, startup_nodes=nodes)
     values["REDIS_PARAMS"] = params
     return values
-
-
-def plain_settings(settings: Any) -> BaseSettings:
-    """A copy of ``settings`` whose Redis settings scrapy-redis's own ``get_redis_from_settings``
-    can read (a cluster's first node as a plain URL, a placeholder for a Sentinel URL), for
-    scrapy-redis code that builds a client of its own and drops it unused; baike's
-    components use :func:`get_redis`."""
-    # a mutable copy (a running crawler's settings are frozen, and so are their copies)
-    copy = BaseSettings(settings.copy_to_dict(), priority="project")
-    if is_sentinel_url(settings.get("REDIS_URL")):
-        # scrapy-redis's client is never used: any URL it can read will do
-        copy.set("REDIS_URL", "redis://127.0.0.1:6379/0", priority=100)
-    elif on_cluster(settings):
-        values = client_settings(settings)
-        params = {name: value for name, value in values["REDIS_PARAMS"].items() if name not in ("redis_cls", "startup_nodes")}
-        # above any priority the originals may have (-s sets them at "cmdline")
-        copy.set("REDIS_URL", values["REDIS_URL"], priority=100)
-        copy.set("REDIS_PARAMS", params, priority=100)
-    return copy
 
 
 def cluster_url(url: str) -> tuple[str, list[ClusterNode]]:

@@ -66,7 +66,7 @@ def retry_after(value: bytes | None, now: float | None = None) -> float:
 
 
 class GiveUp(IgnoreRequest):
-    """A request that failed for good; the spider sends it to the dead letters."""
+    """A request that failed for good; the frontier sends it to the dead letters (baike.frontier.failures)."""
 
 
 class BaikeGuardMiddleware:

@@ -1,4 +1,4 @@
-"""The baike spider: seeds, parsing into items and requests, and failure reasons."""
+"""The baike spider: seeds, parsing into items and requests."""
 
 from __future__ import annotations
 
@@ -7,14 +7,10 @@ import re
 
 import pytest
 from scrapy import Request
-from scrapy.http import HtmlResponse, Response
-from scrapy.spidermiddlewares.httperror import HttpError
+from scrapy.http import HtmlResponse
 from scrapy.utils.test import get_crawler
-from twisted.internet.error import ConnectionRefusedError
-from twisted.python.failure import Failure
 
 from baike.errors import DeadLetter
-from baike.guard import GiveUp
 from baike.items import BaikeItem
 from baike.frontier.queue import BadSeed, LeasedQueue
 from baike.keys import CrawlKeys
@@ -45,7 +41,7 @@ def test_good_seeds_become_entry_requests(spider: BaikeSpider, redis_db, seed: s
     request = spider.request_from_seed(seed.encode())
     assert request.url == f"{MIRROR}{url.removeprefix('https://baike.baidu.com')}"
     assert request.meta == meta and request.priority == priority
-    assert request.callback == spider.parse and request.errback == spider.errback
+    assert request.callback == spider.parse and request.errback is None, "failures are the frontier's"
     assert not request.dont_filter, "a seed already crawled is not crawled again"
 
 
@@ -117,27 +113,6 @@ def test_captcha_and_error_pages_never_become_items(spider: BaikeSpider) -> None
     for body in ("<html><title>百度安全验证</title></html>", "<html><title>百度百科</title><p>页面不存在</p></html>"):
         response = HtmlResponse(f"{MIRROR}/item/x/1", body=body.encode(), encoding="utf-8")
         assert list(spider.parse(response)) == []
-
-
-def failure_of(exc: Exception, request: Request) -> Failure:
-    failure = Failure(exc)
-    failure.request = request
-    return failure
-
-
-@pytest.mark.parametrize(
-    ("exception", "dead"),
-    [
-        (HttpError(Response(PAGE, status=503)), "HTTP 503 after retries"),
-        (HttpError(Response(PAGE, status=429)), "HTTP 429 after retries"),
-        (HttpError(Response(PAGE, status=404)), ""),
-        (GiveUp("captcha answered 4 times"), "captcha answered 4 times"),
-        (ConnectionRefusedError("refused"), "ConnectionRefusedError"),
-    ],
-)
-def test_failure_reasons(spider: BaikeSpider, exception: Exception, dead: str) -> None:
-    reason = spider._dead_reason(failure_of(exception, Request(PAGE)))
-    assert (reason.startswith(dead) if dead else reason == "")
 
 
 def test_a_parser_bug_dead_letters_the_page_and_is_counted(spider: BaikeSpider, monkeypatch) -> None:

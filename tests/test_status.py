@@ -12,7 +12,6 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from scrapy.extensions.closespider import CloseSpider
 
 from baike.extensions.closespider import ClusterCloseSpider
 from baike.extensions.clusterstats import ClusterStats
@@ -551,10 +550,11 @@ def test_a_crawl_resumed_by_a_node_whose_clock_is_behind_is_running(redis_db, re
     redis_db.set(KEYS.started, 1)
     redis_db.hset(KEYS.budget, "pages", 100)
     # the node that spent the budget runs 90 s fast; only the state it records matters here
-    monkeypatch.setattr(CloseSpider, "_close_spider", lambda self, reason: None)
+    crawler = make_crawler(redis_server.url, CLOSESPIDER_PAGECOUNT=100)
+    crawler.engine = SimpleNamespace(close_spider_async=lambda reason: None)
     skew_clock(monkeypatch, 90.0)
-    ender = ClusterCloseSpider(make_crawler(redis_server.url, CLOSESPIDER_PAGECOUNT=100))
-    ender._close_spider("closespider_pagecount")
+    ender = ClusterCloseSpider(crawler)
+    ender.close_spider("closespider_pagecount")
     assert snapshot(redis_db, KEYS)["state"] == STOPPED
     # a second later a node with a right clock resumes the crawl with a larger budget
     time.sleep(1.0)

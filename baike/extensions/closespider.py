@@ -36,12 +36,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
-from scrapy.exceptions import NotConfigured
-from scrapy.extensions.closespider import CloseSpider
-from scrapy.utils.asyncio import create_looping_call
+from scrapy.utils.asyncio import CallLaterResult, call_later, create_looping_call
+from scrapy.utils.defer import deferred_from_coro
 from scrapy.utils.misc import load_object
 from scrapy_redis.scheduler import Scheduler as RedisScheduler
 
@@ -63,23 +63,27 @@ LEASED_SCHEDULER = f"{LeasedScheduler.__module__}.{LeasedScheduler.__qualname__}
 MAX_IDLE_REASON = "max_idle_time_before_close"
 # what a node's scheduler adds to its stats for each request it schedules
 ENQUEUED_STATS = ("scheduler/enqueued", "scheduler/enqueued/redis")
+# Scrapy's CloseSpider conditions counted per process, as Scrapy counts them (CLOSESPIDER_<NAME>)
+PER_PROCESS = ("itemcount", "errorcount", "pagecount_no_item", "timeout_no_item")
 
 
-class ClusterCloseSpider(CloseSpider):
-    """Scrapy's CloseSpider with a cluster-wide page budget and end-of-crawl detection."""
+class ClusterCloseSpider:
+    """Scrapy's CloseSpider with a cluster-wide page budget and end-of-crawl detection.
+
+    Not a subclass of Scrapy's: its conditions are kept here, on Scrapy's signals and
+    the engine's public ``close_spider_async``, so that every close goes through
+    :meth:`close_spider` (which records the crawl's end) and nothing depends on the
+    private state of Scrapy's extension.
+    """
 
     def __init__(self, crawler: Crawler):
-        try:
-            super().__init__(crawler)
-        except NotConfigured:
-            # no per-process condition is set; the cluster conditions below still apply
-            self.crawler = crawler
-            self.task = self.task_no_item = None
-            self.close_on = {"pagecount": 0, "pagecount_no_item": 0}
-            self.counter = {}
-            crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+        self.crawler = crawler
         settings = crawler.settings
         self.page_budget = max(settings.getint("CLOSESPIDER_PAGECOUNT"), 0)
+        # Scrapy's per-process conditions (0: off); the page budget is the cluster's
+        self.close_on = {name: settings.getint(f"CLOSESPIDER_{name.upper()}") for name in PER_PROCESS}
+        self.timeout = settings.getfloat("CLOSESPIDER_TIMEOUT")
+        self.counter: Counter[str] = Counter()
         self.finished_grace = settings.getfloat("CLOSESPIDER_FINISHED_GRACE", 3.0)
         self.poll_interval = settings.getfloat("CLOSESPIDER_POLL_INTERVAL", 0.2)
         # seconds; the spider's max_idle_time, when it has one, wins (read when it opens)
@@ -101,29 +105,84 @@ class ClusterCloseSpider(CloseSpider):
         self._empty_since: float | None = None
         self._closing = False
         self._watch = create_looping_call(self._check_cluster)
-        crawler.signals.connect(self.watch_cluster, signal=signals.spider_opened)
+        self._timers: list[Any] = []
+        self._connect(crawler)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         return cls(crawler)
 
+    def _connect(self, crawler: Crawler) -> None:
+        connect = crawler.signals.connect
+        connect(self.watch_cluster, signal=signals.spider_opened)
+        connect(self.spider_closed, signal=signals.spider_closed)
+        connect(self.page_count, signal=signals.response_received)
+        connect(self.item_scraped, signal=signals.item_scraped)
+        if self.close_on["errorcount"]:
+            connect(self.error_count, signal=signals.spider_error)
+
+    # -- Scrapy's per-process conditions -------------------------------------------------
+
     def page_count(self, response: Any, request: Any, spider: Any) -> None:
-        """Only CLOSESPIDER_PAGECOUNT_NO_ITEM stays per process; the page budget is the cluster's.
+        """CLOSESPIDER_PAGECOUNT_NO_ITEM is per process; the page budget is the cluster's.
 
         Without the leased scheduler there is no cluster budget: Scrapy's own count, per node.
         """
-        if not self.cluster_wide:
-            super().page_count(response, request, spider)
-            return
+        self.counter["pagecount"] += 1
         self.counter["pagecount_since_last_item"] += 1
+        if not self.cluster_wide and self.counter["pagecount"] == self.page_budget:
+            self.close_spider("closespider_pagecount")
+            return
         no_item_limit = self.close_on["pagecount_no_item"]
         if no_item_limit and self.counter["pagecount_since_last_item"] >= no_item_limit:
-            self._close_spider("closespider_pagecount_no_item")
+            self.close_spider("closespider_pagecount_no_item")
+
+    def item_scraped(self, item: Any, spider: Any) -> None:
+        self.counter["itemcount"] += 1
+        self.counter["pagecount_since_last_item"] = 0
+        self.counter["items_in_period"] += 1
+        if self.counter["itemcount"] == self.close_on["itemcount"]:
+            self.close_spider("closespider_itemcount")
+
+    def error_count(self, failure: Any, response: Any, spider: Any) -> None:
+        self.counter["errorcount"] += 1
+        if self.counter["errorcount"] == self.close_on["errorcount"]:
+            self.close_spider("closespider_errorcount")
+
+    def _start_timers(self) -> None:
+        """CLOSESPIDER_TIMEOUT and CLOSESPIDER_TIMEOUT_NO_ITEM, from the spider's opening."""
+        if self.timeout:
+            self._timers.append(call_later(self.timeout, self.close_spider, "closespider_timeout"))
+        no_item = self.close_on["timeout_no_item"]
+        if no_item:
+            check = create_looping_call(self._count_items_produced)
+            check.start(no_item, now=False)
+            self._timers.append(check)
+            logger.info("Spider will stop when no items are produced after %d seconds.", no_item)
+
+    def _count_items_produced(self) -> None:
+        if self.counter["items_in_period"]:
+            self.counter["items_in_period"] = 0
+            return
+        no_item = self.close_on["timeout_no_item"]
+        logger.info("Closing spider since no items were produced in the last %d seconds.", no_item)
+        self.close_spider("closespider_timeout_no_item")
+
+    def _stop_timers(self) -> None:
+        for timer in self._timers:
+            if isinstance(timer, CallLaterResult):
+                timer.cancel()
+            elif timer.running:
+                timer.stop()
+        self._timers.clear()
+
+    # -- the cluster's conditions --------------------------------------------------------
 
     def watch_cluster(self, spider: Any) -> None:
         max_idle = getattr(spider, "max_idle_time", None)
         if isinstance(max_idle, int):
             self.max_idle = max_idle
+        self._start_timers()
         self._log_budget()
         self._record_state(budget=self.page_budget)
         self._check_cluster()
@@ -133,7 +192,7 @@ class ClusterCloseSpider(CloseSpider):
             self._watch.start(self.poll_interval, now=False)
 
     def spider_closed(self, spider: Any, reason: str = "") -> None:
-        super().spider_closed(spider)
+        self._stop_timers()
         if self._watch.running:
             self._watch.stop()
         if not self.cluster_wide:
@@ -199,7 +258,7 @@ class ClusterCloseSpider(CloseSpider):
         logger.info(
             "Nothing queued or in flight %s for %.1f s: the crawl is finished", self._where, self.finished_grace
         )
-        self._close_spider("finished")
+        self.close_spider("finished")
         return True
 
     def _check_max_idle(self, now: float) -> None:
@@ -214,7 +273,7 @@ class ClusterCloseSpider(CloseSpider):
             self._where,
             self.max_idle,
         )
-        self._close_spider(MAX_IDLE_REASON)
+        self.close_spider(MAX_IDLE_REASON)
 
     @property
     def _where(self) -> str:
@@ -235,7 +294,7 @@ class ClusterCloseSpider(CloseSpider):
         if not self.cluster_wide or not self.page_budget or pages < self.page_budget:
             return False
         logger.info("Cluster page budget spent: %d of %d pages", pages, self.page_budget)
-        self._close_spider("closespider_pagecount")
+        self.close_spider("closespider_pagecount")
         return True
 
     def _pages(self) -> int:
@@ -283,13 +342,15 @@ class ClusterCloseSpider(CloseSpider):
         scheduled = any(self.crawler.stats.get_value(name) for name in ENQUEUED_STATS)
         return 0, waiting, 0, seeds, bool(started) or scheduled
 
-    def _close_spider(self, reason: str) -> None:
+    def close_spider(self, reason: str) -> None:
+        """Close this node with ``reason``, once; a spent budget or a finished crawl is
+        recorded as the crawl's end."""
         if self._closing:
             return
         self._closing = True
         if reason in ("closespider_pagecount", "finished"):
             self._record_end(reason)
-        super()._close_spider(reason)
+        deferred_from_coro(self.crawler.engine.close_spider_async(reason=reason))
 
     def _clear_state(self, *fields: str) -> None:
         if not self.cluster_wide:

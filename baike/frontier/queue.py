@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 # Request meta key carrying the lease id of a request taken from the frontier.
 LEASE_META_KEY = "baike_lease"
+# The errback the spider had before the frontier settled failed requests itself.
+SPIDER_ERRBACK = "errback"
 # Meta keys that belong to one download and must not travel through Redis.
 _TRANSIENT_META = frozenset({LEASE_META_KEY, "download_slot", "download_latency", "download_timeout"})
 # Most expired leases one take puts back, so a take stays short after a mass death.
@@ -227,7 +229,7 @@ class LeasedQueue(Base):
         Raises PayloadError with the reason.
         """
         try:
-            obj = self.schema.check(self.serializer.loads(payload))
+            obj = self.schema.check(self._without_spider_errback(self.serializer.loads(payload)))
         except ValueError as exc:
             raise PayloadError(str(exc)) from None
         url = obj["url"]
@@ -245,6 +247,14 @@ class LeasedQueue(Base):
             flags=obj["flags"],
             headers=headers or None,
         )
+
+    def _without_spider_errback(self, obj: Any) -> Any:
+        """A request stored by an older node names the spider's errback, which settled its
+        lease; the frontier does that now (:mod:`baike.frontier.failures`), and a spider
+        without such a method is given the request without it."""
+        if isinstance(obj, dict) and obj.get("errback") == SPIDER_ERRBACK and not hasattr(self.spider, SPIDER_ERRBACK):
+            obj["errback"] = None
+        return obj
 
     def _callback(self, name: str | None) -> Any:
         if name is None:

@@ -55,6 +55,7 @@ from baike.errors import NodeRefused
 from baike.failover import Failover, FailoverWatch, redis_failover
 from baike.fresh import flush_at_start, log_flush_at_start, release_flush_guard
 from baike.frontier.bloom import bloom_key
+from baike.frontier.failures import FailedRequests
 from baike.frontier.known import KnownFingerprints
 from baike.frontier.queue import (
     LEASE_META_KEY,
@@ -69,6 +70,7 @@ from baike.frontier.queue import (
 from baike.frontier.shards import Transfers, record_shards
 from baike.keys import CrawlKeys, shard_count, shard_keys
 from baike.revisit import Revisits, RevisitPolicy
+from baike.scrapyapi import wake_engine
 from baike.status import redacted
 from baike.urls import canonicalize, is_alias_form, normalize_origin
 
@@ -165,6 +167,8 @@ class LeasedScheduler(Scheduler):
         # leased to this node: buffered (not yet handed to the engine) and active
         self._buffer: deque[tuple[str, Request]] = deque()
         self._active: set[str] = set()
+        # the errback of every request handed out: settles the lease of one that ends without a page
+        self.failures = FailedRequests(self.settle, crawler.stats, settings.getlist("RETRY_HTTP_CODES"))
         self._pushes: list[tuple[str | None, bytes | None, int, str]] = []
         # fingerprints this node knows are in the shared dupefilter (a subset of it)
         self._known = KnownFingerprints(settings.getint("SCHEDULER_KNOWN_FINGERPRINTS", 1_000_000))
@@ -277,6 +281,7 @@ class LeasedScheduler(Scheduler):
         leased = [request_id for request_id, _ in self._buffer] + sorted(self._active)
         self._buffer.clear()
         self._active.clear()
+        self.failures.clear()
         try:
             released = sum(
                 self.queues[shard].release(self.node_id, part) for shard, part in self._by_shard(leased).items()
@@ -374,6 +379,8 @@ class LeasedScheduler(Scheduler):
             self._mark_seen(request)
             return False
         parent = request.meta.pop(LEASE_META_KEY, None)
+        # a retry or redirect copies the frontier's errback: the stored request keeps its own
+        self.failures.detach(parent, request)
         replaces = parent is not None and self.settle(parent)
         bucket, fingerprint = None, None
         if not request.dont_filter:
@@ -439,10 +446,11 @@ class LeasedScheduler(Scheduler):
             return None
         request_id, request = self._buffer.popleft()
         self._active.add(request_id)
+        self.failures.attach(request_id, request)
         self._inc("scheduler/dequeued/redis")
         return request
 
-    # -- verbs for the acknowledgement middleware and the spider --------------------------
+    # -- verbs for the acknowledgement middleware and the failed requests ---------------
 
     def settle(self, request_id: str, dead_reason: str = "") -> bool:
         """Settle a lease of this node, to the dead letters when ``dead_reason`` is given.
@@ -454,6 +462,7 @@ class LeasedScheduler(Scheduler):
         if request_id not in self._active:
             return False
         self._active.discard(request_id)
+        self.failures.forget(request_id)
         page = request_id in self._pages
         self._pages.discard(request_id)
         self._acks.append((request_id, page, dead_reason))
@@ -870,11 +879,8 @@ class LeasedScheduler(Scheduler):
             self._wake_engine()
 
     def _wake_engine(self) -> None:
-        # Scrapy has no public call for "the scheduler has requests again"; the
-        # engine's own next-call is what engine.crawl() schedules.
-        slot = getattr(self.crawler.engine, "_slot", None)
-        if slot is not None and slot.closing is None:
-            slot.nextcall.schedule()
+        # Scrapy has no public call for it: baike.scrapyapi keeps the one private use
+        wake_engine(self.crawler.engine)
 
     def _heartbeat(self) -> None:
         """Extend this node's leases; drop the buffered ones that are no longer its own."""

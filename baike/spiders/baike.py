@@ -11,19 +11,18 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from scrapy import Request
-from scrapy.exceptions import DontCloseSpider, IgnoreRequest
+from scrapy.exceptions import DontCloseSpider
 from scrapy.http import TextResponse
-from scrapy.spidermiddlewares.httperror import HttpError
+from scrapy.settings import BaseSettings
 from scrapy_redis.spiders import RedisSpider
 
-from baike.connection import REDIS_ERRORS, get_redis, plain_settings
+from baike.connection import REDIS_ERRORS, SharedClient, get_redis
 from baike.errors import DeadLetter
 from baike.failover import redis_failover
 from baike.frontier.known import MAX_KEY, KnownFingerprints
 from baike.frontier.queue import BadSeed
 from baike.frontier.scheduler import SEEN_ONLY_META_KEY, uses_leases
 from baike.frontier.schema import MAX_LABEL_CHARS, SENSE_LABEL_META_KEY
-from baike.guard import GiveUp
 from baike.items import BaikeItem
 from baike.keys import CrawlKeys
 from baike.parsing import KIND_ENTRY, KIND_LIST, ParsedPage, parse_page
@@ -44,7 +43,6 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
     from scrapy.http import Response
-    from twisted.python.failure import Failure
 
 # Longest seed accepted: a URL, or a JSON object carrying one and a little meta.
 MAX_SEED_BYTES = 8192
@@ -55,29 +53,25 @@ class BaikeSpider(RedisSpider):
     """Crawls Baike entries from seeds pushed to ``baike:start_urls``."""
 
     name = "baike"
-    # Callbacks a request read back from Redis may name; anything else is refused.
-    frontier_callbacks = ("parse", "errback")
+    # Callbacks a request read back from Redis may name; anything else is refused. A request
+    # that ends without a page is the frontier's to settle (baike.frontier.failures): no errback.
+    frontier_callbacks = ("parse",)
 
     def setup_redis(self, crawler: Any = None) -> None:
         """scrapy-redis's set-up, with the crawler's shared client (:func:`baike.connection.get_redis`:
         one connection pool, TLS settings) instead of the client scrapy-redis makes for itself."""
-        given = self.server
         crawler = crawler or self.crawler
-        # scrapy-redis builds a client of its own from REDIS_URL, dropped unused just below:
-        # it is given a URL it can read (a cluster's first node for redis+cluster://)
-        # and the seed key already resolved (on a Redis Cluster it carries the hash tag)
-        plain = plain_settings(crawler.settings)
-        plain.set("REDIS_START_URLS_KEY", CrawlKeys.for_spider(self.name, crawler.settings).start_urls, priority=100)
+        settings = crawler.settings
+        # scrapy-redis builds its client from REDIS_PARAMS' redis_cls: here one that hands it
+        # the shared client (no client, no pool of its own); and it reads the seed key already
+        # resolved (on a Redis Cluster it carries the hash tag). A mutable copy of the
+        # settings: a running crawler's are frozen, and so are their copies.
+        plain = BaseSettings(settings.copy_to_dict(), priority="project")
+        plain.set("REDIS_START_URLS_KEY", CrawlKeys.for_spider(self.name, settings).start_urls, priority=100)
+        params = {**plain.getdict("REDIS_PARAMS"), "redis_cls": SharedClient(get_redis(settings))}
+        plain.set("REDIS_PARAMS", params, priority=100)
         super().setup_redis(SimpleNamespace(settings=plain, signals=crawler.signals))
         settings = self.crawler.settings
-        if given is None:
-            own, self.server = self.server, get_redis(settings)
-            # scrapy-redis bound its seed readers to its own client: bind them to the shared one
-            for name in ("fetch_data", "count_size"):
-                reader = getattr(self, name)
-                if getattr(reader, "__self__", None) is own:
-                    setattr(self, name, getattr(self.server, reader.__name__))
-            own.close()
         self.redis_batch_size = settings.getint("REDIS_START_URLS_BATCH_SIZE", 16)
         self.mirror = normalize_origin(settings.get("BAIKE_MIRROR"))
         self.keys = CrawlKeys.for_spider(self.name, settings)
@@ -190,7 +184,6 @@ class BaikeSpider(RedisSpider):
         return Request(
             download_url(url, self.mirror),
             callback=self.parse,
-            errback=self.errback,
             meta=meta,
             priority=priority,
         )
@@ -238,7 +231,7 @@ class BaikeSpider(RedisSpider):
 
     def _not_modified(self, response: Response) -> None:
         """A revisit answered 304 (only revisits allow one through): the stored record is
-        current; its state and schedule are updated before the lease settles, nothing parsed."""
+        current; its state and schedule are updated before the frontier hears of it, nothing parsed."""
         url = canonicalize(response.url, mirror=self.mirror)
         if self.revisits is None or url is None:
             return
@@ -310,34 +303,6 @@ class BaikeSpider(RedisSpider):
         for form in forms:
             if form is not None and form != url:
                 yield self._mark(form)
-
-    def errback(self, failure: Failure) -> None:
-        """Settle the lease of a request that ended without a usable page.
-
-        Missing entries and redirects off the entries end normally; anything that
-        failed for good (errors after retries, captchas, 5xx/403/429) goes to the
-        dead letters with the reason.
-        """
-        request = failure.request
-        scheduler = self.crawler.engine.scheduler
-        lease = scheduler.lease_of(request) if hasattr(scheduler, "lease_of") else None
-        reason = self._dead_reason(failure)
-        if reason:
-            self.logger.warning("Giving up on %s: %s (kept in the dead letters)", request.url, reason)
-            self.crawler.stats.inc_value("baike/requests/failed")
-        if lease is not None:
-            scheduler.settle(lease, reason)
-
-    def _dead_reason(self, failure: Failure) -> str:
-        if failure.check(HttpError):
-            status = failure.value.response.status
-            retryable = status >= 500 or str(status) in map(str, self.crawler.settings.getlist("RETRY_HTTP_CODES"))
-            return f"HTTP {status} after retries" if retryable else ""
-        if failure.check(GiveUp):
-            return str(failure.value)
-        if failure.check(IgnoreRequest):
-            return ""
-        return f"{failure.type.__name__}: {failure.getErrorMessage()}"
 
 
 def _validators(response: Response) -> tuple[str, str]:
