@@ -84,9 +84,10 @@ def fingerprint(record: dict[str, Any]) -> str:
 
 
 def payload_tail(priority: int) -> str:
-    """What follows a revisit payload's meta (see PROMOTE_DUE): the spider's callbacks, the
-    priority, and ``dont_filter`` (a stored entry's fingerprint is seen already)."""
-    return f',"callback":"parse","errback":"errback","priority":{int(priority)},"dont_filter":true}}'
+    """What follows a revisit payload's meta (see PROMOTE_DUE): the spider's callback (no errback:
+    the frontier settles failures itself), the priority, and
+    ``dont_filter`` (a stored entry's fingerprint is seen already)."""
+    return f',"callback":"parse","errback":null,"priority":{int(priority)},"dont_filter":true}}'
 
 
 def conditional_headers(meta: dict[str, Any]) -> dict[str, str]:
