@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
+from urllib.parse import quote
 
 import pytest
 from scrapy import Request
+from w3lib.url import canonicalize_url
 
 from baike.errors import NodeRefused
 from baike.frontier.bloom import SHARD_BITS, SHARD_BYTES, BloomDupeFilter, BloomLayout
 from baike.frontier.dupefilter import BucketDupeFilter, BucketLayout
-from baike.frontier.fingerprint import CanonicalRequestFingerprinter
+from baike.frontier.fingerprint import CanonicalRequestFingerprinter, _entry_fingerprint, is_plain_entry
 from baike.frontier.queue import LeasedQueue
 from baike.keys import CrawlKeys
+from baike.parsing import parse_page
+from baike.urls import canonicalize
+from replica.layouts import Renderer
+from replica.site import Site
 from tests.conftest import free_port
 from tests.frontier_helpers import make_crawler
 
@@ -259,3 +266,44 @@ def test_an_entry_fingerprint_is_scrapys_fingerprint_of_its_canonical_url(crawle
     # a verbatim URL that is its own canonical form keeps Scrapy's verbatim fingerprint
     verbatim = Request(url, meta={"verbatim_url": True})
     assert fingerprinter.fingerprint(verbatim) == scrapy_fingerprint(Request(url, meta={"verbatim_url": True}))
+
+
+def _canonical_entry_urls() -> list[str]:
+    """Canonical URLs the crawl meets: every entry and list page of a replica site and the
+    links of some of its pages (every layout), names of every ASCII character, dots, and
+    random names mixing ASCII, CJK, symbols and astral characters."""
+    site = Site(2000, 7)
+    renderer = Renderer(site)
+    urls = {site.canonical_url(index) for index in range(site.page_count)}
+    urls |= {site.list_url(word) for word in range(0, len(site.word_senses), 3)}
+    for index in range(0, site.page_count, 97):
+        page = parse_page(renderer.entry_page(index), site.canonical_url(index))
+        urls |= set(page.links)
+    names = [chr(code) for code in range(0x20, 0x7F)] + [".", "..", "a.b", ".a", "~x", "a/b", "%", "%2F", "%E4"]
+    rng = random.Random(18)
+    alphabet = [chr(code) for code in range(0x21, 0x7F)] + list("中文百科·（）—、郭文景") + ["\u00e9", "\U0001f600", " "]
+    names += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 8))) for _ in range(3000)]
+    for name in names:
+        for form in (f"/item/{quote(name, safe='')}", f"/item/{quote(name, safe='')}/{rng.randint(1, 10**9)}"):
+            for query in ("", "?force=1"):
+                url = canonicalize(f"https://baike.baidu.com{form}{query}")
+                if url is not None:
+                    urls.add(url)
+    return sorted(urls)
+
+
+def test_a_plain_entry_url_is_its_own_w3lib_canonical_form_and_scrapys_fingerprint() -> None:
+    """The fingerprint's shortcut (no canonicalize_url, no json.dumps) for canonical URLs of
+    plain names gives w3lib's canonical URL and Scrapy's fingerprint, and the URLs it
+    turns down are fingerprinted as before, on every form the crawl meets."""
+    from scrapy.utils.request import fingerprint as scrapy_fingerprint
+
+    plain = other = 0
+    for url in _canonical_entry_urls():
+        if is_plain_entry(url):
+            assert canonicalize_url(url) == url, url
+            plain += 1
+        else:
+            other += 1
+        assert _entry_fingerprint.__wrapped__(url) == scrapy_fingerprint(Request(url)), url
+    assert plain > 3000 and other > 1000, (plain, other)

@@ -13,13 +13,17 @@ import os
 import random
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from lxml import etree
 
 from baike.parsing import ParsedPage, clean_text, parse_page
+from baike.parsing.classic import _OLD_LEMMA_ID, _search_old_lemma_id
 from baike.urls import canonicalize
+from replica.layouts import Renderer
+from replica.site import Site
 
 ORIGIN = "https://baike.baidu.com"
 MIRROR = "http://127.0.0.1:8800"
@@ -481,6 +485,41 @@ def test_lemma_id_order_canonical_link_then_new_then_old() -> None:
     only_old = '<script>x({lemmaId: 3, subLemmaId: "4"}); y("?lemmaId=9")</script>'
     assert parse_page(base.format(head="", body=only_old), url).lemma_id == 3
     assert parse_page(base.format(head="", body='<a href="/x?lemmaId=9">x</a>'), url).lemma_id is None
+
+
+def _old_lemma_id_texts() -> Iterator[str]:
+    """Text the script-id scan meets: the replica's pages of every layout, the real samples
+    when present, and forms made to trip a scan that skips ahead to ``lemmaId``."""
+    renderer = Renderer(Site(3000, 7))
+    for index in range(0, 3000, 7):
+        yield renderer.entry_text(index)
+    directory = samples_dir()
+    for path in sorted(directory.iterdir()) if directory is not None else ():
+        if path.suffix == ".html":
+            yield path.read_bytes().decode("utf-8", "replace")
+    tricky = [
+        "lemmaId:1", 'xlemmaId:1 lemmaId:"2"', "$lemmaId:1;lemmaId:2", "'lemmaId:1 -lemmaId:2 \"lemmaId:3",
+        "中lemmaId:1 lemmaId : '4'", "lemmaIdlemmaId:5", "lemmalemmaId:6", "lemmaId:x lemmaId:7", "newLemmaId:8",
+        "subLemmaId:9 lemmaId\n:\t10", "lemmaId:", "lemmaId", "", "_lemmaId:1", "?lemmaId=9 lemmaId:'11'",
+        "lemmaId:\"\" lemmaId:'12'", "(lemmaId:١٢)", "{lemmaId:13}", "ølemmaId:14 lemmaId:15",
+    ]
+    yield from tricky
+    rng = random.Random(18)
+    parts = ["lemmaId", "lemma", "Id", ":", " ", '"', "'", "$", "-", "x", "中", "7", "42", "new", "sub", "L", "\n"]
+    for _ in range(3000):
+        yield "".join(rng.choice(parts) for _ in range(rng.randint(0, 14)))
+
+
+def test_old_lemma_id_scan_is_the_regex_search() -> None:
+    """The script ``lemmaId`` is looked for only where ``lemmaId`` occurs (a lookbehind
+    leaves the regex no prefix to skip ahead by): the same match as searching the whole
+    text, span and group, on every text the parser meets."""
+    texts = 0
+    for text in _old_lemma_id_texts():
+        expected, found = _OLD_LEMMA_ID.search(text), _search_old_lemma_id(text)
+        assert (found and (found.span(), found.group(1))) == (expected and (expected.span(), expected.group(1))), text
+        texts += 1
+    assert texts > 3400
 
 
 def test_meta_charset_is_honoured_for_bytes() -> None:

@@ -50,8 +50,9 @@ SENSE_LABEL_META_KEY = "baike_sense_label"
 MAX_LABEL_CHARS = 200
 # Longest ETag or Last-Modified a revisit request carries
 MAX_VALIDATOR_CHARS = 256
-# Request headers a payload may carry (Scrapy's RefererMiddleware sets Referer on the
-# requests a page yields); the downloader middlewares add the rest at download time.
+# Request headers a payload may carry (the spider sets Referer on the requests a page
+# yields, with Scrapy's referrer policy: baike.referer); the downloader middlewares add
+# the rest at download time.
 HEADERS = frozenset({"Referer"})
 MAX_HEADER_BYTES = 4096
 

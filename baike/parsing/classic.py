@@ -100,6 +100,24 @@ def _add(found: list[etree._Element], el: etree._Element) -> None:
 _NEW_LEMMA_ID = re.compile(r"newLemmaId\s*:\s*[\"']?([0-9]+)")
 _OLD_LEMMA_ID = re.compile(r"(?<![\w$\"'-])lemmaId\s*:\s*[\"']?([0-9]+)")
 _SUB_LEMMA_ID = re.compile(r"subLemmaId\s*:\s*[\"']?([0-9]+)")
+# The text every _OLD_LEMMA_ID match starts with: its lookbehind leaves the regex engine
+# no literal prefix to skip ahead by, so a search tries the pattern at every offset
+# (0.8 ms on a 50 KB page, against 0.03 ms for the other two).
+_OLD_LEMMA_ID_START = "lemmaId"
+
+
+def _search_old_lemma_id(text: str) -> re.Match[str] | None:
+    """``_OLD_LEMMA_ID.search(text)``, tried only where ``lemmaId`` occurs: a match
+    starts with it, and ``match`` at an offset still sees the text before it (the
+    lookbehind), so the first match found is the same match, span and group."""
+    find, match = text.find, _OLD_LEMMA_ID.match
+    at = find(_OLD_LEMMA_ID_START)
+    while at >= 0:
+        found = match(text, at)
+        if found is not None:
+            return found
+        at = find(_OLD_LEMMA_ID_START, at + 1)
+    return None
 
 
 def _lemma_id(
@@ -117,10 +135,10 @@ def _lemma_id(
     found = _id_in_url(canonical_link)
     if found is None and page_data is not None:
         found = _as_id(page_data.get("lemmaId"))
-    for pattern in (_NEW_LEMMA_ID, _OLD_LEMMA_ID):
+    for search in (_NEW_LEMMA_ID.search, _search_old_lemma_id):
         if found is not None:
             break
-        match = pattern.search(text)
+        match = search(text)
         if match:
             found = _as_id(match.group(1))
     return found
@@ -131,7 +149,7 @@ def _legacy_ids(text: str) -> tuple[int | None, int | None]:
     script ``lemmaId`` is the word's legacy id only beside a ``newLemmaId``."""
     if not _NEW_LEMMA_ID.search(text):
         return None, None
-    old, sub = _OLD_LEMMA_ID.search(text), _SUB_LEMMA_ID.search(text)
+    old, sub = _search_old_lemma_id(text), _SUB_LEMMA_ID.search(text)
     return (_as_id(old.group(1)) if old else None), (_as_id(sub.group(1)) if sub else None)
 
 

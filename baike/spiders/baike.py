@@ -10,7 +10,7 @@ import json
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from scrapy import Request
+from scrapy import Request, signals
 from scrapy.exceptions import DontCloseSpider
 from scrapy.http import TextResponse
 from scrapy.settings import BaseSettings
@@ -26,6 +26,7 @@ from baike.frontier.schema import MAX_LABEL_CHARS, SENSE_LABEL_META_KEY
 from baike.items import BaikeItem
 from baike.keys import CrawlKeys
 from baike.parsing import KIND_ENTRY, KIND_LIST, ParsedPage, parse_page
+from baike.referer import SpiderRefererMiddleware
 from baike.revisit import RevisitPolicy, Revisits
 from baike.urls import (
     LIST_QUERY,
@@ -40,7 +41,7 @@ from baike.urls import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncIterator, Callable, Iterator
 
     from scrapy.http import Response
 
@@ -84,6 +85,10 @@ class BaikeSpider(RedisSpider):
         slots = settings.getint("BAIKE_KNOWN_LINKS", 1_000_000)
         self.known_links = KnownFingerprints(slots) if slots > 0 else None
         self.crawler.signals.connect(self.redis_failover, signal=redis_failover)
+        # the Referer of the requests this spider yields (baike.referer), once the engine
+        # has its spider middlewares
+        self.referer: SpiderRefererMiddleware | None = None
+        self.crawler.signals.connect(self._find_referer, signal=signals.spider_opened)
         # BAIKE_REVISIT_AFTER > 0: a revisit answered 304 is recorded here
         policy = RevisitPolicy.from_settings(settings)
         self.revisits = Revisits(self.server, self.keys, policy) if policy.enabled else None
@@ -206,14 +211,15 @@ class BaikeSpider(RedisSpider):
             self.logger.info("Not an entry (in BAIKE_DENY_URLS): %s", response.url)
             return
         self.crawler.stats.inc_value(f"baike/pages/{page.kind}")
+        referred = self._referred(response)
         if page.kind == KIND_ENTRY:
             item = self._item(page, url or response.url, response.meta.get(SENSE_LABEL_META_KEY))
             item.etag, item.last_modified = _validators(response)
             yield item
-            yield from self._marks(page, url)
+            yield from map(referred, self._marks(page, url))
         elif page.kind == KIND_LIST:
             self.logger.debug("Disambiguation list of %d senses: %s", len(page.sense_urls), response.url)
-            yield from self._list_marks(url)
+            yield from map(referred, self._list_marks(url))
         else:
             self.logger.info("Not an entry (%s): %s", page.kind, response.url)
             return
@@ -225,7 +231,7 @@ class BaikeSpider(RedisSpider):
                 known += 1
                 continue
             label = page.sense_labels.get(link, "")[:MAX_LABEL_CHARS]
-            yield self.entry_request(link, meta={SENSE_LABEL_META_KEY: label} if label else None)
+            yield referred(self.entry_request(link, meta={SENSE_LABEL_META_KEY: label} if label else None))
         if known:
             self.crawler.stats.inc_value("baike/links/known", known)
 
@@ -241,6 +247,17 @@ class BaikeSpider(RedisSpider):
         except REDIS_ERRORS as exc:
             # the entry stays scheduled at its interval (PROMOTE_DUE moved its due time on)
             raise DeadLetter(f"304 not recorded: {exc}") from exc
+
+    def _find_referer(self) -> None:
+        self.referer = self.crawler.get_spider_middleware(SpiderRefererMiddleware)
+
+    def _referred(self, response: Response) -> Callable[[Request], Request]:
+        """What gives a request made from ``response`` its ``Referer``: Scrapy's policy
+        applied by :class:`~baike.referer.SpiderRefererMiddleware` (the project's
+        stand-in for Scrapy's RefererMiddleware), or nothing without it."""
+        if self.referer is None:
+            return _as_is
+        return self.referer.for_page(response).set
 
     def redis_failover(self, failover: Any) -> None:
         """The new master may lack the last links this node handed over: forget them all."""
@@ -303,6 +320,10 @@ class BaikeSpider(RedisSpider):
         for form in forms:
             if form is not None and form != url:
                 yield self._mark(form)
+
+
+def _as_is(request: Request) -> Request:
+    return request
 
 
 def _validators(response: Response) -> tuple[str, str]:
