@@ -147,10 +147,10 @@ class LeasedScheduler(Scheduler):
         self.stats = crawler.stats
         self.node_id = make_node_id()
         self.batch_size = settings.getint("SCHEDULER_BATCH_SIZE", 8)
-        self.flush_size = settings.getint("SCHEDULER_FLUSH_SIZE", 512)
+        self.flush_size = settings.getint("SCHEDULER_FLUSH_SIZE", 4096)
         self.flush_interval = settings.getfloat("SCHEDULER_FLUSH_INTERVAL", 0.5)
         # a flush goes as soon as one shard's new requests reach this many (see _count_push)
-        self.flush_shard_size = settings.getint("SCHEDULER_FLUSH_SHARD_SIZE", 64)
+        self.flush_shard_size = settings.getint("SCHEDULER_FLUSH_SHARD_SIZE", 256)
         if not 0 < self.flush_size <= MAX_FLUSH_SIZE or self.flush_interval <= 0:
             raise ValueError(
                 f"SCHEDULER_FLUSH_SIZE must be 1 to {MAX_FLUSH_SIZE} and SCHEDULER_FLUSH_INTERVAL above 0"
