@@ -144,7 +144,7 @@ class RedisStorePipeline:
             key=keys.items,
             aliases_key=keys.aliases,
             batch_size=settings.getint("REDIS_STORE_BATCH_SIZE", 50),
-            interval=settings.getfloat("REDIS_STORE_FLUSH_INTERVAL", 0.05),
+            interval=settings.getfloat("REDIS_STORE_FLUSH_INTERVAL", 0.25),
             retry_seconds=settings.getfloat("REDIS_STORE_RETRY_SECONDS", 300.0),
             replicas=replica_wait(get_redis(settings), settings),
             revisits=Revisits(get_redis(settings), keys, policy) if policy.enabled else None,

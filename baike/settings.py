@@ -60,8 +60,9 @@ SCHEDULER_FLUSH_ON_START = False
 # scrapy-redis's blocking-pop timeout: the leased scheduler never blocks (anything but 0 is refused)
 SCHEDULER_IDLE_BEFORE_CLOSE = 0
 SCHEDULER_BATCH_SIZE = 16
-SCHEDULER_FLUSH_SIZE = 512
-SCHEDULER_FLUSH_INTERVAL = 0.1
+SCHEDULER_FLUSH_SIZE = 4096
+SCHEDULER_FLUSH_INTERVAL = 0.5
+SCHEDULER_FLUSH_SHARD_SIZE = 256
 SCHEDULER_LEASE_SECONDS = 60.0
 SCHEDULER_IDLE_POLL = 0.2
 SCHEDULER_HEARTBEAT_INTERVAL = 5.0
@@ -185,7 +186,7 @@ ITEM_PIPELINES = {
 }
 # Items are written to Redis in batches of this size, or after this many seconds.
 REDIS_STORE_BATCH_SIZE = 50
-REDIS_STORE_FLUSH_INTERVAL = 0.05
+REDIS_STORE_FLUSH_INTERVAL = 0.25
 
 # -- cluster stats (baike:nodes, baike:stats, baike:timeline) ----------------------------
 CLUSTERSTATS_ENABLED = True

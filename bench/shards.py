@@ -71,6 +71,20 @@ def script_usec(cluster: ClusterServers) -> list[int]:
     return usec
 
 
+def command_stats(cluster: ClusterServers) -> list[dict[str, dict[str, int]]]:
+    """Per master, per command (``INFO commandstats``): calls and microseconds since the last
+    CONFIG RESETSTAT, the benchmark's own INFO and CONFIG left out."""
+    masters = []
+    for server in cluster.servers:
+        stats = server.client().info("commandstats")
+        masters.append({
+            name.removeprefix("cmdstat_"): {"calls": int(value["calls"]), "usec": int(value["usec"])}
+            for name, value in stats.items()
+            if name not in ("cmdstat_info", "cmdstat_config")
+        })
+    return masters
+
+
 def idle_rates(cluster: ClusterServers, seconds: float = 2.0) -> list[float]:
     """CPU seconds per second each master spends with no crawl at all (its cron, the cluster bus)."""
     before, started = master_cpu(cluster), time.monotonic()
@@ -125,6 +139,7 @@ def crawl_once(
     per_master = [1000 * (after - before) / pages for before, after in zip(first[2], done[2], strict=True)]
     net = [max(value - 1000 * rate * window / pages, 0.0) for value, rate in zip(per_master, idle, strict=True)]
     scripts = [usec / 1000 / max(answered(stats), 1) for usec in script_usec(cluster)]
+    commands = command_stats(cluster)
     return {
         "case": case,
         "pages": answered(stats),
@@ -136,6 +151,7 @@ def crawl_once(
         "busiest_net_cpu_ms_per_page": round(max(net), 4),
         "master_script_ms_per_page": [round(value, 4) for value in scripts],
         "busiest_script_ms_per_page": round(max(scripts), 4),
+        "commandstats": commands,
     }
 
 

@@ -32,7 +32,8 @@ def ledger(client) -> dict[str, int]:
 
 
 @pytest.mark.parametrize(("name", "value"), [("SCHEDULER_FLUSH_SIZE", 0), ("SCHEDULER_FLUSH_SIZE", 70_000),
-                                             ("SCHEDULER_FLUSH_INTERVAL", 0)])
+                                             ("SCHEDULER_FLUSH_INTERVAL", 0),
+                                             ("SCHEDULER_FLUSH_SHARD_SIZE", 0)])
 def test_flush_settings_out_of_range_are_refused(redis_db, redis_server, name: str, value: float) -> None:
     with pytest.raises(ValueError, match=name):
         LeasedScheduler.from_crawler(make_crawler(redis_server.url, **{name: value}))
@@ -52,6 +53,35 @@ def test_new_requests_wait_for_a_take_or_the_flush_interval(scheduler, redis_db)
     scheduler.close("shutdown")
     assert ledger(redis_db)["enqueued"] == 4, "closing flushes"
     assert redis_db.zcard(KEYS.leases) == 0, "closing hands every lease back"
+
+
+def test_a_shard_with_a_full_batch_flushes_at_once(redis_db, redis_server) -> None:
+    crawler = make_crawler(redis_server.url, SCHEDULER_FLUSH_SHARD_SIZE=3)
+    scheduler = LeasedScheduler.from_crawler(crawler)
+    scheduler.open(crawler.spider)
+    try:
+        for n in (1, 2):
+            assert scheduler.enqueue_request(Request(entry(n), callback=crawler.spider.parse))
+        assert not redis_db.exists(KEYS.budget), "a batch short of SCHEDULER_FLUSH_SHARD_SIZE waits"
+        assert scheduler.enqueue_request(Request(entry(3), callback=crawler.spider.parse))
+        assert ledger(redis_db)["enqueued"] == 3, "the third request fills the batch: one call"
+        assert not scheduler.has_pending_requests()
+    finally:
+        scheduler.close("finished")
+
+
+def test_a_node_still_downloading_takes_without_flushing_first(scheduler, redis_db) -> None:
+    spider = scheduler.spider
+    for n in (1, 2):
+        scheduler.enqueue_request(Request(entry(n), callback=spider.parse))
+    scheduler._flush()
+    while scheduler.next_request() is not None:
+        pass  # both leased: the node downloads them
+    scheduler.enqueue_request(Request(entry(3), callback=spider.parse))
+    assert scheduler.next_request() is None
+    assert ledger(redis_db)["enqueued"] == 2, "its new request waits for a full batch or the interval"
+    scheduler._flush()
+    assert ledger(redis_db)["enqueued"] == 3
 
 
 def test_a_flush_settles_acks_with_the_children_of_the_page(scheduler, redis_db) -> None:

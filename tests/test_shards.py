@@ -328,3 +328,32 @@ def test_a_page_is_settled_on_its_shard_only_after_its_links_are_in_theirs(redis
     finally:
         scheduler.close("finished")
     assert_accounting_whole(redis_db, home)
+
+
+def test_a_flush_waits_for_one_shard_to_fill_its_batch(redis_db, redis_server) -> None:
+    crawler = make_crawler(redis_server.url, BAIKE_SHARDS=3, SCHEDULER_FLUSH_SHARD_SIZE=4)
+    scheduler = LeasedScheduler.from_crawler(crawler)
+    scheduler.open(crawler.spider)
+    shards = keys_of(3, redis_server.url)
+    spider = crawler.spider
+    per_shard = [0, 0, 0]
+    try:
+        for n in range(2, 200):
+            request = Request(f"https://baike.baidu.com/item/entry{n}/{n}", callback=spider.parse)
+            shard = shard_of(crawler.request_fingerprinter.fingerprint(request), 3)
+            if per_shard[shard] == 3:
+                continue
+            per_shard[shard] += 1
+            assert scheduler.enqueue_request(request)
+            if per_shard == [3, 3, 3]:
+                break
+        assert not any(redis_db.exists(keys.budget) for keys in shards), "no shard has a full batch yet: 9 wait"
+        for n in range(200, 400):
+            request = Request(f"https://baike.baidu.com/item/entry{n}/{n}", callback=spider.parse)
+            if shard_of(crawler.request_fingerprinter.fingerprint(request), 3) == 1:
+                assert scheduler.enqueue_request(request)
+                break
+        enqueued = [int(redis_db.hget(keys.budget, "enqueued") or 0) for keys in shards]
+        assert enqueued == [3, 4, 3], "shard 1's fourth request flushes every shard's batch, one call each"
+    finally:
+        scheduler.close("finished")

@@ -149,12 +149,18 @@ class LeasedScheduler(Scheduler):
         self.stats = crawler.stats
         self.node_id = make_node_id()
         self.batch_size = settings.getint("SCHEDULER_BATCH_SIZE", 8)
-        self.flush_size = settings.getint("SCHEDULER_FLUSH_SIZE", 512)
-        self.flush_interval = settings.getfloat("SCHEDULER_FLUSH_INTERVAL", 0.1)
+        self.flush_size = settings.getint("SCHEDULER_FLUSH_SIZE", 4096)
+        self.flush_interval = settings.getfloat("SCHEDULER_FLUSH_INTERVAL", 0.5)
+        # a flush goes as soon as one shard's new requests reach this many (see _count_push)
+        self.flush_shard_size = settings.getint("SCHEDULER_FLUSH_SHARD_SIZE", 256)
         if not 0 < self.flush_size <= MAX_FLUSH_SIZE or self.flush_interval <= 0:
             raise ValueError(
                 f"SCHEDULER_FLUSH_SIZE must be 1 to {MAX_FLUSH_SIZE} and SCHEDULER_FLUSH_INTERVAL above 0"
                 f" (got {self.flush_size} and {self.flush_interval})"
+            )
+        if not 0 < self.flush_shard_size <= MAX_FLUSH_SIZE:
+            raise ValueError(
+                f"SCHEDULER_FLUSH_SHARD_SIZE must be 1 to {MAX_FLUSH_SIZE} (got {self.flush_shard_size})"
             )
         self.lease_seconds = settings.getfloat("SCHEDULER_LEASE_SECONDS", 60.0)
         self.idle_poll = settings.getfloat("SCHEDULER_IDLE_POLL", 0.2)
@@ -201,6 +207,8 @@ class LeasedScheduler(Scheduler):
         self.shard_keys = shard_keys(crawler.spidercls.name, settings)
         self._transfers = Transfers(server, self.shard_keys) if self.shards > 1 else None
         self._take_shard = 0
+        # new requests buffered per shard since the last flush (see _count_push)
+        self._shard_pushes = [0] * self.shards
         self._next_rebalance = 0.0
         # with shards: the acks of the last flush, sent with the next one (see _hold_acks)
         self._held_acks: list[tuple[str, bool, str]] = []
@@ -409,10 +417,23 @@ class LeasedScheduler(Scheduler):
         if replaces:
             # kept only if the parent's lease is still this node's when the flush lands
             self._replaces[len(self._pushes)] = parent
-        self._pushes.append((bucket, fingerprint, request.priority, payload))
-        if len(self._pushes) >= self.flush_size:
-            self._flush()
+        push = (bucket, fingerprint, request.priority, payload)
+        self._pushes.append(push)
+        self._count_push(push, parent if replaces else None)
         return True
+
+    def _count_push(self, push: tuple[str | None, bytes | None, int, str], parent: str | None) -> None:
+        """Count a buffered push on its shard, and flush once that shard has
+        SCHEDULER_FLUSH_SHARD_SIZE of them (or SCHEDULER_FLUSH_SIZE are buffered in all).
+
+        Each script call costs Redis a fixed part whatever it carries, so a flush waits until
+        its calls are full (or SCHEDULER_FLUSH_INTERVAL passes): with N shards each shard's
+        calls are then as full as one shard's, and N times fewer per master.
+        """
+        shard = self._push_shard(push, parent) if self.shards > 1 else 0
+        self._shard_pushes[shard] += 1
+        if self._shard_pushes[shard] >= self.flush_shard_size or len(self._pushes) >= self.flush_size:
+            self._flush()
 
     def _mark_seen(self, request: Request) -> None:
         """Record ``request``'s fingerprint as seen in the next flush, queueing nothing."""
@@ -426,21 +447,24 @@ class LeasedScheduler(Scheduler):
             if known in self._known:
                 return
             self._push_keys.append(known)
-            self._pushes.append((bucket, fingerprint, 0, MARK))
+            push = (bucket, fingerprint, 0, MARK)
+            self._pushes.append(push)
+            self._count_push(push, None)
         self._inc("baike/frontier/aliases_marked")
 
     def next_request(self) -> Request | None:
-        # New requests and acks go out every SCHEDULER_FLUSH_INTERVAL (or when
-        # SCHEDULER_FLUSH_SIZE are waiting), not on every call: each script call
-        # has a fixed cost on Redis. Before a take they go at once, as a node
-        # short of work may be about to lease its own children.
+        # New requests and acks go out every SCHEDULER_FLUSH_INTERVAL (or when a shard
+        # has SCHEDULER_FLUSH_SHARD_SIZE waiting), not on every call: each script call
+        # has a fixed cost on Redis. A node with nothing downloading flushes before it
+        # takes, as it may be about to lease its own children.
         if self._redis_down_since is not None or self.cooling_down:
             # no work is handed out while Redis is out of reach (the leases may expire
             # meanwhile, and the next heartbeat tells which are still this node's), nor
             # while the cluster cools down
             return None
         if not self._buffer:
-            self._flush()
+            if not self._active:
+                self._flush()
             self._take()
         if not self._buffer:
             return None
@@ -530,6 +554,7 @@ class LeasedScheduler(Scheduler):
                 self._next_call_id(), self._pushes, self._acks, self._push_keys, self._replaces, self._answers
             )
             self._pushes, self._acks, self._push_keys, self._replaces = [], [], [], {}
+            self._shard_pushes = [0] * self.shards
             self._answers = Answers()
             if self.shards > 1:
                 self._hold_acks(self._unconfirmed)
