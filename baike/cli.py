@@ -5,7 +5,7 @@ take it for a command of its own)."""
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from scrapy.commands import ScrapyCommand
 
@@ -21,7 +21,7 @@ class CrawlCommand(ScrapyCommand):
     reports a failure as one line on stderr with exit code 1."""
 
     requires_project = True
-    default_settings = {"LOG_ENABLED": False}
+    default_settings: ClassVar[dict[str, Any]] = {"LOG_ENABLED": False}
     # what a failure's line starts with, e.g. "status: cannot reach Redis ..."
     failure_prefix = ""
 

@@ -23,11 +23,10 @@ from baike.revisit import RevisitPolicy, Revisits
 from baike.urls import canonicalize, subview_url
 
 if TYPE_CHECKING:
+    from typing import Self
+
     from redis import Redis
     from scrapy.crawler import Crawler
-
-    # typing.Self requires Python 3.11
-    from typing_extensions import Self
 
 logger = logging.getLogger(__name__)
 
@@ -217,7 +216,7 @@ class RedisStorePipeline:
     def _count_versions(self, counts: list[int]) -> None:
         if self.stats is None:
             return
-        for name, count in zip(("new", "changed", "unchanged"), counts):
+        for name, count in zip(("new", "changed", "unchanged"), counts, strict=True):
             if count:
                 self.stats.inc_value(f"baike/revisit/{name}", count)
 

@@ -22,7 +22,18 @@ from html import escape
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from baike.status import ALIVE, GONE, LOST, clock, cluster_rate, describe_freshness, describe_rate, duration, printable, read_json
+from baike.status import (
+    ALIVE,
+    GONE,
+    LOST,
+    clock,
+    cluster_rate,
+    describe_freshness,
+    describe_rate,
+    duration,
+    printable,
+    read_json,
+)
 
 if TYPE_CHECKING:
     from redis import Redis

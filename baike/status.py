@@ -445,7 +445,7 @@ def _add_shards(
             pipe.llen(keys.dead)
         replies = pipe.execute()
     for at in range(0, len(replies), 3):
-        totals = [total + _int(value) for total, value in zip(totals, replies[at])]
+        totals = [total + _int(value) for total, value in zip(totals, replies[at], strict=True)]
         leased = leased + replies[at + 1]
         dead_by_shard.append(replies[at + 2])
     return totals, leased, dead_by_shard

@@ -14,9 +14,9 @@ from twisted.internet.error import ConnectionRefusedError
 from twisted.python.failure import Failure
 
 from baike.errors import DeadLetter
+from baike.frontier.queue import BadSeed, LeasedQueue
 from baike.guard import GiveUp
 from baike.items import BaikeItem
-from baike.frontier.queue import BadSeed, LeasedQueue
 from baike.keys import CrawlKeys
 from baike.spiders.baike import MAX_SEED_BYTES, BaikeSpider
 from tests.frontier_helpers import PROJECT_SETTINGS

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import UsageError
 
-from baike.frontier.shards import crawl_shards
-from baike.keys import shard_count
 from baike.cli import CrawlCommand
 from baike.frontier import serializer
 from baike.frontier.schema import RequestSchema
+from baike.frontier.shards import crawl_shards
+from baike.keys import shard_count
 from baike.spiders.baike import BaikeSpider
 from baike.status import number, printable, read_json
 from baike.urls import canonicalize

@@ -121,7 +121,7 @@ class Output:
             raise PermissionError(13, "Permission denied", str(path))
         in_place = path.exists() and not path.is_file()
         self.part = path if in_place else path.with_name(f".{path.name}.{os.getpid()}.part")
-        self.file: IO[bytes] = open(self.part, "wb")
+        self.file: IO[bytes] = open(self.part, "wb")  # noqa: SIM115 - closed by commit() or abort()
 
     def commit(self) -> None:
         self.file.close()
@@ -148,7 +148,7 @@ class ExportLog:
     _DIGEST = 20
 
     def __init__(self) -> None:
-        self.file: IO[bytes] = tempfile.TemporaryFile()
+        self.file: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - the object owns it
 
     def add(self, field: bytes, value: bytes) -> None:
         self.file.write(self._LENGTH.pack(len(field)) + field + hashlib.sha1(value).digest())

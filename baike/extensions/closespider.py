@@ -51,10 +51,9 @@ from baike.keys import CrawlKeys, shard_keys
 from baike.revisit import RevisitPolicy, due_within
 
 if TYPE_CHECKING:
-    from scrapy.crawler import Crawler
+    from typing import Self
 
-    # typing.Self requires Python 3.11
-    from typing_extensions import Self
+    from scrapy.crawler import Crawler
 
 logger = logging.getLogger(__name__)
 

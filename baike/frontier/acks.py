@@ -28,12 +28,10 @@ from baike.frontier.scheduler import PARENT_META_KEY, LeasedScheduler, uses_leas
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+    from typing import Self
 
     from scrapy.crawler import Crawler
     from scrapy.http import Response
-
-    # typing.Self requires Python 3.11
-    from typing_extensions import Self
 
 logger = logging.getLogger(__name__)
 

@@ -40,12 +40,11 @@ from baike.errors import NodeRefused
 from baike.frontier.dupefilter import SharedDupeFilter
 
 if TYPE_CHECKING:
+    from typing import Self
+
     from redis import Redis
     from scrapy import Request, Spider
     from scrapy.crawler import Crawler
-
-    # typing.Self requires Python 3.11
-    from typing_extensions import Self
 
 logger = logging.getLogger(__name__)
 

@@ -42,12 +42,11 @@ from baike.frontier.shards import shard_of
 from baike.keys import CrawlKeys, shard_count, shard_keys
 
 if TYPE_CHECKING:
+    from typing import Self
+
     from redis import Redis
     from scrapy import Request, Spider
     from scrapy.crawler import Crawler
-
-    # typing.Self requires Python 3.11
-    from typing_extensions import Self
 
 logger = logging.getLogger(__name__)
 

@@ -54,4 +54,4 @@ def _entry_fingerprint(canonical_url: str) -> bytes:
     much as the rest. tests/test_dupefilter.py holds it to Scrapy's function.
     """
     data = {"method": "GET", "url": canonicalize_url(canonical_url), "body": "", "headers": {}}
-    return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).digest()  # noqa: S324
+    return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).digest()

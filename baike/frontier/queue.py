@@ -23,13 +23,14 @@ import struct
 import time
 from dataclasses import astuple, dataclass, field
 from functools import partial
-from urllib.parse import urlsplit
 from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import urlsplit
 
 from scrapy import Request
 from scrapy_redis.queue import Base
 
-from baike.frontier import scripts, serializer as json_serializer
+from baike.frontier import scripts
+from baike.frontier import serializer as json_serializer
 from baike.frontier.schema import CRAWLER_META, HEADERS, SEED_SCORE, RequestSchema
 from baike.keys import CrawlKeys
 from baike.revisit import conditional_headers
@@ -378,7 +379,7 @@ class LeasedQueue(Base):
         seed = payload[:1] == SEED_MARK
         try:
             request = self.decode_seed(payload) if seed else self.decode(payload)
-        except Exception as exc:  # noqa: BLE001 - any failure costs this payload only
+        except Exception as exc:  # any failure costs this payload only
             reason = f"bad seed: {exc}" if seed else f"rejected payload: {exc}"
             (taken.bad_seeds if seed else taken.rejected).append(reason)
             self.reject(node, lease, payload, reason)

@@ -60,25 +60,24 @@ from baike.frontier.queue import (
     LEASE_META_KEY,
     MARK,
     Answers,
-    Pushed,
     PayloadError,
+    Pushed,
     Taken,
     handle_shard,
     new_call_id,
 )
 from baike.frontier.shards import Transfers, record_shards
 from baike.keys import CrawlKeys, shard_count, shard_keys
-from baike.revisit import Revisits, RevisitPolicy
+from baike.revisit import RevisitPolicy, Revisits
 from baike.status import redacted
 from baike.urls import canonicalize, is_alias_form, normalize_origin
 
 if TYPE_CHECKING:
+    from typing import Self
+
     from redis import Redis
     from scrapy import Request, Spider
     from scrapy.crawler import Crawler
-
-    # typing.Self requires Python 3.11
-    from typing_extensions import Self
 
 logger = logging.getLogger(__name__)
 
@@ -836,7 +835,7 @@ class LeasedScheduler(Scheduler):
         except REDIS_ERRORS as exc:
             logger.debug("Cannot check %d URL forms against the stored entries: %s", len(forms), exc)
             return taken
-        dropped = {lease for leases, record in zip(forms.values(), stored) if record for lease in leases}
+        dropped = {lease for leases, record in zip(forms.values(), stored, strict=True) if record for lease in leases}
         for lease in dropped:
             self._active.add(lease)
             self.settle(lease)
