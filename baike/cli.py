@@ -14,6 +14,7 @@ from baike.status import connect, redacted
 
 if TYPE_CHECKING:
     from redis import Redis
+    from scrapy.settings import Settings
 
 
 class CrawlCommand(ScrapyCommand):
@@ -21,6 +22,7 @@ class CrawlCommand(ScrapyCommand):
     reports a failure as one line on stderr with exit code 1."""
 
     requires_project = True
+    settings: Settings  # set by Scrapy before a command runs
     default_settings: ClassVar[dict[str, Any]] = {"LOG_ENABLED": False}
     # what a failure's line starts with, e.g. "status: cannot reach Redis ..."
     failure_prefix = ""

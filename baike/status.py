@@ -26,7 +26,7 @@ import math
 import re
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote_plus, urlsplit
 
 from baike.connection import RedisSettingsError, get_redis, pipelines_time, slot_time, time_reply
@@ -528,7 +528,7 @@ def is_over(snap: dict[str, Any]) -> bool:
 
 def cluster_rate(snap: dict[str, Any]) -> float:
     """Pages per second of the nodes alive, each over its last minute."""
-    return sum(node["pages_per_sec"] for node in snap["nodes"] if node["status"] == ALIVE)
+    return cast("float", sum(node["pages_per_sec"] for node in snap["nodes"] if node["status"] == ALIVE))
 
 
 # -- rendering --------------------------------------------------------------------------

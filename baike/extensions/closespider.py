@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
@@ -75,7 +76,7 @@ class ClusterCloseSpider(CloseSpider):
             self.crawler = crawler
             self.task = self.task_no_item = None
             self.close_on = {"pagecount": 0, "pagecount_no_item": 0}
-            self.counter = {}
+            self.counter = defaultdict(int)
             crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
         settings = crawler.settings
         self.page_budget = max(settings.getint("CLOSESPIDER_PAGECOUNT"), 0)
@@ -317,6 +318,7 @@ class ClusterCloseSpider(CloseSpider):
         if not self.cluster_wide:
             return
         try:
-            self.server.hset(self.keys.state, mapping=fields)
+            # (the ignore: redis-py's hset takes a Mapping invariant in its key type, which no dict[str, Any] is)
+            self.server.hset(self.keys.state, mapping=fields)  # type: ignore[arg-type]
         except REDIS_ERRORS as exc:
             logger.warning("Could not record the crawl state in %s: %s", self.keys.state, exc)

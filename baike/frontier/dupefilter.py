@@ -103,8 +103,15 @@ class SharedDupeFilter(BaseDupeFilter):
 
     # how a filtered request is called in the log
     duplicate_word = "duplicate"
-    # (hashes, bits per shard) for a Bloom filter's slots in the push script; (0, 0): fields
-    bloom: tuple[int, int] = (0, 0)
+    server: Redis
+    key: str
+    debug: bool
+    logged_first_duplicate: bool
+
+    @property
+    def bloom(self) -> tuple[int, int]:
+        """(hashes, bits per shard) for a Bloom filter's slots in the push script; (0, 0): fields."""
+        return (0, 0)
 
     def clear(self) -> int:
         """Delete ``key`` and everything under ``key:*``; only the fresh-crawl operation calls this."""

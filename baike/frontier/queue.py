@@ -23,7 +23,7 @@ import struct
 import time
 from dataclasses import astuple, dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 from urllib.parse import urlsplit
 
 from scrapy import Request
@@ -37,6 +37,8 @@ from baike.revisit import conditional_headers
 from baike.urls import BAIKE_ORIGIN, canonicalize, download_url, normalize_origin
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from redis import Redis
     from redis.commands.core import Script
     from scrapy import Spider
@@ -116,7 +118,7 @@ class Taken:
     bad_seeds: list[str] = field(default_factory=list)
 
 
-class LeasedQueue(Base):
+class LeasedQueue(Base):  # type: ignore[misc]  # scrapy-redis is untyped
     """Priority frontier (FIFO among equal priorities) with leases and a page budget."""
 
     def __init__(self, server: Redis, spider: Spider, key: str, serializer: Any = None):
@@ -176,7 +178,7 @@ class LeasedQueue(Base):
         obj["url"] = canonical
         obj["meta"] = self._durable_meta(obj["meta"])
         obj["headers"] = {name: values for name, values in obj["headers"].items() if _text(name) in HEADERS}
-        return self.serializer.dumps(obj)
+        return cast("str", self.serializer.dumps(obj))
 
     def _durable_meta(self, meta: dict[str, Any]) -> dict[str, Any]:
         """The meta keys that travel through Redis: the schema's, not this download's own."""
@@ -265,7 +267,7 @@ class LeasedQueue(Base):
         if raw is None:
             raise BadSeed("unreadable seed entry")
         try:
-            request = self.spider.request_from_seed(raw)
+            request: Request = self.spider.request_from_seed(raw)
             self.schema.check_meta(request.meta)
             self.schema.check_priority(request.priority)
         except ValueError as exc:
@@ -440,7 +442,7 @@ class LeasedQueue(Base):
 
     def leased(self) -> int:
         """Requests leased to any node right now."""
-        return self.server.zcard(self.keys.leases)
+        return cast("int", self.server.zcard(self.keys.leases))
 
     def clear(self) -> None:
         """Delete the frontier and its leases (the explicit fresh-crawl operation only)."""
@@ -490,7 +492,7 @@ def queued_from_ledger(enqueued: int, settled: int, leased: int) -> int:
 
 
 def push_and_ack(
-    script: Script,
+    script: Script | Callable[..., Any],
     keys: CrawlKeys,
     node: str,
     pushes: list[tuple[str | None, bytes | None, int, str]],

@@ -136,7 +136,7 @@ def make_node_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
 
 
-class LeasedScheduler(Scheduler):
+class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyped
     """Shared frontier scheduler; every node of a crawl runs one."""
 
     def __init__(self, server: Redis, crawler: Crawler, **kwargs: Any):
@@ -365,7 +365,7 @@ class LeasedScheduler(Scheduler):
             return self._enqueue(request)
         finally:
             # after the request is buffered: its parent's acknowledgement follows it
-            if child_of is not None:
+            if child_of is not None and self._child_arrived is not None:
                 self._child_arrived(child_of)
 
     def _enqueue(self, request: Request) -> bool:
@@ -758,7 +758,7 @@ class LeasedScheduler(Scheduler):
 
     def _take_from(self, queue: Any) -> Taken:
         """One take from ``queue`` under the current take call id (kept until confirmed)."""
-        taken = queue.take(self.node_id, self.batch_size, self.lease_seconds, self.page_budget, call_id=self._take_call)
+        taken: Taken = queue.take(self.node_id, self.batch_size, self.lease_seconds, self.page_budget, call_id=self._take_call)
         self._take_call = self._next_call_id()
         return taken
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from scrapy import Request
 from scrapy.exceptions import DontCloseSpider, IgnoreRequest
@@ -43,6 +43,7 @@ from baike.urls import (
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
+    from redis import Redis
     from scrapy.http import Response
     from twisted.python.failure import Failure
 
@@ -51,17 +52,18 @@ MAX_SEED_BYTES = 8192
 SEED_FIELDS = frozenset({"url", "meta", "priority"})
 
 
-class BaikeSpider(RedisSpider):
+class BaikeSpider(RedisSpider):  # type: ignore[misc]  # scrapy-redis is untyped
     """Crawls Baike entries from seeds pushed to ``baike:start_urls``."""
 
     name = "baike"
+    server: Redis  # scrapy-redis's client, made by setup_redis()
     # Callbacks a request read back from Redis may name; anything else is refused.
     frontier_callbacks = ("parse", "errback")
 
     def setup_redis(self, crawler: Any = None) -> None:
         """scrapy-redis's set-up, with the crawler's shared client (:func:`baike.connection.get_redis`:
         one connection pool, TLS settings) instead of the client scrapy-redis makes for itself."""
-        given = self.server
+        given: Redis | None = self.server  # None: setup_redis() not run yet
         crawler = crawler or self.crawler
         # scrapy-redis builds a client of its own from REDIS_URL, dropped unused just below:
         # it is given a URL it can read (a cluster's first node for redis+cluster://)
@@ -112,7 +114,7 @@ class BaikeSpider(RedisSpider):
         """scrapy-redis reads seeds here; with the leased frontier, the frontier admits them instead."""
         if self.frontier_admits_seeds:
             return iter(())
-        return super().next_requests()
+        return cast("Iterator[Request]", super().next_requests())
 
     def make_request_from_data(self, data: bytes) -> Request | None:
         """One seed read by scrapy-redis (without the leased frontier); a bad one is logged,
@@ -318,7 +320,7 @@ class BaikeSpider(RedisSpider):
         failed for good (errors after retries, captchas, 5xx/403/429) goes to the
         dead letters with the reason.
         """
-        request = failure.request
+        request = failure.request  # type: ignore[attr-defined]  # set by Scrapy on an errback's Failure
         scheduler = self.crawler.engine.scheduler
         lease = scheduler.lease_of(request) if hasattr(scheduler, "lease_of") else None
         reason = self._dead_reason(failure)
@@ -330,14 +332,14 @@ class BaikeSpider(RedisSpider):
 
     def _dead_reason(self, failure: Failure) -> str:
         if failure.check(HttpError):
-            status = failure.value.response.status
+            status = cast("HttpError", failure.value).response.status
             retryable = status >= 500 or str(status) in map(str, self.crawler.settings.getlist("RETRY_HTTP_CODES"))
             return f"HTTP {status} after retries" if retryable else ""
         if failure.check(GiveUp):
             return str(failure.value)
         if failure.check(IgnoreRequest):
             return ""
-        return f"{failure.type.__name__}: {failure.getErrorMessage()}"
+        return f"{cast('type[BaseException]', failure.type).__name__}: {failure.getErrorMessage()}"
 
 
 def _validators(response: Response) -> tuple[str, str]:
