@@ -5,7 +5,7 @@ take it for a command of its own)."""
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from scrapy.commands import ScrapyCommand
 
@@ -14,6 +14,7 @@ from baike.status import connect, redacted
 
 if TYPE_CHECKING:
     from redis import Redis
+    from scrapy.settings import Settings
 
 
 class CrawlCommand(ScrapyCommand):
@@ -21,7 +22,8 @@ class CrawlCommand(ScrapyCommand):
     reports a failure as one line on stderr with exit code 1."""
 
     requires_project = True
-    default_settings = {"LOG_ENABLED": False}
+    settings: Settings  # set by Scrapy before a command runs
+    default_settings: ClassVar[dict[str, Any]] = {"LOG_ENABLED": False}
     # what a failure's line starts with, e.g. "status: cannot reach Redis ..."
     failure_prefix = ""
 

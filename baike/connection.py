@@ -23,14 +23,13 @@ import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlsplit
 
-from redis.cluster import ClusterNode, RedisCluster
 from redis import Redis
+from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoPermissionError
-from redis.exceptions import ReadOnlyError
+from redis.exceptions import NoPermissionError, ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.sentinel import Sentinel
 from scrapy.settings import BaseSettings
@@ -145,7 +144,7 @@ def client_settings(settings: Any) -> dict[str, Any]:
     url = values.get("REDIS_URL")
     params.update(tls_params(settings, url, params))
     if on_cluster(settings):
-        values["REDIS_URL"], nodes = cluster_url(url)
+        values["REDIS_URL"], nodes = cluster_url(cast("str", url))
         params.update(redis_cls=RedisCluster, startup_nodes=nodes)
     values["REDIS_PARAMS"] = params
     return values
@@ -297,9 +296,9 @@ def sentinel_client(settings: Any, params: dict[str, Any]) -> Redis:
     own = {param: settings.get(setting) for setting, param in SENTINEL_SETTINGS.items() if settings.get(setting)}
     sentinel_kwargs = {"socket_timeout": SENTINEL_TIMEOUT, "socket_connect_timeout": SENTINEL_TIMEOUT, **tls, **own}
     sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs)
-    return sentinel.master_for(
+    return cast("Redis", sentinel.master_for(
         target.service, redis_class=Redis, db=target.db, username=target.username, password=target.password, **kwargs
-    )
+    ))
 
 
 def master_address(server: Redis) -> str | None:
@@ -324,7 +323,7 @@ def redis_time(server: Redis, key: str | None = None) -> float:
     return time_reply(slot_time(server, key))
 
 
-def slot_time(server: Redis, key: str | None = None) -> tuple[int, int]:
+def slot_time(server: Redis | RedisCluster, key: str | None = None) -> tuple[int, int]:
     """Redis's ``TIME``; on a Redis Cluster, that of the master holding ``key`` (the crawl's
     slot, whose clock its scripts read), since a cluster's pipeline cannot carry ``TIME``."""
     if isinstance(server, RedisCluster) and key is not None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from baike.connection import redis_time
 from baike.frontier.bloom import BloomDupeFilter
@@ -71,7 +71,7 @@ def live_nodes(server: Redis, keys: CrawlKeys, lost_after: float) -> list[str]:
     """
     if server.type(keys.nodes) not in (b"hash", "hash"):
         return []
-    nodes = read_nodes(server.hgetall(keys.nodes), redis_time(server, keys.nodes), lost_after)
+    nodes = read_nodes(cast("dict[bytes, bytes]", server.hgetall(keys.nodes)), redis_time(server, keys.nodes), lost_after)
     return [node["node"] for node in nodes if node["status"] == ALIVE]
 
 
@@ -122,7 +122,7 @@ def flush_at_start(server: Redis, keys: CrawlKeys, bloom_key: str, node: str, lo
     Redis errors propagate: the caller refuses the node.
     """
     if not server.set(keys.flush, node, nx=True, px=max(int(lost_after * 1000), 1)):
-        holder = server.get(keys.flush)
+        holder = cast("bytes | None", server.get(keys.flush))
         return FlushAtStart(False, guarded_by=holder.decode("utf-8", "replace") if holder else "another node")
     alive = live_nodes(server, keys, lost_after)
     if alive:

@@ -31,12 +31,11 @@ from scrapy.exceptions import IgnoreRequest
 from baike.urls import canonicalize, normalize_origin
 
 if TYPE_CHECKING:
+    from typing import Self
+
     from scrapy import Request
     from scrapy.crawler import Crawler
     from scrapy.http import Response
-
-    # typing.Self requires Python 3.11
-    from typing_extensions import Self
 
 logger = logging.getLogger(__name__)
 

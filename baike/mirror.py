@@ -15,12 +15,11 @@ from scrapy.exceptions import NotConfigured
 from baike.urls import BAIKE_ORIGIN, normalize_origin
 
 if TYPE_CHECKING:
+    from typing import Self
+
     from scrapy import Request
     from scrapy.crawler import Crawler
     from scrapy.http import Response
-
-    # typing.Self requires Python 3.11
-    from typing_extensions import Self
 
 
 class MirrorMiddleware:

@@ -7,7 +7,7 @@ import logging
 import re
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem
@@ -23,11 +23,10 @@ from baike.revisit import RevisitPolicy, Revisits
 from baike.urls import canonicalize, subview_url
 
 if TYPE_CHECKING:
+    from typing import Self
+
     from redis import Redis
     from scrapy.crawler import Crawler
-
-    # typing.Self requires Python 3.11
-    from typing_extensions import Self
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +159,7 @@ class RedisStorePipeline:
         await deferred_to_future(self._flush())
 
     async def process_item(self, item: Any) -> Any:
-        record = {name: ItemAdapter(item).get(name) for name in RECORD_FIELDS}
+        record: dict[str, Any] = {name: ItemAdapter(item).get(name) for name in RECORD_FIELDS}
         if self.revisits is not None:
             # the time this version was first seen; kept while the entry does not change
             record["changed_at"] = record["crawled_at"]
@@ -217,7 +216,7 @@ class RedisStorePipeline:
     def _count_versions(self, counts: list[int]) -> None:
         if self.stats is None:
             return
-        for name, count in zip(("new", "changed", "unchanged"), counts):
+        for name, count in zip(("new", "changed", "unchanged"), counts, strict=True):
             if count:
                 self.stats.inc_value(f"baike/revisit/{name}", count)
 
@@ -247,19 +246,20 @@ class RedisStorePipeline:
         REDIS_WAIT_REPLICAS) ``WAIT`` on the same connection. Waiting, the records go first
         and the aliases after them, each its own command: an alias never names a record
         that is not stored."""
+        # (the ignores: redis-py's hset takes a Mapping invariant in its key type, which no dict[str, str] is)
         if self.replicas.replicas:
             with self.replicas.pinned() as client:
-                client.hset(self.key, mapping=batch)
+                client.hset(self.key, mapping=batch)  # type: ignore[arg-type]
                 if aliases:
-                    client.hset(self.aliases_key, mapping=aliases)
+                    client.hset(self.aliases_key, mapping=aliases)  # type: ignore[arg-type]
                 self.replicas.wait(client)
             return
         if not aliases:
-            self.server.hset(self.key, mapping=batch)
+            self.server.hset(self.key, mapping=batch)  # type: ignore[arg-type]
             return
         with self.server.pipeline(transaction=True) as pipe:
-            pipe.hset(self.key, mapping=batch)
-            pipe.hset(self.aliases_key, mapping=aliases)
+            pipe.hset(self.key, mapping=batch)  # type: ignore[arg-type]
+            pipe.hset(self.aliases_key, mapping=aliases)  # type: ignore[arg-type]
             pipe.execute()
 
     def _failed(self, items: int, exc: Exception) -> None:
@@ -279,7 +279,7 @@ def _alias_of(record: dict[str, Any]) -> str | None:
     return None
 
 
-def _is_id(value: Any) -> bool:
+def _is_id(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 

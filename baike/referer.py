@@ -70,7 +70,7 @@ class PageReferer:
     ``RefererMiddleware.get_processed_request`` gives it: worked out for the first
     request, and reused for the next ones to the same origin that name no policy."""
 
-    __slots__ = ("_middleware", "_response", "_prefix", "_referrer")
+    __slots__ = ("_middleware", "_prefix", "_referrer", "_response")
 
     def __init__(self, middleware: RefererMiddleware, response: Response) -> None:
         self._middleware = middleware

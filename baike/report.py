@@ -19,10 +19,21 @@ import math
 import time
 from collections import defaultdict
 from html import escape
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
-from baike.status import ALIVE, GONE, LOST, clock, cluster_rate, describe_freshness, describe_rate, duration, printable, read_json
+from baike.status import (
+    ALIVE,
+    GONE,
+    LOST,
+    clock,
+    cluster_rate,
+    describe_freshness,
+    describe_rate,
+    duration,
+    printable,
+    read_json,
+)
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -68,7 +79,7 @@ dl{margin:0;display:grid;grid-template-columns:max-content auto;column-gap:8px}d
 def read_timeline(server: Redis, key: str) -> list[dict[str, Any]]:
     """The capped ``baike:timeline`` samples; any sample that is not one a node wrote is skipped."""
     samples = []
-    for raw in server.lrange(key, 0, -1):
+    for raw in cast("list[bytes]", server.lrange(key, 0, -1)):
         sample = parse_sample(raw)
         if sample is not None:
             samples.append(sample)

@@ -27,8 +27,8 @@ from baike.frontier.dupefilter import (
 )
 from baike.frontier.scheduler import MAX_FLUSH_SIZE
 from baike.keys import on_cluster
-from baike.urls import deny_list
 from baike.scrapyredis import refusals
+from baike.urls import deny_list
 
 if TYPE_CHECKING:
     from collections.abc import Callable

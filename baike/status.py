@@ -26,7 +26,7 @@ import math
 import re
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote_plus, urlsplit
 
 from baike.connection import RedisSettingsError, get_redis, pipelines_time, slot_time, time_reply
@@ -445,7 +445,7 @@ def _add_shards(
             pipe.llen(keys.dead)
         replies = pipe.execute()
     for at in range(0, len(replies), 3):
-        totals = [total + _int(value) for total, value in zip(totals, replies[at])]
+        totals = [total + _int(value) for total, value in zip(totals, replies[at], strict=True)]
         leased = leased + replies[at + 1]
         dead_by_shard.append(replies[at + 2])
     return totals, leased, dead_by_shard
@@ -528,7 +528,7 @@ def is_over(snap: dict[str, Any]) -> bool:
 
 def cluster_rate(snap: dict[str, Any]) -> float:
     """Pages per second of the nodes alive, each over its last minute."""
-    return sum(node["pages_per_sec"] for node in snap["nodes"] if node["status"] == ALIVE)
+    return cast("float", sum(node["pages_per_sec"] for node in snap["nodes"] if node["status"] == ALIVE))
 
 
 # -- rendering --------------------------------------------------------------------------

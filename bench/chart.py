@@ -196,7 +196,7 @@ def bar_chart_svg(path: Path, title: str, bars: Sequence[Bar], note: str = "") -
         x0 = layout.left + slot * index + slot * 0.2
         width = slot * 0.6
         height = layout.plot_height * bar.value / top
-        color = "#%02x%02x%02x" % PALETTE[index % len(PALETTE)]
+        color = "#{:02x}{:02x}{:02x}".format(*PALETTE[index % len(PALETTE)])
         parts.append(f'<rect x="{x0:.1f}" y="{base_y - height:.1f}" width="{width:.1f}" height="{height:.1f}" fill="{color}"/>')
         mid = x0 + width / 2
         if bar.low is not None and bar.high is not None:

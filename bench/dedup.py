@@ -192,7 +192,7 @@ def measure_bloom(lab: Lab, count: int, error_rate: float = BLOOM_ERROR_RATE) ->
 
 def run(lab: Lab, sizes: list[int]) -> dict[str, Any]:
     lab.start_redis("--hash-max-listpack-entries", str(LISTPACK_ENTRIES))
-    server = {name: value for name, value in lab.redis.client().config_get("hash-max-*").items()}
+    server = dict(lab.redis.client().config_get("hash-max-*"))
     results = []
     for count in sizes:
         for measure in (measure_stock, measure_buckets, measure_bloom):

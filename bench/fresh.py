@@ -117,9 +117,9 @@ def summarise(runs: list[dict[str, Any]]) -> list[list[Any]]:
             int(median([run["due"] for run in mine])),
             int(median([run["changed"] for run in mine])),
             f"{median([run['full_bodies'] for run in mine]):.0f} / {median([run['not_modified'] for run in mine]):.0f}",
-            f"{median([run['downloaded_bytes'] / n for run, n in zip(mine, per)]) / 1024:.2f}",
-            f"{median([run['body_bytes'] / n for run, n in zip(mine, per)]) / 1024:.2f}",
-            f"{median([1000 * (run['node_cpu_s'] - baseline) / n for run, n in zip(mine, per)]):.2f}",
+            f"{median([run['downloaded_bytes'] / n for run, n in zip(mine, per, strict=True)]) / 1024:.2f}",
+            f"{median([run['body_bytes'] / n for run, n in zip(mine, per, strict=True)]) / 1024:.2f}",
+            f"{median([1000 * (run['node_cpu_s'] - baseline) / n for run, n in zip(mine, per, strict=True)]):.2f}",
         ])
     return rows
 

@@ -10,6 +10,7 @@ peak RSS come from the kernel (``wait4``) when they exit.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import logging
@@ -266,10 +267,8 @@ class Node(NodeLog):
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.exited_at is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, sig)
-            except ProcessLookupError:
-                pass
 
     def stop(self, timeout: float = 15) -> None:
         """SIGTERM, then SIGKILL; always reaps."""

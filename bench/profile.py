@@ -20,8 +20,8 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import RESULTS, Lab, crawl, logger, setup_logging
 from bench.cases import common_settings
+from bench.harness import RESULTS, Lab, crawl, logger, setup_logging
 from bench.speed import BASELINE_CASES, BASELINE_COMMIT, CASES
 
 

@@ -16,6 +16,8 @@ SAFE_ASCII_NAME_CHARS = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 +#.-"
 )
 
+# The word tables below stay packed, many words a line, not one a line as ruff format would have them.
+# fmt: off
 # 郭 is left out on purpose: the real sample entry 郭文景 must never collide
 # with a generated person name.
 SURNAMES = (
@@ -106,6 +108,7 @@ LINKED_KEYS = frozenset({"国籍", "出生地", "毕业院校", "代表作品", 
 COUNTRIES = ("中国", "日本", "法国", "德国", "意大利", "巴西", "加拿大", "埃及", "印度", "新西兰")
 ETHNICITIES = ("汉族", "回族", "满族", "蒙古族", "藏族", "壮族", "苗族", "彝族")
 LANGUAGES = ("中文", "英文", "法文", "日文", "德文")
+# fmt: on
 
 
 def _pick(rng: random.Random, seq: str | tuple[str, ...]) -> str:

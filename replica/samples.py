@@ -117,7 +117,7 @@ def _infobox(doc: lxml.html.HtmlElement) -> dict[str, str] | None:
     if not names or len(names) != len(values):
         return None
     infobox: dict[str, str] = {}
-    for name, value in zip(names, values):
+    for name, value in zip(names, values, strict=False):
         key = "".join(name.text_content().split())
         infobox[key] = collapse(_without_citations(value).text_content())
     return infobox

@@ -16,8 +16,8 @@ import math
 import random
 import time
 from collections import Counter, OrderedDict
-from email.utils import formatdate, parsedate_to_datetime
 from dataclasses import dataclass, field
+from email.utils import formatdate, parsedate_to_datetime
 from urllib.parse import parse_qs, quote, quote_from_bytes
 
 from replica.layouts import HTML_UTF8, Renderer
@@ -85,7 +85,7 @@ class Stats:
         self.page_paths: Counter[str] = Counter()
         self.list_pages: Counter[str] = Counter()
         self.help_pages: Counter[str] = Counter()
-        self.pushbacks: Counter[str] = Counter({cause: 0 for cause in CAUSES})
+        self.pushbacks: Counter[str] = Counter(dict.fromkeys(CAUSES, 0))
         self.per_second = ClientSeconds()
         self.times = EntryTimes()
         # entry pages by canonical URL: served with a full body (200), or answered 304
@@ -417,7 +417,7 @@ class Replica:
 
     @staticmethod
     def _small_page(title: str) -> bytes:
-        return f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>".encode("utf-8")
+        return f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>".encode()
 
     # --------------------------------------------------------------- debug
 

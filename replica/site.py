@@ -22,7 +22,6 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from replica import names as vocab
-from replica.samples import SamplePage, load_sample_pages
 from replica.model import (
     ABS_HTTP,
     ABS_HTTPS,
@@ -46,6 +45,7 @@ from replica.model import (
     list_target,
     list_word,
 )
+from replica.samples import SamplePage, load_sample_pages
 
 logger = logging.getLogger(__name__)
 

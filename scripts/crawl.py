@@ -157,7 +157,7 @@ def main() -> int:
         elapsed = time.time() - started
         report = RUN / "report.html"
         scrapy("export", "-o", str(report), env=env).wait()
-        print_summary(list(zip(nodes, logs)), elapsed, client, report, redis_url)
+        print_summary(list(zip(nodes, logs, strict=True)), elapsed, client, report, redis_url)
         return 0 if all(node.returncode == 0 for node in nodes) else 1
     finally:
         for service in reversed(services):

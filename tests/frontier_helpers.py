@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import redis
 from scrapy import Spider
-from scrapy.utils.test import get_crawler
-
 from scrapy.utils.reactor import install_reactor, is_reactor_installed
+from scrapy.utils.test import get_crawler
 
 from baike import settings as project_settings
 

@@ -22,6 +22,7 @@ link, and is idempotent. Needs root and iproute2: :func:`unavailable` says why n
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -204,10 +205,8 @@ class VirtualLan:
             # anything still inside was started in it by this test (e.g. by run() callers
             # that forgot it): it would keep the namespace's links alive
             for pid in _ip("netns", "pids", name, check=False).stdout.split():
-                try:
+                with contextlib.suppress(ProcessLookupError, ValueError):
                     os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
             _ip("netns", "del", name, check=False)
         self._made.clear()
 

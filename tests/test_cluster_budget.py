@@ -94,7 +94,7 @@ def test_three_nodes_finish_a_small_site_and_store_each_entry_once(
     nodes = run_nodes(node_factory, redis_server, replica, 3, "CLOSESPIDER_PAGECOUNT=0")
 
     assert_stopped_together(nodes, "finished")
-    assert set(k.decode() for k in redis_db.hkeys(KEYS.items)) == set(answer)
+    assert {k.decode() for k in redis_db.hkeys(KEYS.items)} == set(answer)
     assert max(replica.stats()["page_paths"].values()) == 1
     assert json.loads(redis_db.hget(KEYS.items, next(iter(answer))))["title"]
 
@@ -210,7 +210,7 @@ def test_without_the_leased_scheduler_a_node_finishes_its_own_work(
     )
 
     assert node.finish_reason == "finished"
-    assert set(k.decode() for k in redis_db.hkeys(KEYS.items)) == set(answer)
+    assert {k.decode() for k in redis_db.hkeys(KEYS.items)} == set(answer)
 
 
 @pytest.mark.parametrize(("form", "push"), [("SET", "sadd"), ("ZSET", "zadd")])

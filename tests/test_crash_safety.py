@@ -12,8 +12,8 @@ import time
 import pytest
 
 from baike.frontier.queue import SEED_MARK
-from baike.settings import ITEM_PIPELINES
 from baike.keys import CrawlKeys
+from baike.settings import ITEM_PIPELINES
 from tests.conftest import RedisServer, free_port
 
 pytestmark = pytest.mark.e2e

@@ -156,11 +156,11 @@ def test_html_report_escapes_and_charts(records, redis_server, tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     report = parse_report(path)
     assert "script" not in report.tags and "img" not in report.tags and "b" not in report.tags
-    header, *rows = report.rows
+    _header, *rows = report.rows
     assert len(rows) == len(records)
     by_url = dict(zip(report.row_links[1:], rows, strict=True))
     for url, record in records.items():
-        number, link, title, summary, infobox = by_url[url]
+        _number, link, title, summary, infobox = by_url[url]
         assert link.startswith(unquote(url)), "the URL shown is readable; the link keeps it as stored"
         assert title == record["title"] + (record["subtitle"] or "")
         assert summary == record["summary"]
@@ -275,9 +275,9 @@ def test_unknown_extension_is_a_usage_error(redis_server, tmp_path: Path) -> Non
 
 
 def test_nothing_is_deleted_without_the_flag_and_only_items_with_it(records, redis_db, redis_server, tmp_path) -> None:
-    before = {key: redis_db.type(key) for key in redis_db.keys()}
+    before = {key: redis_db.type(key) for key in redis_db.keys("*")}
     assert scrapy(redis_server.url, "export", "-o", str(tmp_path / "a.jsonl")).returncode == 0
-    assert {key: redis_db.type(key) for key in redis_db.keys()} == before
+    assert {key: redis_db.type(key) for key in redis_db.keys("*")} == before
     assert redis_db.hlen(KEYS.items) == len(records) + 1
 
     result = scrapy(redis_server.url, "export", "-o", str(tmp_path / "b.jsonl"), "--delete")

@@ -14,7 +14,6 @@ from twisted.internet.error import ConnectionRefusedError
 from twisted.python.failure import Failure
 
 from baike.frontier.failures import dead_reason
-from baike.frontier.queue import LEASE_META_KEY
 from baike.frontier.scheduler import LeasedScheduler
 from baike.guard import GiveUp
 from baike.keys import CrawlKeys

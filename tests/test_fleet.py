@@ -12,6 +12,7 @@ so no traffic ever leaves these namespaces but for loopback.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import re
@@ -238,10 +239,8 @@ class Fleet:
         for node in self.nodes:
             node.kill()
         for node in self.nodes:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 node.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
         if self.replica is not None and self.replica.process.poll() is None:
             self.replica.process.terminate()
             try:

@@ -51,7 +51,7 @@ def test_a_node_crawls_the_crawl_at_the_url_with_the_other_arguments(redis_db, r
     while process.poll() is None and time.monotonic() < deadline and "crawl baike" not in seen_command:
         seen_command = command_line(process.pid)
         time.sleep(0.05)
-    out, err = process.communicate(timeout=120)
+    _out, err = process.communicate(timeout=120)
     assert process.returncode == 0, log.log[-3000:] + err[-3000:]
     assert "crawl baike" in seen_command and redis_server.url not in seen_command, (
         "the URL travels in the environment, not on the command line")

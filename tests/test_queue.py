@@ -84,7 +84,7 @@ def test_ack_of_a_lease_owned_by_another_node_is_ignored(queue: LeasedQueue, red
 
 def test_expired_leases_return_to_the_frontier_with_their_priority(queue: LeasedQueue, redis_db) -> None:
     push(queue, Request(entry(1), priority=5), Request(entry(2)))
-    (request_id, _), = queue.take("dead-node", 1, 0.05).requests
+    (_request_id, _), = queue.take("dead-node", 1, 0.05).requests
     time.sleep(0.1)
     taken = queue.take("n2", 1, 30)
     assert taken.reclaimed == 1
@@ -196,7 +196,7 @@ def test_requests_split_from_a_batch_are_settled_reclaimed_and_released_one_by_o
 ) -> None:
     push(queue, *(Request(entry(n)) for n in range(1, 5)))
     push(queue, Request(entry(5)))
-    (settled_id, _), (lost_id, _), (kept_id, _) = queue.take("n1", 3, 0.05).requests
+    (settled_id, _), (_lost_id, _), (kept_id, _) = queue.take("n1", 3, 0.05).requests
     assert push(queue, acks=[(settled_id, True, "")]) == (0, 0)
     assert queue.release("n1", [kept_id]) == 1
     time.sleep(0.1)

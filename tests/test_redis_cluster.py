@@ -10,7 +10,6 @@ import sys
 import time
 
 import pytest
-
 from scrapy.utils.test import get_crawler
 
 from baike.keys import CrawlKeys, shard_keys

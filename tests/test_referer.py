@@ -10,7 +10,7 @@ from scrapy import Request, signals
 from scrapy.core.engine import ExecutionEngine
 from scrapy.downloadermiddlewares.redirect import RedirectMiddleware
 from scrapy.http import HtmlResponse, Response
-from scrapy.spidermiddlewares.referer import ReferrerPolicy, RefererMiddleware
+from scrapy.spidermiddlewares.referer import RefererMiddleware, ReferrerPolicy
 from scrapy.utils.test import get_crawler
 
 from baike.referer import SpiderRefererMiddleware

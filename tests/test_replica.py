@@ -196,7 +196,7 @@ def parse_page(html: str) -> dict | None:
         "title": collapse(title),
         "subtitle": collapse(subtitle).strip("（）") if subtitle else None,
         "summary": summary,
-        "infobox": {"".join(n.xpath("string()").get().split()): clean(v) for n, v in zip(names, values)},
+        "infobox": {"".join(n.xpath("string()").get().split()): clean(v) for n, v in zip(names, values, strict=False)},
         "lemma_id": _script_id("newLemmaId", html),
         "old_lemma_id": _script_id("(?<![A-Za-z])lemmaId", html),
         "sub_lemma_id": _script_id("subLemmaId", html),
@@ -219,7 +219,7 @@ def parse_react_hooks(html: str) -> dict:
         "summary": " ".join(clean(p) for p in sel.css(".J-summary > div")),
         "infobox": {
             "".join(n.xpath("string()").get().split()): clean(v)
-            for n, v in zip(sel.css(".J-basic-info dt"), sel.css(".J-basic-info dd"))
+            for n, v in zip(sel.css(".J-basic-info dt"), sel.css(".J-basic-info dd"), strict=False)
         },
     }
 

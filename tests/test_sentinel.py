@@ -27,9 +27,9 @@ from scrapy.settings import Settings
 from baike.connection import REDIS_ERRORS, get_redis, master_address, sentinel_target, tls_params
 from baike.status import CrawlDataError, connect, describe_failover, read_failover
 from tests.conftest import ROOT, node_env
+from tests.support import SentinelSet
 from tests.test_crash_safety import KEYS, assert_crawled_exactly, pages, stored_urls
 from tests.test_redis_auth import TlsFiles, set_documented_user
-from tests.support import SentinelSet
 
 pytestmark = pytest.mark.e2e
 FAILOVER_LINE = "Redis failover: the master moved"
@@ -205,7 +205,7 @@ def test_a_sentinel_url_is_read_and_the_client_follows_a_failover(sentinels) -> 
     assert client.wait(1, 5000) == 1
     before = master_address(client)
     assert before == f"127.0.0.1:{sentinels.master.port}"
-    old, took = kill_master(sentinels)
+    _old, _took = kill_master(sentinels)
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -279,7 +279,7 @@ def crawl_until(
 def test_the_crawl_survives_a_failover_and_stores_every_entry_once(
     sentinels, replica_factory, node_factory
 ) -> None:
-    answer, master, nodes = crawl_until(sentinels, replica_factory, node_factory, 60)
+    answer, _master, nodes = crawl_until(sentinels, replica_factory, node_factory, 60)
     killed_at = time.monotonic()
     _, promoted_after = kill_master(sentinels)
     for node in nodes:

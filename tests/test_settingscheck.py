@@ -149,7 +149,7 @@ def test_a_refusal_is_found_behind_the_error_it_caused() -> None:
         try:
             raise refusal
         except NodeRefused:
-            raise RuntimeError("Engine slot not assigned")  # what Scrapy 2.19 raises on top
+            raise RuntimeError("Engine slot not assigned")  # noqa: B904 - what Scrapy 2.19 raises on top, as it raises it
     except RuntimeError as exc:
         assert refusal_in(exc) is refusal
     assert refusal_in(ValueError("not a refusal")) is None

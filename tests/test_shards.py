@@ -13,8 +13,8 @@ from baike.errors import NodeRefused
 from baike.frontier import scripts
 from baike.frontier.bloom import BloomDupeFilter
 from baike.frontier.dupefilter import BucketDupeFilter
-from baike.frontier.scheduler import LeasedScheduler
 from baike.frontier.queue import LeasedQueue, handle_shard, lease_handle, split_handle
+from baike.frontier.scheduler import LeasedScheduler
 from baike.frontier.shards import Transfers, crawl_shards, read_shards, record_shards, shard_of
 from baike.keys import CrawlKeys, shard_keys
 from tests.frontier_helpers import make_crawler
@@ -218,7 +218,7 @@ def test_a_node_with_another_shard_count_is_refused(redis_db) -> None:
     record_shards(redis_db, single, 1)
     assert redis_db.dbsize() == 0, "one shard records nothing"
     redis_db.hset(single.budget, "enqueued", 5)
-    with pytest.raises(NodeRefused, match="split over 1 shard .*BAIKE_SHARDS=1"):
+    with pytest.raises(NodeRefused, match=r"split over 1 shard .*BAIKE_SHARDS=1"):
         record_shards(redis_db, sharded, 3)
 
 

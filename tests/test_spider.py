@@ -11,8 +11,8 @@ from scrapy.http import HtmlResponse
 from scrapy.utils.test import get_crawler
 
 from baike.errors import DeadLetter
-from baike.items import BaikeItem
 from baike.frontier.queue import BadSeed, LeasedQueue
+from baike.items import BaikeItem
 from baike.keys import CrawlKeys
 from baike.spiders.baike import MAX_SEED_BYTES, BaikeSpider
 from tests.frontier_helpers import PROJECT_SETTINGS

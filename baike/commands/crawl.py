@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from scrapy import signals
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
@@ -133,7 +133,7 @@ class Command(ScrapyCrawlCommand):
         crawler = self._create_crawler(args[0])
         crawler.signals.connect(self.opening_errors.spider_opened, signal=signals.spider_opened)
         self.opening_errors.install()
-        self.watch(self.crawler_process.crawl(crawler, **opts.spargs))
+        self.watch(cast("Deferred[None] | asyncio.Task[None]", self.crawler_process.crawl(crawler, **opts.spargs)))
         self.crawler_process.start()
         self.opening_errors.release(drop=self.refusal is not None)
         if self.refusal is not None:

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from scrapy.exceptions import UsageError
 
-from baike.frontier.shards import crawl_shards
-from baike.keys import shard_count
 from baike.cli import CrawlCommand
 from baike.frontier import serializer
 from baike.frontier.schema import RequestSchema
+from baike.frontier.shards import crawl_shards
+from baike.keys import shard_count
 from baike.spiders.baike import BaikeSpider
 from baike.status import number, printable, read_json
 from baike.urls import canonicalize
@@ -91,7 +91,7 @@ def requeue_letter(server: Redis, keys: CrawlKeys, raw: bytes, payload: str, pri
             f"{keys.requests}, {keys.request_data}, {keys.request_seq} or {keys.budget} holds data baike"
             " does not write: nothing requeued (point REDIS_URL at the crawl's database)"
         )
-    return moved == 1
+    return bool(moved == 1)
 
 
 # What a requeued request may hold: the frontier's own schema, with the spider's callbacks.
@@ -123,7 +123,7 @@ def dead_letters(server: Redis, key: str, page: int = PAGE) -> Iterator[bytes]:
     """Every dead letter, one LRANGE per ``page``."""
     start = 0
     while True:
-        letters = server.lrange(key, start, start + page - 1)
+        letters = cast("list[bytes]", server.lrange(key, start, start + page - 1))
         yield from letters
         if len(letters) < page:
             return
@@ -185,7 +185,7 @@ class Command(CrawlCommand):
         requeued = kept = read = 0
         total = server.llen(keys.dead)
         while read < total:
-            letters = server.lrange(keys.dead, kept, kept + PAGE - 1)
+            letters = cast("list[bytes]", server.lrange(keys.dead, kept, kept + PAGE - 1))
             if not letters:
                 break  # another requeue took the rest
             for raw in letters[: total - read]:

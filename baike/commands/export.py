@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from redis.exceptions import RedisError
 from scrapy.exceptions import UsageError
@@ -41,6 +41,7 @@ from baike.status import CrawlDataError, check_keys, require_crawl, snapshot
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Iterator
+    from io import BytesIO
 
     from redis import Redis
 
@@ -121,7 +122,7 @@ class Output:
             raise PermissionError(13, "Permission denied", str(path))
         in_place = path.exists() and not path.is_file()
         self.part = path if in_place else path.with_name(f".{path.name}.{os.getpid()}.part")
-        self.file: IO[bytes] = open(self.part, "wb")
+        self.file: IO[bytes] = open(self.part, "wb")  # noqa: SIM115 - closed by commit() or abort()
 
     def commit(self) -> None:
         self.file.close()
@@ -148,7 +149,7 @@ class ExportLog:
     _DIGEST = 20
 
     def __init__(self) -> None:
-        self.file: IO[bytes] = tempfile.TemporaryFile()
+        self.file: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - the object owns it
 
     def add(self, field: bytes, value: bytes) -> None:
         self.file.write(self._LENGTH.pack(len(field)) + field + hashlib.sha1(value).digest())
@@ -270,16 +271,18 @@ def parse_time(text: str) -> datetime:
 
 
 def make_exporter(
-    fmt: str, file: IO[bytes], encoding: str, report: tuple[dict, list] | None = None, extra: tuple[str, ...] = ()
+    fmt: str, file: IO[bytes], encoding: str, report: tuple[dict[str, Any], list[dict[str, Any]]] | None = None, extra: tuple[str, ...] = ()
 ) -> Any:
     fields = [*RECORD_FIELDS, *extra]
+    # Scrapy annotates its exporters' file as BytesIO; they write to any binary file
+    out = cast("BytesIO", file)
     if fmt == "jsonl":
-        return JsonLinesItemExporter(file, encoding=encoding, fields_to_export=fields)
+        return JsonLinesItemExporter(out, encoding=encoding, fields_to_export=fields)
     if fmt == "json":
         # indent 0: one record per line, so the file can be read (and diffed) line by line
-        return JsonItemExporter(file, encoding=encoding, fields_to_export=fields, indent=0)
+        return JsonItemExporter(out, encoding=encoding, fields_to_export=fields, indent=0)
     if fmt == "csv":
-        return CsvItemExporter(file, encoding=encoding, fields_to_export=fields)
+        return CsvItemExporter(out, encoding=encoding, fields_to_export=fields)
     if fmt == "html":
         snap, timeline = report or ({}, [])
         return HtmlReport(file, snap, timeline)
@@ -300,7 +303,7 @@ def export_records(
     fmt: str,
     *,
     encoding: str = "utf-8",
-    report: tuple[dict, list] | None = None,
+    report: tuple[dict[str, Any], list[dict[str, Any]]] | None = None,
     batch: int = 1000,
     log: ExportLog | None = None,
     changed_since: datetime | None = None,

@@ -51,10 +51,9 @@ from baike.keys import CrawlKeys, shard_keys
 from baike.revisit import RevisitPolicy, due_within
 
 if TYPE_CHECKING:
-    from scrapy.crawler import Crawler
+    from typing import Self
 
-    # typing.Self requires Python 3.11
-    from typing_extensions import Self
+    from scrapy.crawler import Crawler
 
 logger = logging.getLogger(__name__)
 
@@ -379,6 +378,7 @@ class ClusterCloseSpider:
         if not self.cluster_wide:
             return
         try:
-            self.server.hset(self.keys.state, mapping=fields)
+            # (the ignore: redis-py's hset takes a Mapping invariant in its key type, which no dict[str, Any] is)
+            self.server.hset(self.keys.state, mapping=fields)  # type: ignore[arg-type]
         except REDIS_ERRORS as exc:
             logger.warning("Could not record the crawl state in %s: %s", self.keys.state, exc)

@@ -51,11 +51,10 @@ from baike.frontier.scheduler import LeasedScheduler
 from baike.keys import CrawlKeys
 
 if TYPE_CHECKING:
+    from typing import Self
+
     from redis import Redis
     from scrapy.crawler import Crawler
-
-    # typing.Self requires Python 3.11
-    from typing_extensions import Self
 
 logger = logging.getLogger(__name__)
 

@@ -22,12 +22,10 @@ from baike.metrics.nodestats import NodeStatsCollector
 from baike.metrics.serve import DEFAULT_BIND, MetricsPortError, serve, stop
 
 if TYPE_CHECKING:
+    from typing import Self
     from wsgiref.simple_server import WSGIServer
 
     from scrapy.crawler import Crawler
-
-    # typing.Self requires Python 3.11
-    from typing_extensions import Self
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from itemadapter import is_item
 from pydispatch.dispatcher import getAllReceivers, liveReceivers
@@ -28,12 +28,11 @@ from baike.frontier.scheduler import PARENT_META_KEY, LeasedScheduler, uses_leas
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+    from typing import Self
 
+    from scrapy import Request
     from scrapy.crawler import Crawler
     from scrapy.http import Response
-
-    # typing.Self requires Python 3.11
-    from typing_extensions import Self
 
 logger = logging.getLogger(__name__)
 
@@ -68,12 +67,12 @@ class LeaseAckMiddleware:
 
     @property
     def scheduler(self) -> LeasedScheduler:
-        return self.crawler.engine.scheduler
+        return cast("LeasedScheduler", self.crawler.engine.scheduler)
 
     async def process_spider_output(
         self, response: Response, result: AsyncIterator[Any]
     ) -> AsyncIterator[Any]:
-        lease = self.scheduler.lease_of(response.request)
+        lease = self.scheduler.lease_of(cast("Request", response.request))
         if lease is None:
             async for element in result:
                 yield element
@@ -149,7 +148,7 @@ class LeaseAckMiddleware:
         request = getattr(response, "request", None)
         lease = request.meta.get(LEASE_META_KEY) if request is not None else None
         progress = self._progress.get(lease) if lease else None
-        if progress is None:
+        if progress is None or not lease:
             return
         progress.items -= 1
         progress.failure = progress.failure or failure

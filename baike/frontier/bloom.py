@@ -31,7 +31,7 @@ import logging
 import math
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from redis.exceptions import RedisError
 
@@ -40,12 +40,11 @@ from baike.errors import NodeRefused
 from baike.frontier.dupefilter import SharedDupeFilter
 
 if TYPE_CHECKING:
+    from typing import Self
+
     from redis import Redis
     from scrapy import Request, Spider
     from scrapy.crawler import Crawler
-
-    # typing.Self requires Python 3.11
-    from typing_extensions import Self
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +150,7 @@ class BloomLayout:
 def bloom_key(settings: Any, spider: str) -> str:
     """The layout hash of spider ``spider``'s Bloom filter: ``BLOOM_KEY``, or ``<spider>:bloom``."""
     tagged = keys.key_spider(spider, settings)
-    return settings.get("BLOOM_KEY", DEFAULT_KEY) % {"spider": tagged, "name": tagged}
+    return cast("str", settings.get("BLOOM_KEY", DEFAULT_KEY) % {"spider": tagged, "name": tagged})
 
 
 class BloomDupeFilter(SharedDupeFilter):

@@ -42,12 +42,11 @@ from baike.frontier.shards import shard_of
 from baike.keys import CrawlKeys, shard_count, shard_keys
 
 if TYPE_CHECKING:
+    from typing import Self
+
     from redis import Redis
     from scrapy import Request, Spider
     from scrapy.crawler import Crawler
-
-    # typing.Self requires Python 3.11
-    from typing_extensions import Self
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +103,15 @@ class SharedDupeFilter(BaseDupeFilter):
 
     # how a filtered request is called in the log
     duplicate_word = "duplicate"
-    # (hashes, bits per shard) for a Bloom filter's slots in the push script; (0, 0): fields
-    bloom: tuple[int, int] = (0, 0)
+    server: Redis
+    key: str
+    debug: bool
+    logged_first_duplicate: bool
+
+    @property
+    def bloom(self) -> tuple[int, int]:
+        """(hashes, bits per shard) for a Bloom filter's slots in the push script; (0, 0): fields."""
+        return (0, 0)
 
     def clear(self) -> int:
         """Delete ``key`` and everything under ``key:*``; only the fresh-crawl operation calls this."""

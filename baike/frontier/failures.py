@@ -20,7 +20,7 @@ errback of its own keeps it: it is called after the lease settled.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from scrapy.exceptions import IgnoreRequest
 from scrapy.spidermiddlewares.httperror import HttpError
@@ -45,14 +45,14 @@ def dead_reason(failure: Failure, retry_codes: Iterable[Any]) -> str:
     """Why a request that ended without a page goes to the dead letters ("" when it
     ends normally: a missing entry, a redirect off the entries, a 404)."""
     if failure.check(HttpError):
-        status = failure.value.response.status
+        status = cast("HttpError", failure.value).response.status
         retryable = status >= 500 or str(status) in map(str, retry_codes)
         return f"HTTP {status} after retries" if retryable else ""
     if failure.check(GiveUp):
         return str(failure.value)
     if failure.check(IgnoreRequest):
         return ""
-    return f"{failure.type.__name__}: {failure.getErrorMessage()}"
+    return f"{cast('type[BaseException]', failure.type).__name__}: {failure.getErrorMessage()}"
 
 
 class FailedRequests:

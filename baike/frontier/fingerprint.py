@@ -60,7 +60,7 @@ def _entry_fingerprint(canonical_url: str) -> bytes:
     else:
         data = {"method": "GET", "url": canonicalize_url(canonical_url), "body": "", "headers": {}}
         text = json.dumps(data, sort_keys=True)
-    return hashlib.sha1(text.encode()).digest()  # noqa: S324
+    return hashlib.sha1(text.encode()).digest()
 
 
 # A canonical URL on Baike whose path holds only ASCII letters, digits, "-._~/" and

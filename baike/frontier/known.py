@@ -73,7 +73,7 @@ class KnownFingerprints:
     added. A key is 1 to 2**64 - 1, usually from :meth:`key`.
     """
 
-    __slots__ = ("_table", "_mask")
+    __slots__ = ("_mask", "_table")
 
     def __init__(self, slots: int) -> None:
         words = table_words(slots)

@@ -23,19 +23,22 @@ import struct
 import time
 from dataclasses import astuple, dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 from urllib.parse import urlsplit
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from scrapy import Request
 from scrapy_redis.queue import Base
 
-from baike.frontier import scripts, serializer as json_serializer
+from baike.frontier import scripts
+from baike.frontier import serializer as json_serializer
 from baike.frontier.schema import CRAWLER_META, HEADERS, SEED_SCORE, RequestSchema
 from baike.keys import CrawlKeys
 from baike.revisit import conditional_headers
 from baike.urls import BAIKE_ORIGIN, canonicalize, download_url, normalize_origin
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from redis import Redis
     from redis.commands.core import Script
     from scrapy import Spider
@@ -117,7 +120,7 @@ class Taken:
     bad_seeds: list[str] = field(default_factory=list)
 
 
-class LeasedQueue(Base):
+class LeasedQueue(Base):  # type: ignore[misc]  # scrapy-redis is untyped
     """Priority frontier (FIFO among equal priorities) with leases and a page budget."""
 
     def __init__(self, server: Redis, spider: Spider, key: str, serializer: Any = None):
@@ -177,7 +180,7 @@ class LeasedQueue(Base):
         obj["url"] = canonical
         obj["meta"] = self._durable_meta(obj["meta"])
         obj["headers"] = {name: values for name, values in obj["headers"].items() if _text(name) in HEADERS}
-        return self.serializer.dumps(obj)
+        return cast("str", self.serializer.dumps(obj))
 
     def _durable_meta(self, meta: dict[str, Any]) -> dict[str, Any]:
         """The meta keys that travel through Redis: the schema's, not this download's own."""
@@ -274,7 +277,7 @@ class LeasedQueue(Base):
         if raw is None:
             raise BadSeed("unreadable seed entry")
         try:
-            request = self.spider.request_from_seed(raw)
+            request: Request = self.spider.request_from_seed(raw)
             self.schema.check_meta(request.meta)
             self.schema.check_priority(request.priority)
         except ValueError as exc:
@@ -388,7 +391,7 @@ class LeasedQueue(Base):
         seed = payload[:1] == SEED_MARK
         try:
             request = self.decode_seed(payload) if seed else self.decode(payload)
-        except Exception as exc:  # noqa: BLE001 - any failure costs this payload only
+        except Exception as exc:  # any failure costs this payload only
             reason = f"bad seed: {exc}" if seed else f"rejected payload: {exc}"
             (taken.bad_seeds if seed else taken.rejected).append(reason)
             self.reject(node, lease, payload, reason)
@@ -449,7 +452,7 @@ class LeasedQueue(Base):
 
     def leased(self) -> int:
         """Requests leased to any node right now."""
-        return self.server.zcard(self.keys.leases)
+        return cast("int", self.server.zcard(self.keys.leases))
 
     def clear(self) -> None:
         """Delete the frontier and its leases (the explicit fresh-crawl operation only)."""
@@ -499,7 +502,7 @@ def queued_from_ledger(enqueued: int, settled: int, leased: int) -> int:
 
 
 def push_and_ack(
-    script: Script,
+    script: Script | Callable[..., Any],
     keys: CrawlKeys,
     node: str,
     pushes: list[tuple[str | None, bytes | None, int, str]],

@@ -61,26 +61,25 @@ from baike.frontier.queue import (
     LEASE_META_KEY,
     MARK,
     Answers,
-    Pushed,
     PayloadError,
+    Pushed,
     Taken,
     handle_shard,
     new_call_id,
 )
 from baike.frontier.shards import Transfers, record_shards
 from baike.keys import CrawlKeys, shard_count, shard_keys
-from baike.revisit import Revisits, RevisitPolicy
+from baike.revisit import RevisitPolicy, Revisits
 from baike.scrapyapi import wake_engine
 from baike.status import redacted
 from baike.urls import canonicalize, is_alias_form, normalize_origin
 
 if TYPE_CHECKING:
+    from typing import Self
+
     from redis import Redis
     from scrapy import Request, Spider
     from scrapy.crawler import Crawler
-
-    # typing.Self requires Python 3.11
-    from typing_extensions import Self
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +138,7 @@ def make_node_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
 
 
-class LeasedScheduler(Scheduler):
+class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyped
     """Shared frontier scheduler; every node of a crawl runs one."""
 
     def __init__(self, server: Redis, crawler: Crawler, **kwargs: Any):
@@ -379,7 +378,7 @@ class LeasedScheduler(Scheduler):
             return self._enqueue(request)
         finally:
             # after the request is buffered: its parent's acknowledgement follows it
-            if child_of is not None:
+            if child_of is not None and self._child_arrived is not None:
                 self._child_arrived(child_of)
 
     def _enqueue(self, request: Request) -> bool:
@@ -793,7 +792,7 @@ class LeasedScheduler(Scheduler):
 
     def _take_from(self, queue: Any) -> Taken:
         """One take from ``queue`` under the current take call id (kept until confirmed)."""
-        taken = queue.take(self.node_id, self.batch_size, self.lease_seconds, self.page_budget, call_id=self._take_call)
+        taken: Taken = queue.take(self.node_id, self.batch_size, self.lease_seconds, self.page_budget, call_id=self._take_call)
         self._take_call = self._next_call_id()
         return taken
 
@@ -870,7 +869,7 @@ class LeasedScheduler(Scheduler):
         except REDIS_ERRORS as exc:
             logger.debug("Cannot check %d URL forms against the stored entries: %s", len(forms), exc)
             return taken
-        dropped = {lease for leases, record in zip(forms.values(), stored) if record for lease in leases}
+        dropped = {lease for leases, record in zip(forms.values(), stored, strict=True) if record for lease in leases}
         for lease in dropped:
             self._active.add(lease)
             self.settle(lease)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 # Frontier scores are -priority * 2**32 + seq (see scripts.py): priorities stay within
 # +-MAX_PRIORITY so that a score keeps every digit when Lua turns it into a string
@@ -160,7 +160,7 @@ class RequestSchema:
         """``priority`` if it is an integer within +-MAX_PRIORITY; raises SchemaError."""
         if not _is_int(priority) or abs(priority) > MAX_PRIORITY:
             raise SchemaError(f"priority must be an integer within +-{MAX_PRIORITY}")
-        return priority
+        return cast("int", priority)
 
     def check_headers(self, headers: Any) -> dict[str, Any]:
         """``headers`` if every name is in :data:`HEADERS` with one short value (bytes or text)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from baike.status import read_json
 
@@ -99,7 +99,7 @@ class DeadLetterTally:
         """Count the next letters; True when a full chunk was read (there may be more)."""
         # from the last letter counted (to check it is still there), then ``chunk`` new ones
         start = max(self.counted - 1, 0)
-        letters = server.lrange(self.key, start, start + self.chunk - (0 if self.counted else 1))
+        letters = cast("list[bytes]", server.lrange(self.key, start, start + self.chunk - (0 if self.counted else 1)))
         if self.counted:
             if not letters or _digest(letters[0]) != self._last:
                 self._restart()

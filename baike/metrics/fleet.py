@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -30,7 +30,7 @@ from baike.metrics.deadletters import DeadLetterTally
 from baike.status import ALIVE, FINISHED, GONE, LOST, RUNNING, STOPPED, WAITING, snapshot
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
 
     from prometheus_client.metrics_core import Metric
     from redis import Redis
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from baike.keys import CrawlKeys
 
 logger = logging.getLogger(__name__)
+# the label values of one sample: a tuple of as many strings as the metric has labels
+Labels = TypeVar("Labels", bound=tuple[str, ...])
 
 # The crawl's state as the value of the "status" label of baike_crawl_state.
 STATES = {WAITING: "waiting", RUNNING: "running", STOPPED: "stopped", FINISHED: "finished"}
@@ -221,7 +223,7 @@ class FleetCollector(Collector):
         return CounterMetricFamily(name, METRICS[name].help, value=value)
 
     @staticmethod
-    def _labelled(name: str, values: dict[tuple[str, ...], float]) -> Metric:
+    def _labelled(name: str, values: Mapping[Labels, float]) -> Metric:
         spec = METRICS[name]
         family_type = CounterMetricFamily if spec.kind == "counter" else GaugeMetricFamily
         family = family_type(name, spec.help, labels=spec.labels)

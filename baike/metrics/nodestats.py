@@ -68,6 +68,7 @@ class NodeStatsCollector(Collector):
         kinds: dict[str, str] = {}
         series: dict[str, dict[tuple[str, str], float]] = defaultdict(lambda: defaultdict(float))
         for name, value in values.items():
+            labels: dict[str, str]
             if isinstance(value, datetime):
                 metric, labels, kind, value = stat_series(name)[0] + "_seconds", {}, "gauge", value.timestamp()
             elif isinstance(value, (int, float)):

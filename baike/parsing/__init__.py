@@ -42,7 +42,6 @@ from typing import Any
 from lxml import etree
 
 from baike.parsing.classic import (
-    _Hooks,
     _bar_label,
     _dom_infobox,
     _dom_senses,
@@ -50,6 +49,7 @@ from baike.parsing.classic import (
     _dom_summary,
     _dom_title,
     _find_hooks,
+    _Hooks,
     _lead_paragraph,
     _legacy_ids,
     _lemma_id,

@@ -174,7 +174,7 @@ def _dom_subtitle(hooks: _Hooks) -> str | None:
         if hook.tag != "h1":
             # 2017/2021: an h2 beside the h1 in the title dd, shown as （…）.
             for h2 in hook.iterchildren("h2"):
-                text = _strip_brackets(_content_text(h2))
+                text: str | None = _strip_brackets(_content_text(h2))
                 if text:
                     return text
             continue

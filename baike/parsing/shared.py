@@ -323,9 +323,7 @@ def _may_be_entry(href: str) -> bool:
     """
     if "item/" in href or "view/" in href:
         return True
-    if not href or href[0] in "#?/" or ":" in href:
-        return False
-    return True
+    return bool(href) and href[0] not in "#?/" and ":" not in href
 
 
 def _usable_base(url: object) -> str:
@@ -334,7 +332,7 @@ def _usable_base(url: object) -> str:
     if not isinstance(url, str):
         return ""
     try:
-        urlsplit(url).port
+        _ = urlsplit(url).port
     except ValueError:
         return ""
     return url

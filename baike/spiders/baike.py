@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from scrapy import Request, signals
 from scrapy.exceptions import DontCloseSpider
@@ -43,6 +43,7 @@ from baike.urls import (
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
 
+    from redis import Redis
     from scrapy.http import Response
 
 # Longest seed accepted: a URL, or a JSON object carrying one and a little meta.
@@ -50,10 +51,11 @@ MAX_SEED_BYTES = 8192
 SEED_FIELDS = frozenset({"url", "meta", "priority"})
 
 
-class BaikeSpider(RedisSpider):
+class BaikeSpider(RedisSpider):  # type: ignore[misc]  # scrapy-redis is untyped
     """Crawls Baike entries from seeds pushed to ``baike:start_urls``."""
 
     name = "baike"
+    server: Redis  # scrapy-redis's client, made by setup_redis()
     # Callbacks a request read back from Redis may name; anything else is refused. A request
     # that ends without a page is the frontier's to settle (baike.frontier.failures): no errback.
     frontier_callbacks = ("parse",)
@@ -111,7 +113,7 @@ class BaikeSpider(RedisSpider):
         """scrapy-redis reads seeds here; with the leased frontier, the frontier admits them instead."""
         if self.frontier_admits_seeds:
             return iter(())
-        return super().next_requests()
+        return cast("Iterator[Request]", super().next_requests())
 
     def make_request_from_data(self, data: bytes) -> Request | None:
         """One seed read by scrapy-redis (without the leased frontier); a bad one is logged,

@@ -89,7 +89,7 @@ class ClassicChrome:
             '<em class="cmn-icon cmn-icons cmn-icons_logo-du"></em></span></a></div>'
             '<div class="search"><div class="form"><form id="searchForm" action="/search/word" method="GET" target="_self">'
             '<input id="query" name="word" type="text" autocomplete="off" value="'
-        ).encode("utf-8")
+        ).encode()
         self.nav = (
             '" /><button id="search" type="button">进入词条</button><button id="searchLemma" type="button">全站搜索</button>'
             '<a class="help" href="/help" target="_blank">帮助</a></form></div></div></div></div></div></div>'
@@ -99,13 +99,13 @@ class ClassicChrome:
             '<dl class="special"><dt><a>特色百科</a></dt><dd><div><a href="/calendar/" target="_blank">历史上的今天</a></div>'
             '<div><a href="/museum/" target="_blank">数字博物馆</a></div>'
             f'<div><a href="/item/{NAVBAR_SPECIAL}?fr=navbar" target="_blank">{NAVBAR_SPECIAL}</a></div>'
-        ).encode("utf-8")
+        ).encode()
         self.body = (
             '</dd></dl><dl class="user"><dt><a>用户</a></dt><dd><div><a href="/task/" target="_blank">百科任务</a></div>'
             '<div><a href="/mall/" target="_blank">百科商城</a></div></dd></dl>'
             '<div class="usercenter"><div><a href="/usercenter" target="_blank">个人中心</a></div></div>'
             '</div></div></div></div><div class="body-wrapper"><div class="before-content">'
-        ).encode("utf-8")
+        ).encode()
         # A featured ("star") sense page: same tree, marked on the body wrapper.
         self.body_star = self.body.replace(
             b'<div class="body-wrapper">', b'<div class="body-wrapper feature feature_lemma starSmall">'
@@ -113,8 +113,8 @@ class ClassicChrome:
         self.footer = (
             f'</div></div></div></div>{footer}<script type="text/javascript">{_LOADER_JS}</script>'
             f'<script type="text/javascript">{_WIDGET_JS}</script>'
-        ).encode("utf-8")
-        self.tail = f'<script type="text/javascript">{_TAIL_JS}</script></body></html>'.encode("utf-8")
+        ).encode()
+        self.tail = f'<script type="text/javascript">{_TAIL_JS}</script></body></html>'.encode()
 
 
 class ClassicLayout(Base):
@@ -216,11 +216,11 @@ class ClassicLayout(Base):
             (
                 f'<meta name="description" content="{description}..."><title>{_page_title(entry)}</title>'
                 f'<meta name="keywords" content="{keywords}">'
-            ).encode("utf-8"),
+            ).encode(),
             chrome.head,
             name.encode("utf-8"),
             chrome.nav,
-            f'<div><a href="{self.href(navbar)}" target="_blank">{navbar.text}</a></div>'.encode("utf-8"),
+            f'<div><a href="{self.href(navbar)}" target="_blank">{navbar.text}</a></div>'.encode(),
             chrome.body_star if entry.star else chrome.body,
             body.encode("utf-8"),
             self.hot,

@@ -19,7 +19,7 @@ class FixedPages(Base):
             '<!DOCTYPE html><html><head><meta charset="UTF-8">'
             f'<title>{title}</title><style type="text/css">{_OLD_CSS[:2000]}</style></head>'
             f'<body class="wiki-common">{body}{self.footer()}</body></html>'
-        ).encode("utf-8")
+        ).encode()
 
     def error_page(self) -> bytes:
         return self._simple_page(

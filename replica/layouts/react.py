@@ -77,7 +77,7 @@ class ReactLayout(Base):
         self._hot = [
             (
                 f'<div class="{cls["hotLemma"]}"><h3>热门词条</h3><ul class="{cls["lemmaList"]}">'
-                + "".join(f'<li><a href="{self.href(l)}" target="_blank">{l.text}</a></li>' for l in site.hot_links(LAYOUT_2023))
+                + "".join(f'<li><a href="{self.href(link)}" target="_blank">{link.text}</a></li>' for link in site.hot_links(LAYOUT_2023))
                 + "</ul></div>"
             ).encode("utf-8")
             for cls in self.deploys
@@ -198,7 +198,7 @@ class ReactLayout(Base):
             for link in entry.chrome_links[1 + bool(entry.sense_links):]
         )
         tags = "".join(f'<span class="{cls["tag"]}">{tag}</span>' for tag in entry.tags)
-        related = "".join(f'<li><a href="{prefix[l.anchor]}{l.path}" target="_blank">{l.text}</a></li>' for l in entry.related)
+        related = "".join(f'<li><a href="{prefix[link.anchor]}{link.path}" target="_blank">{link.text}</a></li>' for link in entry.related)
         album = (
             f'<div class="{cls["albumList"]}"><a href="https://bkimg.cdn.bcebos.com/pic/{entry.images[0]}" target="_blank">'
             f'<img src="https://bkimg.cdn.bcebos.com/pic/{entry.images[0]}?x-bce-process=image/format,f_auto" alt="{name}"></a></div>'
@@ -216,14 +216,14 @@ class ReactLayout(Base):
             "".join(parts).encode("utf-8"),
             self._hot[entry.deploy],
             tail_static,
-            f'<script src="https://baike.bdimg.com/static/baike-react/pkg/main_{entry.deploy:02d}.js" defer></script></body></html>'.encode("utf-8"),
+            f'<script src="https://baike.bdimg.com/static/baike-react/pkg/main_{entry.deploy:02d}.js" defer></script></body></html>'.encode(),
         ))
 
     def _chunks(self, cls: dict[str, str], footer: str) -> tuple[bytes, bytes, bytes]:
         css = _filler_css("", tuple(cls.values()))
         head = (
             f'<style>{css}</style><script>{_MONITOR_JS}</script>'
-        ).encode("utf-8")
+        ).encode()
         products = "".join(f'<a class="{cls["navBar"]}" href="{url}">{label}</a>' for label, url in _PRODUCTS)
         products += "".join(f'<a class="{cls["navBar"]}" href="{path}">{label}</a>' for label, path in _CATEGORIES)
         body = (
@@ -232,10 +232,10 @@ class ReactLayout(Base):
             '<form action="/search/word" method="GET"><input name="word" value="" autocomplete="off">'
             '<button type="submit">进入词条</button></form><a href="/help" target="_blank">帮助</a>'
             '<a href="/usercenter" target="_blank">个人中心</a>'
-        ).encode("utf-8")
+        ).encode()
         tail = (
             f'</div></div>{footer}</div></div><script>{_LOADER_JS}</script><script>{_WIDGET_JS}</script>'
-        ).encode("utf-8")
+        ).encode()
         return head, body, tail
 
     def _inline(self, segs: list[Segment], cls: dict[str, str]) -> str:

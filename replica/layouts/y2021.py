@@ -55,6 +55,6 @@ class Layout2021(ClassicLayout):
     def _link_items(self, links: list[Link]) -> str:
         prefix, ids = self._prefix, self.site.entry_id
         return "".join(
-            f'<li><a href="{prefix[l.anchor]}{l.path}" target="_blank" data-lemmaid="{ids[l.target] if l.target >= 0 else 0}">{l.text}</a></li>'
-            for l in links
+            f'<li><a href="{prefix[link.anchor]}{link.path}" target="_blank" data-lemmaid="{ids[link.target] if link.target >= 0 else 0}">{link.text}</a></li>'
+            for link in links
         )
