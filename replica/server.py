@@ -561,8 +561,11 @@ class HttpFront:
 
     def __init__(self, app: Replica):
         self.app = app
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def server(self) -> web.Server:
+        """aiohttp's low-level server answering with this front (call it in the serving loop)."""
+        self.loop = asyncio.get_running_loop()
         return web.Server(
             self._answer,
             request_factory=self._request,
@@ -582,10 +585,12 @@ class HttpFront:
         """Every answer is HTTP/1.1, as Baike's: aiohttp would echo the request's version in the
         status line, and answer a request it could not parse as HTTP/1.0. Whether the connection
         stays open is still the request's (``should_close``, from its version and headers)."""
-        request = web.BaseRequest(
-            message._replace(version=HttpVersion11), payload, protocol, writer, task, asyncio.get_running_loop()
-        )
-        request[_REQUEST_VERSION] = message.version
+        version = message.version
+        if version != HttpVersion11:
+            message = message._replace(version=HttpVersion11)
+        assert self.loop is not None
+        request = web.BaseRequest(message, payload, protocol, writer, task, self.loop)
+        request[_REQUEST_VERSION] = version
         return request
 
     async def _answer(self, request: web.BaseRequest) -> web.StreamResponse:
