@@ -134,8 +134,10 @@ async def _run(args: argparse.Namespace) -> None:
         loop.add_signal_handler(signum, stop.set)
     print(f"replica: serving {args.entries} entries (seed {args.seed}) on {app.origin}", flush=True)
     logger.info("sample pages: %s", site.sample_paths() or "none")
-    async with server:
+    try:
         await stop.wait()
+    finally:
+        await server.close()
     logger.info("stopped after %d requests", app.stats.total)
 
 

@@ -1,10 +1,11 @@
-"""A small asyncio HTTP/1.1 server for the replica (no web framework).
+"""The replica's HTTP server: the application (``Replica``) served by aiohttp (``serve``).
 
-It speaks just enough HTTP for crawlers and load tests: keep-alive, pipelining,
-Content-Length bodies, strict limits. Every malformed request gets a 4xx answer
-and never a traceback. Debug endpoints live under ``/__replica__/`` and are not
-counted in the statistics. Entry requests can be pushed back like Baike does
-(see ``replica.pushback``): per client address, or all of them in a storm.
+aiohttp parses requests and writes responses (keep-alive, pipelining, limits);
+``Replica.handle`` maps a request target to an answer and counts it. Every
+malformed request gets a 4xx answer and never a traceback. Debug endpoints live
+under ``/__replica__/`` and are not counted in the statistics. Entry requests can
+be pushed back like Baike does (see ``replica.pushback``): per client address,
+or all of them in a storm.
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
-from urllib.parse import parse_qs, quote, quote_from_bytes
+from http import HTTPStatus
+from urllib.parse import parse_qs, quote
+
+from aiohttp import hdrs, web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http import HttpVersion10, HttpVersion11, RawRequestMessage
+from aiohttp.streams import StreamReader
+from aiohttp.web_protocol import RequestHandler
 
 from replica.layouts import HTML_UTF8, Renderer
 from replica.model import BAIKE_ORIGIN, Route, list_word
@@ -38,17 +46,14 @@ from replica.site import Site
 logger = logging.getLogger(__name__)
 
 MAX_TARGET = 8192
-MAX_HEAD = 32 * 1024
-MAX_BODY = 64 * 1024
+SERVER_NAME = "baike-replica"
+# How long a stopping server lets the requests in progress finish.
+SHUTDOWN_SECONDS = 1.0
 DEBUG_PREFIX = "/__replica__/"
+SLOW_PREFIX = DEBUG_PREFIX + "answer"
+# Where a request keeps the HTTP version it was sent with (aiohttp's request is a mapping).
+_REQUEST_VERSION = "replica.version"
 HTML = HTML_UTF8
-REASONS = {
-    200: "OK", 302: "Found", 304: "Not Modified", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 413: "Payload Too Large", 414: "URI Too Long",
-    429: "Too Many Requests", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
-}
-# Characters left alone when a raw (non-ASCII) request target is percent-encoded.
-_TARGET_SAFE = "/?&=%:@!$'()*+,;~-._[]"
 _ENTRY_ROUTES = frozenset({"entry", "list", "redirect", "error-redirect"})
 SUBVIEW_PREFIX = "/subview/"
 # Kinds in the stats' by_kind besides the site's route kinds (replica.model.ROUTE_KINDS).
@@ -400,7 +405,7 @@ class Replica:
             return self._captcha(target)
         if verdict == 429:
             return self._too_many(Verdict("random", 1))
-        return Response(verdict, self._small_page(f"{verdict} {REASONS[verdict]}"))
+        return Response(verdict, self._small_page(f"{verdict} {HTTPStatus(verdict).phrase}"))
 
     def _captcha(self, target: str) -> Response:
         """Baike's answer to a suspected bot: a 302 to its captcha page, back URL in the query."""
@@ -413,7 +418,7 @@ class Replica:
         """A 429 telling the client how many whole seconds to wait."""
         self.stats.too_many_requests += 1
         headers = [("Retry-After", str(verdict.retry_after))]
-        return Response(429, self._small_page(f"429 {REASONS[429]}"), headers=headers)
+        return Response(429, self._small_page(f"429 {HTTPStatus.TOO_MANY_REQUESTS.phrase}"), headers=headers)
 
     @staticmethod
     def _small_page(title: str) -> bytes:
@@ -498,10 +503,6 @@ class Replica:
         start = params.get("start", [self.site.start_url()])[0]
         return _json(self.site.answer_key(start, origin=self.origin))
 
-    def is_slow(self, target: str) -> bool:
-        """Requests computed off the event loop (the answer key walks the whole graph)."""
-        return target.startswith(DEBUG_PREFIX + "answer")
-
 
 def _not_modified(headers: dict[str, str], etag: str, modified: int) -> bool:
     """Whether a conditional GET's validators say the client's copy is current (RFC 9110:
@@ -534,196 +535,148 @@ def _json(value: object) -> Response:
     return Response(200, body, "application/json; charset=utf-8")
 
 
-def _response_head(response: Response, keep_alive: bool) -> bytes:
-    lines = [
-        f"HTTP/1.1 {response.status} {REASONS.get(response.status, 'Unknown')}",
-        "Server: baike-replica",
-        f"Content-Type: {response.content_type}",
-        f"Content-Length: {len(response.body)}",
-    ]
-    lines.extend(f"{name}: {value}" for name, value in response.headers)
-    lines.append("Connection: keep-alive" if keep_alive else "Connection: close")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+# ------------------------------------------------------------------ HTTP (aiohttp)
 
 
-class HttpProtocol(asyncio.Protocol):
-    """One client connection: parses requests in order and answers them in order."""
+class _OneLineErrors(logging.Filter):
+    """aiohttp logs a request it cannot parse at ERROR with a traceback; it is the client's
+    mistake, answered 400, so it becomes one INFO line of ours (and stderr stays readable)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info is None:
+            return True
+        logger.info("%s: %s", record.getMessage(), record.exc_info[1])
+        return False
+
+
+_AIOHTTP_LOGGER = logging.getLogger("replica.aiohttp")
+_AIOHTTP_LOGGER.addFilter(_OneLineErrors())
+
+
+class HttpFront:
+    """Serves a ``Replica`` over HTTP/1.1 with aiohttp's low-level server: parsing, limits,
+    keep-alive, pipelining and the response heads are the library's; this class maps a
+    request to ``Replica.handle`` (aiohttp's application router would only add a lookup to
+    every request: the site routes by itself)."""
 
     def __init__(self, app: Replica):
         self.app = app
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def server(self) -> web.Server:
+        """aiohttp's low-level server answering with this front (call it in the serving loop)."""
         self.loop = asyncio.get_running_loop()
-        self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
-        self.busy = False  # a response is pending (latency or off-loop work)
-        self.paused = False
-        self.closing = False
-        self.client = ""  # the peer's address, which pushback is per
+        return web.Server(
+            self._answer,
+            request_factory=self._request,
+            access_log=None,
+            logger=_AIOHTTP_LOGGER,
+            max_line_size=MAX_TARGET + 64,
+        )
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        peer = transport.get_extra_info("peername")
-        self.client = str(peer[0]) if peer else ""
+    def _request(
+        self,
+        message: RawRequestMessage,
+        payload: StreamReader,
+        protocol: RequestHandler,
+        writer: AbstractStreamWriter,
+        task: asyncio.Task[None],
+    ) -> web.BaseRequest:
+        """Every answer is HTTP/1.1, as Baike's: aiohttp would echo the request's version in the
+        status line, and answer a request it could not parse as HTTP/1.0. Whether the connection
+        stays open is still the request's (``should_close``, from its version and headers)."""
+        version = message.version
+        if version != HttpVersion11:
+            message = message._replace(version=HttpVersion11)
+        assert self.loop is not None
+        request = web.BaseRequest(message, payload, protocol, writer, task, self.loop)
+        request[_REQUEST_VERSION] = version
+        return request
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closing = True
-        self.transport = None
-
-    def pause_writing(self) -> None:
-        self.paused = True
-
-    def resume_writing(self) -> None:
-        self.paused = False
-        self._process()
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        self._process()
-
-    # ------------------------------------------------------------ parsing
-
-    def _process(self) -> None:
-        while not (self.busy or self.paused or self.closing) and self.buffer:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                self._check_partial()
-                return
-            head = bytes(self.buffer[:end])
-            request = self._parse_head(head)
-            if request is None:
-                return
-            method, target, keep_alive, body_length, headers = request
-            if len(self.buffer) < end + 4 + body_length:
-                return
-            del self.buffer[: end + 4 + body_length]
-            self._dispatch(method, target, keep_alive, headers)
-
-    def _check_partial(self) -> None:
-        first_line_end = self.buffer.find(b"\r\n")
-        if first_line_end > MAX_TARGET + 64 or (first_line_end < 0 and len(self.buffer) > MAX_TARGET + 64):
-            self._fail(414)
-        elif len(self.buffer) > MAX_HEAD:
-            self._fail(431)
-
-    def _parse_head(self, head: bytes) -> tuple[str, str, bool, int, dict[str, str]] | None:
-        line, _, rest = head.partition(b"\r\n")
-        parts = line.split(b" ")
-        if len(parts) != 3:
-            return self._fail(414 if len(line) > MAX_TARGET else 400)
-        raw_method, raw_target, raw_version = parts
-        if len(raw_target) > MAX_TARGET:
-            return self._fail(414)
-        if raw_version not in (b"HTTP/1.1", b"HTTP/1.0"):
-            return self._fail(400)
-        if len(head) > MAX_HEAD:
-            return self._fail(431)
-        headers: dict[str, str] = {}
-        for raw in rest.split(b"\r\n") if rest else ():
-            name, sep, value = raw.partition(b":")
-            if not sep or not name or name != name.strip():
-                return self._fail(400)
-            headers[name.decode("latin-1").lower()] = value.strip().decode("latin-1")
-        if "transfer-encoding" in headers:
-            # No request of ours has a chunked body; refuse rather than guess its end.
-            return self._fail(400)
-        length_text = headers.get("content-length", "0")
-        if not (length_text.isascii() and length_text.isdigit()):
-            return self._fail(400)
-        body_length = int(length_text)
-        if body_length > MAX_BODY:
-            return self._fail(413)
-        connection = headers.get("connection", "").lower()
-        if raw_version == b"HTTP/1.1":
-            keep_alive = "close" not in connection
-        else:
-            keep_alive = "keep-alive" in connection
-        target = _normalize_target(raw_target)
+    async def _answer(self, request: web.BaseRequest) -> web.StreamResponse:
+        target = _request_target(request)
         if target is None:
-            return self._fail(400)
+            return _bad_request()
+        method, client = request.method, request.remote or ""
+        if target.startswith(SLOW_PREFIX):  # the answer key walks the whole graph: off the event loop
+            loop = asyncio.get_running_loop()
+            response = await loop.run_in_executor(None, self._safe_handle, method, target, client, {})
+        else:
+            response = self._safe_handle(method, target, client, _conditional_headers(request))
+            if self.app.latency > 0:
+                await asyncio.sleep(self.app.latency)
+        return _web_response(response, request.keep_alive)
+
+    def _safe_handle(self, method: str, target: str, client: str, headers: dict[str, str]) -> Response:
         try:
-            method = raw_method.decode("ascii")
-        except UnicodeDecodeError:
-            return self._fail(400)
-        if not method.isalpha() or not method.isupper():
-            return self._fail(400)
-        return method, target, keep_alive, body_length, headers
-
-    # ---------------------------------------------------------- answering
-
-    def _dispatch(self, method: str, target: str, keep_alive: bool, headers: dict[str, str] | None = None) -> None:
-        app = self.app
-        # A HEAD answer (405 here) must not carry a body, or keep-alive desyncs.
-        head_only = method == "HEAD"
-        if app.is_slow(target):
-            self.busy = True
-            future = self.loop.run_in_executor(None, self._safe_handle, method, target)
-            future.add_done_callback(lambda done: self._finish(done.result(), keep_alive, head_only))
-            return
-        response = self._safe_handle(method, target, headers)
-        if app.latency > 0:
-            self.busy = True
-            self.loop.call_later(app.latency, self._finish, response, keep_alive, head_only)
-            return
-        self._send(response, keep_alive, head_only)
-
-    def _safe_handle(self, method: str, target: str, headers: dict[str, str] | None = None) -> Response:
-        try:
-            return self.app.handle(method, target, self.client, headers)
+            return self.app.handle(method, target, client, headers)
         except Exception:  # a bug must cost one 500, not the server
             logger.exception("error answering %s %s", method, target)
             return Response(500, b"<html><body><h1>500 Internal Server Error</h1></body></html>")
 
-    def _finish(self, response: Response, keep_alive: bool, head_only: bool = False) -> None:
-        self.busy = False
-        if self.transport is None:
-            return
-        self._send(response, keep_alive, head_only)
-        self._process()
 
-    def _send(self, response: Response, keep_alive: bool, head_only: bool = False) -> None:
-        if self.transport is None:
-            return
-        keep_alive = keep_alive and not response.close
-        # Two writes, not head + body: concatenating copies a 50 KB page per request.
-        self.transport.write(_response_head(response, keep_alive))
-        if not head_only:
-            self.transport.write(response.body)
-        if not keep_alive:
-            self.closing = True
-            self.transport.close()
-
-    def _fail(self, status: int) -> None:
-        """Answer a request we could not parse, then drop the connection."""
-        if self.transport is not None and not self.closing:
-            body = f"<html><body><h1>{status} {REASONS[status]}</h1></body></html>".encode("ascii")
-            self.transport.write(_response_head(Response(status, body), keep_alive=False) + body)
-            self.transport.close()
-        self.closing = True
-        self.buffer.clear()
+def _request_target(request: web.BaseRequest) -> str | None:
+    """The origin-form target (path?query, no fragment) of a request we answer, None for one we
+    refuse with a 400: HTTP versions other than 1.0 and 1.1, request bodies we would have to
+    de-chunk, targets that are not a path. aiohttp's parser already refused control characters
+    and raw non-ASCII bytes (a request target is ASCII, RFC 9112 section 3.2)."""
+    if request[_REQUEST_VERSION] not in (HttpVersion10, HttpVersion11) or hdrs.TRANSFER_ENCODING in request.headers:
         return None
-
-
-def _normalize_target(raw: bytes) -> str | None:
-    """ASCII origin-form target (path?query) without fragment; None when unusable."""
-    if any(b < 0x21 or b == 0x7F for b in raw):
+    target = request.raw_path
+    if target.startswith(("http://", "https://")):
+        slash = target.find("/", target.find("//") + 2)
+        target = target[slash:] if slash >= 0 else "/"
+    if not target.startswith("/"):
         return None
-    if raw.startswith((b"http://", b"https://")):
-        slash = raw.find(b"/", raw.find(b"//") + 2)
-        raw = raw[slash:] if slash >= 0 else b"/"
-    if not raw.startswith(b"/"):
-        return None
-    raw = raw.split(b"#", 1)[0]
-    if any(b >= 0x80 for b in raw):
-        return quote_from_bytes(raw, safe=_TARGET_SAFE)
-    return raw.decode("ascii")
+    return target.partition("#")[0]
 
 
-async def serve(app: Replica, host: str, port: int) -> asyncio.Server:
+def _conditional_headers(request: web.BaseRequest) -> dict[str, str]:
+    """The validators of a conditional GET, under the lower-case names ``Replica.handle`` reads."""
+    headers = request.headers
+    found = {}
+    for name in (hdrs.IF_NONE_MATCH, hdrs.IF_MODIFIED_SINCE):
+        value = headers.get(name)
+        if value is not None:
+            found[name.lower()] = value
+    return found
+
+
+def _bad_request() -> web.Response:
+    """A 400 that closes the connection (what follows a request we refuse is not trusted)."""
+    return _web_response(Response(400, b"<html><body><h1>400 Bad Request</h1></body></html>", close=True), False)
+
+
+def _web_response(response: Response, keep_alive: bool) -> web.Response:
+    """The aiohttp response for ``response`` (it adds Content-Length and Date)."""
+    headers = {hdrs.SERVER: SERVER_NAME, hdrs.CONTENT_TYPE: response.content_type}
+    headers.update(response.headers)
+    if keep_alive and not response.close:
+        headers[hdrs.CONNECTION] = "keep-alive"
+    answer = web.Response(status=response.status, body=response.body, headers=headers)
+    if response.close:
+        answer.force_close()
+    return answer
+
+
+class Listening:
+    """A running ``HttpFront``: ``close()`` stops listening and closes its connections."""
+
+    def __init__(self, runner: web.ServerRunner):
+        self.runner = runner
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
+
+
+async def serve(app: Replica, host: str, port: int) -> Listening:
     """Listen on ``host:port`` and bind ``app`` to the resulting origin."""
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: HttpProtocol(app), host, port, reuse_address=True, backlog=1024)
-    bound_port = server.sockets[0].getsockname()[1]
+    runner = web.ServerRunner(HttpFront(app).server(), shutdown_timeout=SHUTDOWN_SECONDS)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024)
+    await site.start()
+    bound_port = runner.addresses[0][1]
     shown_host = "127.0.0.1" if host in ("", "0.0.0.0") else host
     origin = f"http://[{shown_host}]:{bound_port}" if ":" in shown_host else f"http://{shown_host}:{bound_port}"
     app.bind(origin)
-    return server
-
+    return Listening(runner)

@@ -477,10 +477,13 @@ def test_redirects(replica: Replica, site: Site) -> None:
     assert status == 200 and parse_page(decode_body(headers["content-type"], body))["lemma_id"] == site.entry_id[target]
 
 
-def test_raw_utf8_request_target(replica: Replica, site: Site) -> None:
+def test_raw_utf8_request_target_is_a_bad_request(replica: Replica, site: Site) -> None:
+    """A request target is ASCII (RFC 9112, section 3.2): raw UTF-8 gets a 400, its percent-encoded form the page."""
     name = site.entry_name(0)
     raw = f"GET /item/{name}/{site.entry_id[0]} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
-    assert raw_request(replica, raw).startswith(b"HTTP/1.1 200 ")
+    assert raw_request(replica, raw).startswith(b"HTTP/1.1 400 ")
+    encoded = raw.replace(name.encode(), quote(name).encode())
+    assert raw_request(replica, encoded).startswith(b"HTTP/1.1 200 ")
 
 
 def test_robots(replica: Replica) -> None:
