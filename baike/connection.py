@@ -190,7 +190,9 @@ def tls_params(settings: Any, url: str | None, params: dict[str, Any]) -> dict[s
             continue
         path = Path(value).expanduser()
         if not path.is_file():
-            raise RedisSettingsError(f"{setting}={value}: no such file (give the path of a PEM file, or leave it empty)")
+            raise RedisSettingsError(
+                f"{setting}={value}: no such file (give the path of a PEM file, or leave it empty)"
+            )
         files[param] = str(path)
     if not files:
         return files
@@ -296,9 +298,17 @@ def sentinel_client(settings: Any, params: dict[str, Any]) -> Redis:
     own = {param: settings.get(setting) for setting, param in SENTINEL_SETTINGS.items() if settings.get(setting)}
     sentinel_kwargs = {"socket_timeout": SENTINEL_TIMEOUT, "socket_connect_timeout": SENTINEL_TIMEOUT, **tls, **own}
     sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs)
-    return cast("Redis", sentinel.master_for(
-        target.service, redis_class=Redis, db=target.db, username=target.username, password=target.password, **kwargs
-    ))
+    return cast(
+        "Redis",
+        sentinel.master_for(
+            target.service,
+            redis_class=Redis,
+            db=target.db,
+            username=target.username,
+            password=target.password,
+            **kwargs,
+        ),
+    )
 
 
 def master_address(server: Redis) -> str | None:

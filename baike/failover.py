@@ -99,4 +99,3 @@ class FailoverWatch:
             return False
         self._unrecorded = None
         return counted
-

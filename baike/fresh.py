@@ -71,7 +71,9 @@ def live_nodes(server: Redis, keys: CrawlKeys, lost_after: float) -> list[str]:
     """
     if server.type(keys.nodes) not in (b"hash", "hash"):
         return []
-    nodes = read_nodes(cast("dict[bytes, bytes]", server.hgetall(keys.nodes)), redis_time(server, keys.nodes), lost_after)
+    nodes = read_nodes(
+        cast("dict[bytes, bytes]", server.hgetall(keys.nodes)), redis_time(server, keys.nodes), lost_after
+    )
     return [node["node"] for node in nodes if node["status"] == ALIVE]
 
 

@@ -31,7 +31,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RECORD_FIELDS = (
-    "url", "title", "subtitle", "summary", "infobox", "lemma_id", "old_lemma_id", "sub_lemma_id", "crawled_at",
+    "url",
+    "title",
+    "subtitle",
+    "summary",
+    "infobox",
+    "lemma_id",
+    "old_lemma_id",
+    "sub_lemma_id",
+    "crawled_at",
 )
 _BRACKETS = re.compile(r"^[（(](.*)[）)]$")
 
@@ -200,7 +208,9 @@ class RedisStorePipeline:
         freshness and schedule), riding out a Redis outage like :meth:`_write`."""
         revisits = self.revisits
         assert revisits is not None
-        rows = [(record, batch[url], alias, etag, modified) for url, (record, alias, etag, modified) in versions.items()]
+        rows = [
+            (record, batch[url], alias, etag, modified) for url, (record, alias, etag, modified) in versions.items()
+        ]
 
         def store(_batch: dict[str, str], _aliases: dict[str, str] | None) -> None:
             if self.replicas.replicas:
@@ -289,4 +299,3 @@ def _fire(waiting: list[Deferred[None]], result: Any) -> None:
             stored.callback(None)
         else:
             stored.errback(result)
-

@@ -35,17 +35,19 @@ if TYPE_CHECKING:
 # Scrapy's policies: each reads the request URL only for its origin (scheme, host, port),
 # so requests of one page to one origin get one referrer. A policy of your own may read
 # more, and is asked request by request.
-ORIGIN_POLICIES = frozenset({
-    NoReferrerPolicy,
-    NoReferrerWhenDowngradePolicy,
-    SameOriginPolicy,
-    OriginPolicy,
-    StrictOriginPolicy,
-    OriginWhenCrossOriginPolicy,
-    StrictOriginWhenCrossOriginPolicy,
-    UnsafeUrlPolicy,
-    DefaultReferrerPolicy,
-})
+ORIGIN_POLICIES = frozenset(
+    {
+        NoReferrerPolicy,
+        NoReferrerWhenDowngradePolicy,
+        SameOriginPolicy,
+        OriginPolicy,
+        StrictOriginPolicy,
+        OriginWhenCrossOriginPolicy,
+        StrictOriginWhenCrossOriginPolicy,
+        UnsafeUrlPolicy,
+        DefaultReferrerPolicy,
+    }
+)
 # The request meta key that names a policy for one request (Scrapy's).
 POLICY_META_KEY = "referrer_policy"
 

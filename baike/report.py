@@ -48,8 +48,9 @@ ROWS_PER_BLOCK = 500
 # from this many records on, the report says how it is drawn and what to use for analysis
 LARGE_REPORT = 10_000
 TOTAL_COLOR = "#222"
-RECORD_COLUMNS = ('<colgroup><col class="n"><col class="url"><col class="title"><col class="summary">'
-                  '<col class="infobox"></colgroup>')
+RECORD_COLUMNS = (
+    '<colgroup><col class="n"><col class="url"><col class="title"><col class="summary"><col class="infobox"></colgroup>'
+)
 
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI","PingFang SC","Microsoft YaHei",sans-serif;
@@ -291,7 +292,11 @@ class HtmlReport:
             ("Duration", escape(duration((end or snap["time"]) - start)) if start else "-"),
             ("Rate now", f"{cluster_rate(snap):.1f} pages/s"),
             *(("Shared rate", escape(describe_rate(rate))) for rate in snap.get("rates", [])),
-            *((("Revisits", escape(describe_freshness(snap["freshness"]))),) if (snap.get("freshness") or {}).get("scheduled") else ()),
+            *(
+                (("Revisits", escape(describe_freshness(snap["freshness"]))),)
+                if (snap.get("freshness") or {}).get("scheduled")
+                else ()
+            ),
         ]
         body = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in rows)
         return f'<table class="stats">{body}</table>'

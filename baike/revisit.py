@@ -201,9 +201,7 @@ def read_freshness(server: Redis, keys: CrawlKeys, now: float) -> Freshness:
         scheduled, due_now, due_day, first, revisits, counters = pipe.execute()
     new, changed, unchanged, not_modified = (int(value or 0) for value in counters)
     next_due = float(first[0][1]) if first else None
-    return Freshness(
-        scheduled, due_now, due_day, next_due, int(revisits or 0), new, changed, unchanged, not_modified
-    )
+    return Freshness(scheduled, due_now, due_day, next_due, int(revisits or 0), new, changed, unchanged, not_modified)
 
 
 def due_within(server: Redis, keys: CrawlKeys, grace: float) -> bool:

@@ -67,8 +67,11 @@ def refusals(settings: BaseSettings) -> list[str]:
 def argument_refusals(arguments: dict[str, Any]) -> list[str]:
     """One line per scrapy-redis spider attribute given as ``-a`` that baike does not read
     (``max_idle_time`` is read, as MAX_IDLE_TIME_BEFORE_CLOSE is, and must be a whole number)."""
-    lines = [f"-a {name}={value!r} is refused: {SPIDER_ARGUMENTS[name]}" for name, value in arguments.items()
-             if name in SPIDER_ARGUMENTS]
+    lines = [
+        f"-a {name}={value!r} is refused: {SPIDER_ARGUMENTS[name]}"
+        for name, value in arguments.items()
+        if name in SPIDER_ARGUMENTS
+    ]
     max_idle = arguments.get("max_idle_time")
     if max_idle is not None:
         try:

@@ -135,7 +135,7 @@ def redacted(url: str) -> str:
         netloc = urlsplit(url).netloc
     except ValueError:  # e.g. an unbalanced "[": show the scheme only
         return f"{scheme}://{MASK}"
-    tail = rest[len(netloc):]
+    tail = rest[len(netloc) :]
     if "@" in netloc:
         userinfo, _, host = netloc.rpartition("@")
         netloc = f"{_masked_userinfo(userinfo)}@{host}"
@@ -564,8 +564,16 @@ def render(snap: dict[str, Any], width: int = 40) -> str:
         f"cluster      {snap['cluster']['pages']} pages, {snap['cluster']['items']} items,"
         f" {snap['cluster']['errors']} errors, {cluster_rate(snap):.1f} pages/s",
         *(f"rate         {describe_rate(rate)}" for rate in snap["rates"]),
-        *([f"redis        {describe_failover(snap['failover'])}"] if (snap.get("failover") or {}).get("master") else []),
-        *([f"revisits     {describe_freshness(snap['freshness'])}"] if (snap.get("freshness") or {}).get("scheduled") else []),
+        *(
+            [f"redis        {describe_failover(snap['failover'])}"]
+            if (snap.get("failover") or {}).get("master")
+            else []
+        ),
+        *(
+            [f"revisits     {describe_freshness(snap['freshness'])}"]
+            if (snap.get("freshness") or {}).get("scheduled")
+            else []
+        ),
         "",
         f"nodes: {snap['nodes_alive']} alive, {snap['nodes_lost']} lost, {len(snap['nodes'])} in all",
     ]

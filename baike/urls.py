@@ -228,7 +228,7 @@ def download_url(canonical_url: str, mirror: str | None) -> str:
     """
     if not mirror:
         return canonical_url
-    rest = canonical_url[len(BAIKE_ORIGIN):]
+    rest = canonical_url[len(BAIKE_ORIGIN) :]
     if (
         canonical_url.startswith(BAIKE_ORIGIN)
         and rest[:1] == "/"
@@ -250,4 +250,4 @@ def to_site_url(url: str, mirror: str | None) -> str:
     """Map a URL on ``mirror``'s origin back to the real site (others unchanged)."""
     if not mirror or not url.startswith(mirror + "/"):
         return url
-    return BAIKE_ORIGIN + url[len(mirror):]
+    return BAIKE_ORIGIN + url[len(mirror) :]

@@ -77,19 +77,29 @@ def budget_table(summary: dict[str, dict[str, Any]], budget: int) -> str:
         per_process = budget if name.startswith(("baike", "scrapy-1")) else math.ceil(budget / nodes)
         overshoot, stop, spread = case["overshoot"], case.get("stop_after_budget_s"), case.get("finish_spread_s")
         met = overshoot["max"] == 0 and stop is not None and stop["max"] <= 1.0
-        rows.append([
-            name,
-            nodes,
-            "cluster" if name.startswith("baike") else f"{per_process} per process",
-            f"{overshoot['min']} / {overshoot['median']:g} / {overshoot['max']}",
-            f"{case['downloaded_twice']['max']}",
-            f"{spread['median']:.2f} / {spread['max']:.2f}" if spread else "-",
-            f"{stop['median']:.2f} / {stop['max']:.2f}" if stop else "-",
-            "yes" if met else "no",
-        ])
+        rows.append(
+            [
+                name,
+                nodes,
+                "cluster" if name.startswith("baike") else f"{per_process} per process",
+                f"{overshoot['min']} / {overshoot['median']:g} / {overshoot['max']}",
+                f"{case['downloaded_twice']['max']}",
+                f"{spread['median']:.2f} / {spread['max']:.2f}" if spread else "-",
+                f"{stop['median']:.2f} / {stop['max']:.2f}" if stop else "-",
+                "yes" if met else "no",
+            ]
+        )
     return table(
-        ["case", "nodes", "budget", "pages over budget (min / med / max)", "pages downloaded twice (max)",
-         "close spread s (med / max)", "last exit after budget s (med / max)", "overshoot 0 and stop <= 1 s"],
+        [
+            "case",
+            "nodes",
+            "budget",
+            "pages over budget (min / med / max)",
+            "pages downloaded twice (max)",
+            "close spread s (med / max)",
+            "last exit after budget s (med / max)",
+            "overshoot 0 and stop <= 1 s",
+        ],
         rows,
     )
 

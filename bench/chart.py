@@ -115,7 +115,9 @@ class Canvas:
             return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
         header = struct.pack(">IIBBBBB", self.width, self.height, 8, 2, 0, 0, 0)
-        return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+        return (
+            b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+        )
 
 
 @dataclass
@@ -190,20 +192,28 @@ def bar_chart_svg(path: Path, title: str, bars: Sequence[Bar], note: str = "") -
     ]
     for tick in range(5):
         y = base_y - layout.plot_height * tick / 4
-        parts.append(f'<line x1="{layout.left}" x2="{layout.width - layout.right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e1e1e1"/>')
+        parts.append(
+            f'<line x1="{layout.left}" x2="{layout.width - layout.right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e1e1e1"/>'
+        )
         parts.append(f'<text x="{layout.left - 8}" y="{y + 4:.1f}" text-anchor="end">{_fmt(top * tick / 4)}</text>')
     for index, bar in enumerate(bars):
         x0 = layout.left + slot * index + slot * 0.2
         width = slot * 0.6
         height = layout.plot_height * bar.value / top
         color = "#{:02x}{:02x}{:02x}".format(*PALETTE[index % len(PALETTE)])
-        parts.append(f'<rect x="{x0:.1f}" y="{base_y - height:.1f}" width="{width:.1f}" height="{height:.1f}" fill="{color}"/>')
+        parts.append(
+            f'<rect x="{x0:.1f}" y="{base_y - height:.1f}" width="{width:.1f}" height="{height:.1f}" fill="{color}"/>'
+        )
         mid = x0 + width / 2
         if bar.low is not None and bar.high is not None:
             y_low = base_y - layout.plot_height * bar.low / top
             y_high = base_y - layout.plot_height * bar.high / top
-            parts.append(f'<line x1="{mid:.1f}" x2="{mid:.1f}" y1="{y_low:.1f}" y2="{y_high:.1f}" stroke="#282828" stroke-width="2"/>')
-        parts.append(f'<text x="{mid:.1f}" y="{base_y - height - 16:.1f}" text-anchor="middle">{_fmt(bar.value)}</text>')
+            parts.append(
+                f'<line x1="{mid:.1f}" x2="{mid:.1f}" y1="{y_low:.1f}" y2="{y_high:.1f}" stroke="#282828" stroke-width="2"/>'
+            )
+        parts.append(
+            f'<text x="{mid:.1f}" y="{base_y - height - 16:.1f}" text-anchor="middle">{_fmt(bar.value)}</text>'
+        )
         parts.append(f'<text x="{mid:.1f}" y="{base_y + 22}" text-anchor="middle">{_escape(bar.label)}</text>')
     if note:
         parts.append(f'<text x="{layout.left}" y="{layout.height - 16}" font-size="11">{_escape(note)}</text>')

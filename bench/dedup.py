@@ -180,7 +180,8 @@ def measure_bloom(lab: Lab, count: int, error_rate: float = BLOOM_ERROR_RATE) ->
         "bytes_per_url": used / count,
         "memory_usage_per_url": sum(
             client.memory_usage(df.shard_key(index), samples=0) for index in range(layout.shards)
-        ) / count,
+        )
+        / count,
         "encoding": f"{client.object('encoding', df.shard_key(0)).decode()} strings",
         "false_positives": seen_while_filling,
         "fill_s": round(fill_s, 1),
@@ -197,8 +198,13 @@ def run(lab: Lab, sizes: list[int]) -> dict[str, Any]:
     for count in sizes:
         for measure in (measure_stock, measure_buckets, measure_bloom):
             result = measure(lab, count)
-            logger.info("%-55s %10d URLs  %6.2f bytes/URL  (%.0f s)", result["filter"], count,
-                        result["bytes_per_url"], result["fill_s"])
+            logger.info(
+                "%-55s %10d URLs  %6.2f bytes/URL  (%.0f s)",
+                result["filter"],
+                count,
+                result["bytes_per_url"],
+                result["fill_s"],
+            )
             results.append(result)
     return {"server": server, "results": results}
 
@@ -214,16 +220,19 @@ def memory_table(memory: dict[str, Any]) -> str:
             )
         else:
             errors = f"{result['false_positives']} URLs taken as seen"
-        rows.append([
-            f"{result['urls']:,}",
-            result["filter"],
-            f"{result['bytes_per_url']:.2f}",
-            f"{result['memory_usage_per_url']:.2f}",
-            result["encoding"],
-            errors,
-        ])
-    return table(["URLs", "filter", "bytes/URL (used_memory)", "bytes/URL (MEMORY USAGE)", "encoding",
-                  "false positives"], rows)
+        rows.append(
+            [
+                f"{result['urls']:,}",
+                result["filter"],
+                f"{result['bytes_per_url']:.2f}",
+                f"{result['memory_usage_per_url']:.2f}",
+                result["encoding"],
+                errors,
+            ]
+        )
+    return table(
+        ["URLs", "filter", "bytes/URL (used_memory)", "bytes/URL (MEMORY USAGE)", "encoding", "false positives"], rows
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

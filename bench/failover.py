@@ -59,8 +59,9 @@ def run_rounds(lab: Lab, args: argparse.Namespace) -> list[dict[str, Any]]:
             summary = {"round": round_index, **run.summary()}
             summary["wait_per_page"] = round(summary["client_commands"].get("wait", 0) / max(summary["pages"], 1), 3)
             runs.append(summary)
-            logger.info("round %d %-7s %5d pages  %.1f pages/s", round_index, name, summary["pages"],
-                        summary["pages_per_s"])
+            logger.info(
+                "round %d %-7s %5d pages  %.1f pages/s", round_index, name, summary["pages"], summary["pages_per_s"]
+            )
     return runs
 
 
@@ -68,17 +69,25 @@ def cost_table(summary: dict[str, dict[str, Any]]) -> str:
     rows = []
     for name, case in summary.items():
         ratio = case.get("ratio_to_wait-0")
-        rows.append([
-            name,
-            f"{case['pages_per_s']['min']:.1f} / {case['pages_per_s']['median']:.1f} / {case['pages_per_s']['max']:.1f}",
-            f"{ratio['min']:.2f} / {ratio['median']:.2f}" if ratio else "1",
-            f"{case['node_cpu_ms_per_page']['median']:.2f}",
-            f"{case['redis_cpu_ms_per_page']['median']:.3f}",
-            f"{case['wait_per_page']['median']:.2f}",
-        ])
+        rows.append(
+            [
+                name,
+                f"{case['pages_per_s']['min']:.1f} / {case['pages_per_s']['median']:.1f} / {case['pages_per_s']['max']:.1f}",
+                f"{ratio['min']:.2f} / {ratio['median']:.2f}" if ratio else "1",
+                f"{case['node_cpu_ms_per_page']['median']:.2f}",
+                f"{case['redis_cpu_ms_per_page']['median']:.3f}",
+                f"{case['wait_per_page']['median']:.2f}",
+            ]
+        )
     return table(
-        ["case", "pages/s (min / med / max)", "pages/s vs wait-0 (min / med)", "node CPU ms/page (med)",
-         "Redis CPU ms/page (med)", "WAIT per page (med)"],
+        [
+            "case",
+            "pages/s (min / med / max)",
+            "pages/s vs wait-0 (min / med)",
+            "node CPU ms/page (med)",
+            "Redis CPU ms/page (med)",
+            "WAIT per page (med)",
+        ],
         rows,
     )
 

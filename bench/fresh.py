@@ -112,15 +112,17 @@ def summarise(runs: list[dict[str, Any]]) -> list[list[Any]]:
         def median(values: list[float]) -> float:
             return statistics.median(values)
 
-        rows.append([
-            case,
-            int(median([run["due"] for run in mine])),
-            int(median([run["changed"] for run in mine])),
-            f"{median([run['full_bodies'] for run in mine]):.0f} / {median([run['not_modified'] for run in mine]):.0f}",
-            f"{median([run['downloaded_bytes'] / n for run, n in zip(mine, per, strict=True)]) / 1024:.2f}",
-            f"{median([run['body_bytes'] / n for run, n in zip(mine, per, strict=True)]) / 1024:.2f}",
-            f"{median([1000 * (run['node_cpu_s'] - baseline) / n for run, n in zip(mine, per, strict=True)]):.2f}",
-        ])
+        rows.append(
+            [
+                case,
+                int(median([run["due"] for run in mine])),
+                int(median([run["changed"] for run in mine])),
+                f"{median([run['full_bodies'] for run in mine]):.0f} / {median([run['not_modified'] for run in mine]):.0f}",
+                f"{median([run['downloaded_bytes'] / n for run, n in zip(mine, per, strict=True)]) / 1024:.2f}",
+                f"{median([run['body_bytes'] / n for run, n in zip(mine, per, strict=True)]) / 1024:.2f}",
+                f"{median([1000 * (run['node_cpu_s'] - baseline) / n for run, n in zip(mine, per, strict=True)]):.2f}",
+            ]
+        )
     return rows
 
 
@@ -149,12 +151,23 @@ def main(argv: list[str] | None = None) -> int:
                 run = {"round": round_index, **one_case(lab, case, args)}
                 runs.append(run)
                 logger.info("round %d %-13s %s", round_index, case, run)
-    print(f"\n{NODES} nodes, {args.entries}-entry replica, {args.fraction:.0%} changed, {args.rounds} rounds (medians)\n")
-    print(table(
-        ["case", "revisited", "changed", "full / 304", "KiB downloaded per entry", "KiB of body per entry",
-         "node CPU ms per entry"],
-        summarise(runs),
-    ))
+    print(
+        f"\n{NODES} nodes, {args.entries}-entry replica, {args.fraction:.0%} changed, {args.rounds} rounds (medians)\n"
+    )
+    print(
+        table(
+            [
+                "case",
+                "revisited",
+                "changed",
+                "full / 304",
+                "KiB downloaded per entry",
+                "KiB of body per entry",
+                "node CPU ms per entry",
+            ],
+            summarise(runs),
+        )
+    )
     path = write_results("fresh", {"args": vars(args), "runs": runs})
     print(f"results: {path.relative_to(path.parents[2])}")
     return 0

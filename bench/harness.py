@@ -143,8 +143,18 @@ class Replica:
 
     def start(self) -> Replica:
         self.process = subprocess.Popen(
-            [PYTHON, "-m", "replica", "--port", "0", "--entries", str(self.entries), "--seed", str(self.seed),
-             *self.options],
+            [
+                PYTHON,
+                "-m",
+                "replica",
+                "--port",
+                "0",
+                "--entries",
+                str(self.entries),
+                "--seed",
+                str(self.seed),
+                *self.options,
+            ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -173,10 +183,16 @@ class Replica:
         takes this process's memory up by 200 MB, which every node it starts would
         then report as its own peak RSS (the kernel carries it over exec)."""
         if not self._start_url:
-            code = "import sys; from replica.site import Site; print(Site(int(sys.argv[1]), int(sys.argv[2])).start_url())"
+            code = (
+                "import sys; from replica.site import Site; print(Site(int(sys.argv[1]), int(sys.argv[2])).start_url())"
+            )
             self._start_url = subprocess.run(
                 [PYTHON, "-c", code, str(self.entries), str(self.seed)],
-                cwd=ROOT, capture_output=True, text=True, check=True, timeout=120,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=120,
             ).stdout.strip()
         return self._start_url
 
@@ -297,14 +313,26 @@ def node_args(
 ) -> list[str]:
     profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
     args = [
-        PYTHON, *profiler, "-m", "bench.node", "crawl", "baike",
-        "-s", f"REDIS_URL={redis_url}",
-        "-s", f"BAIKE_MIRROR={mirror}",
-        "-s", "AUTOTHROTTLE_ENABLED=False",
-        "-s", "ROBOTSTXT_OBEY=False",
-        "-s", "LOG_LEVEL=INFO",
-        "-s", f"LOG_FILE={log_path}",
-        "-s", "BAIKE_CLUSTER_RATE=0",
+        PYTHON,
+        *profiler,
+        "-m",
+        "bench.node",
+        "crawl",
+        "baike",
+        "-s",
+        f"REDIS_URL={redis_url}",
+        "-s",
+        f"BAIKE_MIRROR={mirror}",
+        "-s",
+        "AUTOTHROTTLE_ENABLED=False",
+        "-s",
+        "ROBOTSTXT_OBEY=False",
+        "-s",
+        "LOG_LEVEL=INFO",
+        "-s",
+        f"LOG_FILE={log_path}",
+        "-s",
+        "BAIKE_CLUSTER_RATE=0",
     ]
     for setting in settings:
         args += ["-s", setting]
@@ -613,7 +641,9 @@ def aggregate(
             ratios = paired_ratios(by_case.get(reference, []), case_runs)
             if ratios:
                 out[name][f"ratio_to_{reference}"] = spread(ratios)
-        out[name]["finish_reasons"] = sorted({reason for run in case_runs for reason in run["finish_reasons"] if reason})
+        out[name]["finish_reasons"] = sorted(
+            {reason for run in case_runs for reason in run["finish_reasons"] if reason}
+        )
     return out
 
 

@@ -196,8 +196,9 @@ def one_round(stored: list[bytes], probes: list[bytes], first: int) -> dict[str,
             spent[side.name]["add"] += cpu_s(side.add, batches) - cpu_s(idle_batches, batches)
     for operation, takers in (("lookup", sides), ("key", [side for side in sides if side.name == NEW])):
         # per structure: the pairs it works on and the pairs of the empty loop, all fresh
-        probed = {side.name: (chunks(fresh_pairs(probes), CHUNKS), chunks(fresh_pairs(probes), CHUNKS))
-                  for side in takers}
+        probed = {
+            side.name: (chunks(fresh_pairs(probes), CHUNKS), chunks(fresh_pairs(probes), CHUNKS)) for side in takers
+        }
         for part in range(CHUNKS):
             for side in takers:
                 work, idle = (pairs[part] for pairs in probed[side.name])
@@ -216,8 +217,12 @@ def timings(count: int, rounds: int, rnd: random.Random) -> dict[str, list[dict[
         for name, result in one_round(stored, probes, round_ % 2).items():
             runs[name].append(result)
         gc.collect()
-        logger.info("%d entries, round %d, lookup / add ns: %s", count, round_ + 1, "; ".join(
-            f"{name}: {runs[name][-1]['lookup']:.0f} / {runs[name][-1]['add']:.0f}" for name in runs))
+        logger.info(
+            "%d entries, round %d, lookup / add ns: %s",
+            count,
+            round_ + 1,
+            "; ".join(f"{name}: {runs[name][-1]['lookup']:.0f} / {runs[name][-1]['add']:.0f}" for name in runs),
+        )
     return runs
 
 
@@ -236,8 +241,13 @@ def hit_rates(count: int, rnd: random.Random) -> dict[str, Any]:
         cache.add_many(keys)
         rates[label] = sum(key in cache for key in keys) / len(keys)
         false_known += sum(key in cache for key in never)
-    return {"n": slots, "rates": rates, "false_known": false_known, "probes": 3 * len(never),
-            "distinct": len(set(keys)) == len(keys)}
+    return {
+        "n": slots,
+        "rates": rates,
+        "false_known": false_known,
+        "probes": 3 * len(never),
+        "distinct": len(set(keys)) == len(keys),
+    }
 
 
 # -- run and report ------------------------------------------------------------------------------
@@ -249,11 +259,16 @@ def measure(count: int, rounds: int, seed: int) -> dict[str, Any]:
     memory = {OLD: old_memory(fps), NEW: new_memory(fps)}
     del fps
     gc.collect()
-    logger.info("%d entries: %s", count, "; ".join(
-        f"{name}: {result['traced'] / count:.1f} bytes/entry" for name, result in memory.items()))
+    logger.info(
+        "%d entries: %s",
+        count,
+        "; ".join(f"{name}: {result['traced'] / count:.1f} bytes/entry" for name, result in memory.items()),
+    )
     runs = timings(count, rounds, rnd)
-    medians = {name: {op: statistics.median(run[op] for run in results) for op in ("key", "lookup", "add")}
-               for name, results in runs.items()}
+    medians = {
+        name: {op: statistics.median(run[op] for run in results) for op in ("key", "lookup", "add")}
+        for name, results in runs.items()
+    }
     return {"entries": count, "memory": memory, "runs": runs, "medians": medians, "hits": hit_rates(count, rnd)}
 
 
@@ -273,28 +288,44 @@ def results_table(results: list[dict[str, Any]]) -> str:
                 rates = " / ".join(f"{hits['rates'][size]:.3f}" for size in ("N/2", "N", "2N"))
                 errors = f"{hits['false_known']} of {hits['probes']:,}"
                 label = f"{name}, {used['slots']:,} slots"
-            rows.append([
-                f"{count:,}",
-                label,
-                f"{used['traced'] / 2**20:.1f}",
-                f"{used['traced'] / count:.1f}",
-                f"{used['getsizeof'] / count:.1f}",
-                f"{used['traced'] / used['held']:.1f}",
-                f"{used['traced'] / memory[OLD]['traced']:.3f}",
-                f"{op['key']:.0f}" if name == NEW else "-",
-                f"{op['lookup']:.0f}",
-                f"{op['add']:.0f}",
-                f"{link:.0f}",
-                f"{op['lookup'] / medians[OLD]['lookup']:.2f} / {op['add'] / medians[OLD]['add']:.2f}"
-                f" / {link / old_link:.2f}",
-                f"{hits['n']:,}" if name == NEW else "-",
-                rates,
-                errors,
-            ])
+            rows.append(
+                [
+                    f"{count:,}",
+                    label,
+                    f"{used['traced'] / 2**20:.1f}",
+                    f"{used['traced'] / count:.1f}",
+                    f"{used['getsizeof'] / count:.1f}",
+                    f"{used['traced'] / used['held']:.1f}",
+                    f"{used['traced'] / memory[OLD]['traced']:.3f}",
+                    f"{op['key']:.0f}" if name == NEW else "-",
+                    f"{op['lookup']:.0f}",
+                    f"{op['add']:.0f}",
+                    f"{link:.0f}",
+                    f"{op['lookup'] / medians[OLD]['lookup']:.2f} / {op['add'] / medians[OLD]['add']:.2f}"
+                    f" / {link / old_link:.2f}",
+                    f"{hits['n']:,}" if name == NEW else "-",
+                    rates,
+                    errors,
+                ]
+            )
     return table(
-        ["entries", "structure", "MB (tracemalloc)", "bytes/entry (tracemalloc)", "bytes/entry (getsizeof)",
-         "bytes/key held", "memory x old", "key ns", "lookup ns", "add ns", "lookup + add ns",
-         "x old: lookup / add / both", "N", "hit rate, N keys in N/2 / N / 2N slots", "false known"],
+        [
+            "entries",
+            "structure",
+            "MB (tracemalloc)",
+            "bytes/entry (tracemalloc)",
+            "bytes/entry (getsizeof)",
+            "bytes/key held",
+            "memory x old",
+            "key ns",
+            "lookup ns",
+            "add ns",
+            "lookup + add ns",
+            "x old: lookup / add / both",
+            "N",
+            "hit rate, N keys in N/2 / N / 2N slots",
+            "false known",
+        ],
         rows,
     )
 

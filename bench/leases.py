@@ -120,7 +120,9 @@ def run_kills(lab: Lab, args: argparse.Namespace) -> list[dict[str, Any]]:
     results = []
     for index in range(args.kills):
         watch = KillWatch(lab, kill_at=args.kill_at)
-        run = crawl(lab, "kill", [settings, settings], budget=args.budget, timeout=args.timeout, on_poll=watch, poll=0.05)
+        run = crawl(
+            lab, "kill", [settings, settings], budget=args.budget, timeout=args.timeout, on_poll=watch, poll=0.05
+        )
         survivor = run.nodes[1]
         result = {
             "kill": index,
@@ -151,34 +153,64 @@ def throughput_table(summary: dict[str, dict[str, Any]]) -> str:
     rows = []
     for name, case in summary.items():
         ratio = case.get("ratio_to_no-leases-1") if name.endswith("-1") else case.get("ratio_to_no-leases-2")
-        rows.append([
-            name,
-            int(case["nodes"]["median"]),
-            case["pages_per_s"]["min"],
-            case["pages_per_s"]["median"],
-            f"{ratio['min']:.2f} / {ratio['median']:.2f}" if ratio else "-",
-            case["node_cpu_ms_per_page"]["median"],
-            case["redis_cpu_ms_per_page"]["median"],
-            case["server_commands_per_page"]["median"],
-            case["client_commands_per_page"]["median"],
-            case["network_round_trips_per_page"]["median"],
-            f"{case['overshoot']['min']}..{case['overshoot']['max']}",
-        ])
+        rows.append(
+            [
+                name,
+                int(case["nodes"]["median"]),
+                case["pages_per_s"]["min"],
+                case["pages_per_s"]["median"],
+                f"{ratio['min']:.2f} / {ratio['median']:.2f}" if ratio else "-",
+                case["node_cpu_ms_per_page"]["median"],
+                case["redis_cpu_ms_per_page"]["median"],
+                case["server_commands_per_page"]["median"],
+                case["client_commands_per_page"]["median"],
+                case["network_round_trips_per_page"]["median"],
+                f"{case['overshoot']['min']}..{case['overshoot']['max']}",
+            ]
+        )
     return table(
-        ["case", "nodes", "pages/s min", "pages/s median", "x no-leases, same nodes (min / med)", "node CPU ms/page",
-         "Redis CPU ms/page", "Redis cmds/page (server)", "round trips/page (client cmds)", "network writes/page",
-         "pages over budget"],
+        [
+            "case",
+            "nodes",
+            "pages/s min",
+            "pages/s median",
+            "x no-leases, same nodes (min / med)",
+            "node CPU ms/page",
+            "Redis CPU ms/page",
+            "Redis cmds/page (server)",
+            "round trips/page (client cmds)",
+            "network writes/page",
+            "pages over budget",
+        ],
         rows,
     )
 
 
 def kill_table(kills: list[dict[str, Any]]) -> str:
     return table(
-        ["kill", "lease s", "heartbeat s", "pages answered at kill", "leases held by the dead node",
-         "all reclaimed after s", "pages", "downloaded twice", "survivor"],
         [
-            [k["kill"], k["lease_seconds"], k["heartbeat_s"], k["answered_at_kill"], k["leases_at_kill"],
-             k["reclaimed_after_s"], k["pages"], k["downloaded_twice"], k["survivor_finish_reason"]]
+            "kill",
+            "lease s",
+            "heartbeat s",
+            "pages answered at kill",
+            "leases held by the dead node",
+            "all reclaimed after s",
+            "pages",
+            "downloaded twice",
+            "survivor",
+        ],
+        [
+            [
+                k["kill"],
+                k["lease_seconds"],
+                k["heartbeat_s"],
+                k["answered_at_kill"],
+                k["leases_at_kill"],
+                k["reclaimed_after_s"],
+                k["pages"],
+                k["downloaded_twice"],
+                k["survivor_finish_reason"],
+            ]
             for k in kills
         ],
     )

@@ -44,7 +44,9 @@ def memory_of(pid: int) -> dict[str, float]:
     return found
 
 
-def run(lab: Lab, milestones: list[int], timeout: float, case: str = "baike-1", baseline: str = "") -> list[dict[str, Any]]:
+def run(
+    lab: Lab, milestones: list[int], timeout: float, case: str = "baike-1", baseline: str = ""
+) -> list[dict[str, Any]]:
     # past the last milestone: a node whose budget is the milestone itself has exited by the
     # time the poll sees the replica's count reach it, and /proc has nothing left to read
     budget = milestones[-1] + max(500, milestones[-1] // 50)
@@ -88,25 +90,43 @@ def memory_table(points: list[dict[str, Any]]) -> str:
         if point.get("pages") is None:
             rows.append([f"{point['milestone']:,}", "not reached", "-", "-", "-", "-"])
             continue
-        rows.append([
-            f"{point['milestone']:,}",
-            f"{point['pages']:,}",
-            point["seconds"],
-            point["rss_mb"],
-            point["hwm_mb"],
-            round(1000 * point["cpu_s"] / point["pages"], 2),
-        ])
-    return table(["milestone (pages)", "pages answered", "s since seed", "node RSS MB", "node peak RSS MB",
-                  "nodes' CPU ms/page (whole run so far)"], rows)
+        rows.append(
+            [
+                f"{point['milestone']:,}",
+                f"{point['pages']:,}",
+                point["seconds"],
+                point["rss_mb"],
+                point["hwm_mb"],
+                round(1000 * point["cpu_s"] / point["pages"], 2),
+            ]
+        )
+    return table(
+        [
+            "milestone (pages)",
+            "pages answered",
+            "s since seed",
+            "node RSS MB",
+            "node peak RSS MB",
+            "nodes' CPU ms/page (whole run so far)",
+        ],
+        rows,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pages", type=int, nargs="+", default=[10_000, 20_000, 50_000, 100_000],
-                        help="milestones; the crawl's budget is the last (default 10k 20k 50k 100k)")
+    parser.add_argument(
+        "--pages",
+        type=int,
+        nargs="+",
+        default=[10_000, 20_000, 50_000, 100_000],
+        help="milestones; the crawl's budget is the last (default 10k 20k 50k 100k)",
+    )
     parser.add_argument("--entries", type=int, default=0, help="replica entries (default 1.5 x the last milestone)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="longest crawl (s)")
-    parser.add_argument("--case", choices=list(CASES), default="baike-1", help="bench/speed.py's cases (default baike-1)")
+    parser.add_argument(
+        "--case", choices=list(CASES), default="baike-1", help="bench/speed.py's cases (default baike-1)"
+    )
     parser.add_argument("--baseline", default=BASELINE_COMMIT, help="commit whose project the 'scrapy' case runs")
     parser.add_argument("--keep", action="store_true", help="keep the node logs")
     args = parser.parse_args(argv)

@@ -52,17 +52,22 @@ def rate_rows(lab: Lab, args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     budget = int(args.rate * args.seconds)
     for count in args.nodes:
-        settings = [
-            [*common_settings(budget), *BAIKE, f"BAIKE_CLUSTER_RATE={args.rate:g}"]
-            for _ in range(count)
-        ]
+        settings = [[*common_settings(budget), *BAIKE, f"BAIKE_CLUSTER_RATE={args.rate:g}"] for _ in range(count)]
         run = crawl(lab, f"rate-{count}", settings, budget=budget, timeout=args.seconds * 4 + 60)
         measured, seconds = aggregate_rate(run.final_stats.get("per_second", {}))
-        rows.append({"nodes": count, "configured": args.rate, "measured": round(measured, 2), "seconds": seconds,
-                     "pushbacks": run.final_stats.get("captchas", 0) + run.final_stats.get("too_many_requests", 0),
-                     "round_trips": run.summary()["client_commands_per_page"]})
-        logger.info("%d nodes at %g/s: the replica measured %.2f requests/s over %d s", count, args.rate, measured,
-                    seconds)
+        rows.append(
+            {
+                "nodes": count,
+                "configured": args.rate,
+                "measured": round(measured, 2),
+                "seconds": seconds,
+                "pushbacks": run.final_stats.get("captchas", 0) + run.final_stats.get("too_many_requests", 0),
+                "round_trips": run.summary()["client_commands_per_page"],
+            }
+        )
+        logger.info(
+            "%d nodes at %g/s: the replica measured %.2f requests/s over %d s", count, args.rate, measured, seconds
+        )
     return rows
 
 
@@ -73,9 +78,14 @@ def cost_rows(lab: Lab, args: argparse.Namespace) -> list[dict[str, Any]]:
             settings = [[*common_settings(args.budget), *BAIKE, f"BAIKE_CLUSTER_RATE={rate:g}"]]
             run = crawl(lab, f"limiter-{case}", settings, budget=args.budget).summary()
             runs[case].append(run)
-            logger.info("round %d, limiter %s: %.1f pages/s, Redis %.3f ms/page, %.3f round trips/page",
-                        round_index, case, run["pages_per_s"], run["redis_cpu_ms_per_page"],
-                        run["client_commands_per_page"])
+            logger.info(
+                "round %d, limiter %s: %.1f pages/s, Redis %.3f ms/page, %.3f round trips/page",
+                round_index,
+                case,
+                run["pages_per_s"],
+                run["redis_cpu_ms_per_page"],
+                run["client_commands_per_page"],
+            )
     return [
         {
             "limiter": case,
@@ -109,18 +119,41 @@ def main(argv: list[str] | None = None) -> int:
         lab.start_replica(args.entries, 1)
         costs = cost_rows(lab, args)
     print(f"\nConfigured vs measured aggregate rate (replica with 100 ms latency, {args.seconds:g} s crawls)\n")
-    print(table(
-        ["nodes", "BAIKE_CLUSTER_RATE", "measured requests/s", "x configured", "seconds measured", "pushbacks",
-         "client round trips/page"],
-        [[row["nodes"], row["configured"], row["measured"], round(row["measured"] / row["configured"], 3),
-          row["seconds"], row["pushbacks"], row["round_trips"]] for row in rates],
-    ))
+    print(
+        table(
+            [
+                "nodes",
+                "BAIKE_CLUSTER_RATE",
+                "measured requests/s",
+                "x configured",
+                "seconds measured",
+                "pushbacks",
+                "client round trips/page",
+            ],
+            [
+                [
+                    row["nodes"],
+                    row["configured"],
+                    row["measured"],
+                    round(row["measured"] / row["configured"], 3),
+                    row["seconds"],
+                    row["pushbacks"],
+                    row["round_trips"],
+                ]
+                for row in rates
+            ],
+        )
+    )
     print(f"\nWhat the limiter costs: 1 node, {args.budget} pages, medians of {args.rounds} rounds\n")
-    print(table(
-        ["limiter", "pages/s", "Redis CPU ms/page", "client round trips/page"],
-        [[row["limiter"], row["pages_per_s"], row["redis_cpu_ms_per_page"], row["client_commands_per_page"]]
-         for row in costs],
-    ))
+    print(
+        table(
+            ["limiter", "pages/s", "Redis CPU ms/page", "client round trips/page"],
+            [
+                [row["limiter"], row["pages_per_s"], row["redis_cpu_ms_per_page"], row["client_commands_per_page"]]
+                for row in costs
+            ],
+        )
+    )
     path = write_results("politeness", {"args": vars(args), "rates": rates, "costs": costs})
     print(f"results: {path.relative_to(Path(__file__).resolve().parents[1])}")
     return 0

@@ -56,12 +56,34 @@ def flame_table(profile: Path, pages: int, top: int = 10, skip_above: float = 0.
 
 
 # Frames that only run others (event loop callbacks, async wrappers): never "where the time goes".
-RUNNERS = frozenset({
-    "_run", "run", "_run_once", "run_forever", "<module>", "exec", "as_async_generator", "aiter_errback",
-    "__anext__", "_async_chain", "_evaluate_iterable", "asyncgen_inner", "process_spider_output_async",
-    "worker", "sync_inner", "callWithLogger", "callWithContext", "_readOrWrite", "_inlineCallbacks",
-    "_runCallbacks", "_startRunCallbacks", "callback", "_gotResultInlineCallbacks", "__call__",
-})
+RUNNERS = frozenset(
+    {
+        "_run",
+        "run",
+        "_run_once",
+        "run_forever",
+        "<module>",
+        "exec",
+        "as_async_generator",
+        "aiter_errback",
+        "__anext__",
+        "_async_chain",
+        "_evaluate_iterable",
+        "asyncgen_inner",
+        "process_spider_output_async",
+        "worker",
+        "sync_inner",
+        "callWithLogger",
+        "callWithContext",
+        "_readOrWrite",
+        "_inlineCallbacks",
+        "_runCallbacks",
+        "_startRunCallbacks",
+        "callback",
+        "_gotResultInlineCallbacks",
+        "__call__",
+    }
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,15 +35,23 @@ from replica.site import Site
 
 LAYOUTS = {"blocks": ROWS_PER_BLOCK, "one table": 10**12}
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,900",
 )
 
 
 def sample_records(entries: int = 3000) -> list[dict[str, Any]]:
     site = Site(entries=entries, seed=1)
-    return [{"url": url, **fields, "crawled_at": "2026-12-02T10:00:00+00:00"}
-            for url, fields in site.answer_key(site.start_url()).items()]
+    return [
+        {"url": url, **fields, "crawled_at": "2026-12-02T10:00:00+00:00"}
+        for url, fields in site.answer_key(site.start_url()).items()
+    ]
 
 
 def records(sample: list[dict[str, Any]], count: int) -> Iterator[dict[str, Any]]:
@@ -55,11 +63,22 @@ def records(sample: list[dict[str, Any]], count: int) -> Iterator[dict[str, Any]
 
 def snapshot(count: int) -> dict[str, Any]:
     return {
-        "time": time.time(), "state": "finished", "reason": "finished", "started_at": None, "ended_at": None,
+        "time": time.time(),
+        "state": "finished",
+        "reason": "finished",
+        "started_at": None,
+        "ended_at": None,
         "budget": {"limit": count, "pages": count, "reserved": count, "in_flight": 0, "fraction": 1.0},
-        "frontier": 0, "seeds": 0, "leased": 0, "fingerprints": count, "dead_letters": 0, "items": count,
+        "frontier": 0,
+        "seeds": 0,
+        "leased": 0,
+        "fingerprints": count,
+        "dead_letters": 0,
+        "items": count,
         "cluster": {"pages": count, "items": count, "errors": 0, "start_time": None, "finish_time": None},
-        "nodes": [], "nodes_alive": 0, "nodes_lost": 0,
+        "nodes": [],
+        "nodes_alive": 0,
+        "nodes_lost": 0,
     }
 
 
@@ -79,9 +98,16 @@ def render_seconds(chromium: str, path: Path, profile: Path) -> float:
     """Wall seconds for headless Chromium to load ``path`` and screenshot its first screen."""
     started = time.monotonic()
     subprocess.run(
-        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={profile / 'shot.png'}",
-         path.as_uri()],
-        check=True, capture_output=True, timeout=600,
+        [
+            chromium,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            f"--screenshot={profile / 'shot.png'}",
+            path.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
     )
     return time.monotonic() - started
 
@@ -116,9 +142,16 @@ def main() -> int:
             for name in LAYOUTS:
                 render = statistics.median(times[name]) if times[name] else None
                 logger.info("%d records, %s: %.1f MB, render %s", count, name, paths[name].stat().st_size / 1e6, render)
-                rows.append([count, name, round(paths[name].stat().st_size / 1e6, 1),
-                             round(paths[name].stat().st_size / count), round(written[name], 2),
-                             "-" if render is None else round(render, 2)])
+                rows.append(
+                    [
+                        count,
+                        name,
+                        round(paths[name].stat().st_size / 1e6, 1),
+                        round(paths[name].stat().st_size / count),
+                        round(written[name], 2),
+                        "-" if render is None else round(render, 2),
+                    ]
+                )
     headers = ["records", "layout", "MB", "bytes/record", "write s (CPU)", "render s (Chromium, first screen)"]
     print(table(headers, rows))
     write_results("report", {"headers": headers, "rows": rows, "rounds": args.rounds})

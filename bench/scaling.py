@@ -117,31 +117,60 @@ def summarise(rows: list[dict[str, Any]], counts: list[int]) -> list[dict[str, A
     out = []
     for count in counts:
         runs = [row for row in rows if row["nodes"] == count]
-        median = {key: statistics.median(run[key] for run in runs) for key in (
-            "pages_per_s", "redis_cpu_ms_per_page", "redis_script_ms_per_page",
-            "dedup_checks_per_page", "scripts_per_page", "client_commands_per_page",
-        )}
+        median = {
+            key: statistics.median(run[key] for run in runs)
+            for key in (
+                "pages_per_s",
+                "redis_cpu_ms_per_page",
+                "redis_script_ms_per_page",
+                "dedup_checks_per_page",
+                "scripts_per_page",
+                "client_commands_per_page",
+            )
+        }
         worst = max(run["redis_cpu_ms_per_page"] for run in runs)
-        out.append({"nodes": count, "rounds": len(runs), **median, "redis_cpu_ms_per_page_max": worst,
-                    "overshoot_max": max(run["overshoot"] for run in runs)})
+        out.append(
+            {
+                "nodes": count,
+                "rounds": len(runs),
+                **median,
+                "redis_cpu_ms_per_page_max": worst,
+                "overshoot_max": max(run["overshoot"] for run in runs),
+            }
+        )
     return out
 
 
 def scaling_table(summary: list[dict[str, Any]]) -> str:
     headers = [
-        "nodes", "pages/s (all nodes, shared cores)", "Redis CPU ms/page (median / max)", "of which in scripts",
-        "dedup checks/page", "scripts/page", "client cmds/page", "pages/s per Redis core (max)",
-        f"nodes at {UNTHROTTLED_PAGES_PER_S:.0f} pages/s per Redis core", "pages over budget",
+        "nodes",
+        "pages/s (all nodes, shared cores)",
+        "Redis CPU ms/page (median / max)",
+        "of which in scripts",
+        "dedup checks/page",
+        "scripts/page",
+        "client cmds/page",
+        "pages/s per Redis core (max)",
+        f"nodes at {UNTHROTTLED_PAGES_PER_S:.0f} pages/s per Redis core",
+        "pages over budget",
     ]
     rows = []
     for row in summary:
         per_core, nodes = capacity(row["redis_cpu_ms_per_page_max"])
-        rows.append([
-            row["nodes"], row["pages_per_s"],
-            f"{row['redis_cpu_ms_per_page']:.3f} / {row['redis_cpu_ms_per_page_max']:.3f}",
-            f"{row['redis_script_ms_per_page']:.3f}", row["dedup_checks_per_page"], row["scripts_per_page"],
-            row["client_commands_per_page"], per_core, nodes, row["overshoot_max"],
-        ])
+        rows.append(
+            [
+                row["nodes"],
+                row["pages_per_s"],
+                f"{row['redis_cpu_ms_per_page']:.3f} / {row['redis_cpu_ms_per_page_max']:.3f}",
+                f"{row['redis_script_ms_per_page']:.3f}",
+                row["dedup_checks_per_page"],
+                row["scripts_per_page"],
+                row["client_commands_per_page"],
+                per_core,
+                nodes,
+                row["overshoot_max"],
+            ]
+        )
     return table(headers, rows)
 
 
@@ -177,7 +206,10 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
                 logger.info(
                     "round %d, %2d nodes: %6.1f pages/s  Redis %.3f ms/page  %.1f dedup checks/page",
-                    round_index, count, row["pages_per_s"], row["redis_cpu_ms_per_page"],
+                    round_index,
+                    count,
+                    row["pages_per_s"],
+                    row["redis_cpu_ms_per_page"],
                     row["dedup_checks_per_page"],
                 )
     summary = summarise(rows, args.nodes)

@@ -77,11 +77,13 @@ def command_stats(cluster: ClusterServers) -> list[dict[str, dict[str, int]]]:
     masters = []
     for server in cluster.servers:
         stats = server.client().info("commandstats")
-        masters.append({
-            name.removeprefix("cmdstat_"): {"calls": int(value["calls"]), "usec": int(value["usec"])}
-            for name, value in stats.items()
-            if name not in ("cmdstat_info", "cmdstat_config")
-        })
+        masters.append(
+            {
+                name.removeprefix("cmdstat_"): {"calls": int(value["calls"]), "usec": int(value["usec"])}
+                for name, value in stats.items()
+                if name not in ("cmdstat_info", "cmdstat_config")
+            }
+        )
     return masters
 
 
@@ -167,7 +169,10 @@ def run_rounds(
             runs.append(run)
             logger.info(
                 "round %d %-8s %5d pages  %.1f pages/s  masters %s ms/page",
-                round_index, name, run["pages"], run["pages_per_s"],
+                round_index,
+                name,
+                run["pages"],
+                run["pages_per_s"],
                 " / ".join(f"{value:.3f}" for value in run["master_cpu_ms_per_page"]),
             )
     return runs
@@ -188,7 +193,11 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "masters_ms_per_page": [spread([row[rank] for row in ranked])["median"] for rank in range(3)],
             "busiest": spread([run["busiest_cpu_ms_per_page"] for run in mine]),
             "busiest_vs_shards_1": spread(
-                [run["busiest_cpu_ms_per_page"] / reference[run["round"]] for run in mine if reference.get(run["round"])]
+                [
+                    run["busiest_cpu_ms_per_page"] / reference[run["round"]]
+                    for run in mine
+                    if reference.get(run["round"])
+                ]
             ),
             "busiest_net": spread([run["busiest_net_cpu_ms_per_page"] for run in mine]),
             "busiest_net_vs_shards_1": spread(
@@ -208,22 +217,31 @@ def cost_table(summary: dict[str, dict[str, Any]]) -> str:
         busiest, second, third = case["masters_ms_per_page"]
         ratio, script_ratio = case["busiest_vs_shards_1"], case["busiest_script_vs_shards_1"]
         net_ratio = case["busiest_net_vs_shards_1"]
-        rows.append([
-            name,
-            f"{case['pages_per_s']['median']:.1f}",
-            f"{busiest:.3f} / {second:.3f} / {third:.3f}",
-            f"{case['busiest']['median']:.3f}",
-            f"{ratio['median']:.2f} (max {ratio['max']:.2f})",
-            f"{case['busiest_net']['median']:.3f}",
-            f"{net_ratio['median']:.2f} (max {net_ratio['max']:.2f})",
-            f"{case['busiest_script']['median']:.3f}",
-            f"{script_ratio['median']:.2f} (max {script_ratio['max']:.2f})",
-        ])
+        rows.append(
+            [
+                name,
+                f"{case['pages_per_s']['median']:.1f}",
+                f"{busiest:.3f} / {second:.3f} / {third:.3f}",
+                f"{case['busiest']['median']:.3f}",
+                f"{ratio['median']:.2f} (max {ratio['max']:.2f})",
+                f"{case['busiest_net']['median']:.3f}",
+                f"{net_ratio['median']:.2f} (max {net_ratio['max']:.2f})",
+                f"{case['busiest_script']['median']:.3f}",
+                f"{script_ratio['median']:.2f} (max {script_ratio['max']:.2f})",
+            ]
+        )
     return table(
-        ["case", "pages/s (med)", "Redis CPU ms/page per master, busiest first (med)", "busiest master CPU (med)",
-         f"busiest CPU vs shards-1 (target <= {TARGET})", "busiest master CPU less its idle (med)",
-         "the same vs shards-1", "busiest master's script ms/page (med)",
-         "busiest script time vs shards-1"],
+        [
+            "case",
+            "pages/s (med)",
+            "Redis CPU ms/page per master, busiest first (med)",
+            "busiest master CPU (med)",
+            f"busiest CPU vs shards-1 (target <= {TARGET})",
+            "busiest master CPU less its idle (med)",
+            "the same vs shards-1",
+            "busiest master's script ms/page (med)",
+            "busiest script time vs shards-1",
+        ],
         rows,
     )
 

@@ -69,27 +69,41 @@ def run_rounds(lab: Lab, args: argparse.Namespace) -> list[dict[str, Any]]:
 def speed_table(summary: dict[str, dict[str, Any]]) -> str:
     rows = []
     for name, case in summary.items():
-        rows.append([
-            name,
-            int(case["nodes"]["median"]),
-            case["pages_per_s"]["min"],
-            case["pages_per_s"]["median"],
-            _ratio(case, "ratio_to_scrapy"),
-            _ratio(case, "ratio_to_baike-1"),
-            case["node_cpu_ms_per_page"]["median"],
-            case["redis_cpu_ms_per_page"]["median"],
-            case["server_commands_per_page"]["median"],
-            case["client_commands_per_page"]["median"],
-            case["network_round_trips_per_page"]["median"],
-            case["peak_rss_mb"]["median"],
-            " / ".join(f"{case[key]['median']:.2f}" for key in SHARES),
-            f"{case['overshoot']['min']}..{case['overshoot']['max']}",
-        ])
+        rows.append(
+            [
+                name,
+                int(case["nodes"]["median"]),
+                case["pages_per_s"]["min"],
+                case["pages_per_s"]["median"],
+                _ratio(case, "ratio_to_scrapy"),
+                _ratio(case, "ratio_to_baike-1"),
+                case["node_cpu_ms_per_page"]["median"],
+                case["redis_cpu_ms_per_page"]["median"],
+                case["server_commands_per_page"]["median"],
+                case["client_commands_per_page"]["median"],
+                case["network_round_trips_per_page"]["median"],
+                case["peak_rss_mb"]["median"],
+                " / ".join(f"{case[key]['median']:.2f}" for key in SHARES),
+                f"{case['overshoot']['min']}..{case['overshoot']['max']}",
+            ]
+        )
     return table(
-        ["case", "nodes", "pages/s min", "pages/s median", "x scrapy (min / med)", "x baike-1 (min / med)",
-         "node CPU ms/page", "Redis CPU ms/page", "Redis cmds/page (server)", "round trips/page (client cmds)",
-         "network writes/page", "peak RSS MB (per node)", "cores busy: nodes / Redis / replica / bench / other",
-         "pages over budget"],
+        [
+            "case",
+            "nodes",
+            "pages/s min",
+            "pages/s median",
+            "x scrapy (min / med)",
+            "x baike-1 (min / med)",
+            "node CPU ms/page",
+            "Redis CPU ms/page",
+            "Redis cmds/page (server)",
+            "round trips/page (client cmds)",
+            "network writes/page",
+            "peak RSS MB (per node)",
+            "cores busy: nodes / Redis / replica / bench / other",
+            "pages over budget",
+        ],
         rows,
     )
 
@@ -122,7 +136,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--budget", type=int, default=2000, help="pages per crawl (default 2000)")
     parser.add_argument("--concurrency", type=int, default=16, help="CONCURRENT_REQUESTS (default 16)")
     parser.add_argument("--entries", type=int, default=100_000, help="entries of the replica site (default 100000)")
-    parser.add_argument("--cases", nargs="+", choices=list(CASES), default=[name for name in CASES if name != "scrapy-now"])
+    parser.add_argument(
+        "--cases", nargs="+", choices=list(CASES), default=[name for name in CASES if name != "scrapy-now"]
+    )
     parser.add_argument(
         "--baseline",
         default=BASELINE_COMMIT,
@@ -166,7 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         for chart in draw(payload["summary"], args, path.stem):
             print(f"chart: {chart.relative_to(RESULTS.parent.parent)}")
     print(f"results: {path.relative_to(RESULTS.parent.parent)}")
-    failed = [run for run in payload.get("runs", []) if run["timed_out"] or any(code != 0 for code in run["exit_codes"])]
+    failed = [
+        run for run in payload.get("runs", []) if run["timed_out"] or any(code != 0 for code in run["exit_codes"])
+    ]
     return 1 if failed else 0
 
 

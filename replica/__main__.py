@@ -46,7 +46,9 @@ def _burst(text: str) -> float:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m replica", description="Offline, deterministic Baidu Baike replica.")
+    parser = argparse.ArgumentParser(
+        prog="python -m replica", description="Offline, deterministic Baidu Baike replica."
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8800, help="port; 0 picks a free one (default 8800)")
     parser.add_argument("--entries", type=int, default=100_000, help="generated entry pages (default 100000)")
@@ -64,36 +66,49 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every response")
     parser.add_argument("--cache-mb", type=float, default=128.0, help="rendered-page cache size (default 128 MB)")
     parser.add_argument(
-        "--max-rate", type=_positive, default=None,
+        "--max-rate",
+        type=_positive,
+        default=None,
         help="entry requests per second allowed per client address (token bucket; default off)",
     )
     parser.add_argument(
         "--burst", type=_burst, default=None, help="token bucket size, requests (default max(1, --max-rate))"
     )
     parser.add_argument(
-        "--penalty", type=_seconds, default=5.0,
+        "--penalty",
+        type=_seconds,
+        default=5.0,
         help="seconds a client over --max-rate is pushed back, restarted by each of its entry requests (default 5)",
     )
     parser.add_argument(
         "--crawl-delay", type=float, default=0.0, help="a Crawl-delay (seconds) in robots.txt (default none)"
     )
     parser.add_argument(
-        "--pushback", choices=PUSHBACK_MODES, default="captcha",
+        "--pushback",
+        choices=PUSHBACK_MODES,
+        default="captcha",
         help="answer to a pushed-back entry request: 302 to the captcha page or 429 with Retry-After (default captcha)",
     )
     parser.add_argument(
-        "--storm-at", type=_seconds, default=None,
+        "--storm-at",
+        type=_seconds,
+        default=None,
         help="start a storm (every entry request pushed back) this many seconds after start (default none)",
     )
     parser.add_argument(
         "--storm-seconds", type=_positive, default=None, help="how long the --storm-at storm lasts (default 10)"
     )
     parser.add_argument(
-        "--epochs", type=int, default=0,
+        "--epochs",
+        type=int,
+        default=0,
         help="start this many epochs on: each changes --change-fraction of the entries (default 0; see /__replica__/advance)",
     )
     parser.add_argument(
-        "--change-fraction", type=_rate, default=0.1, help="fraction of the entries each --epochs epoch changes (default 0.1)"
+        "--change-fraction",
+        type=_rate,
+        default=0.1,
+        help="fraction of the entries each --epochs epoch changes (default 0.1)",
     )
     parser.add_argument("--log-level", default="WARNING", help="logging level on stderr (default WARNING)")
     args = parser.parse_args(argv)
@@ -143,7 +158,9 @@ async def _run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
     if args.entries < 10:
         print("replica: --entries must be at least 10", file=sys.stderr)
         return 2

@@ -37,7 +37,9 @@ class Client(asyncio.Protocol):
         deadline: float,
     ):
         self.request_prefix = b"GET "
-        self.request_suffix = f" HTTP/1.1\r\nHost: {host}\r\nUser-Agent: replica-loadtest\r\nAccept-Encoding: identity\r\n\r\n".encode()
+        self.request_suffix = (
+            f" HTTP/1.1\r\nHost: {host}\r\nUser-Agent: replica-loadtest\r\nAccept-Encoding: identity\r\n\r\n".encode()
+        )
         self.paths = paths
         self.results = results
         self.latencies = latencies
@@ -82,7 +84,7 @@ class Client(asyncio.Protocol):
             if end < 0:
                 return
             head = bytes(self.buffer[:end]).decode("latin-1")
-            rest = bytes(self.buffer[end + 4:])
+            rest = bytes(self.buffer[end + 4 :])
             self.buffer.clear()
             self.status = int(head.split(" ", 2)[1])
             self.remaining = 0
@@ -156,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=("unique", "repeat"), default="unique", help="distinct pages or a cached few")
     parser.add_argument("--server-pid", type=int, help="also report the server's CPU time per page (Linux)")
     parser.add_argument(
-        "--order-seed", type=int, default=0,
+        "--order-seed",
+        type=int,
+        default=0,
         help="shuffles the page order; change it between unique runs so the server's cache cannot help",
     )
     args = parser.parse_args(argv)
@@ -167,7 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     cpu_after = cpu_seconds(args.server_pid) if args.server_pid else None
     latencies.sort()
     done = sum(results.values())
-    pct = {p: latencies[min(len(latencies) - 1, int(len(latencies) * p / 100))] * 1000 for p in (50, 90, 99)} if latencies else {}
+    pct = (
+        {p: latencies[min(len(latencies) - 1, int(len(latencies) * p / 100))] * 1000 for p in (50, 90, 99)}
+        if latencies
+        else {}
+    )
     print(
         f"{args.mode}: {done} responses in {elapsed:.2f}s with {args.concurrency} connections: "
         f"{results.get(200, 0) / elapsed:.0f} pages/s, {body_bytes / elapsed / 1e6:.1f} MB/s, "

@@ -12,9 +12,7 @@ import random
 
 # Characters a name may contain; anything else (quotes, `<`, `&`, `/`, `%`, `?`)
 # would need HTML escaping or would break the `/item/<name>` path grammar.
-SAFE_ASCII_NAME_CHARS = frozenset(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 +#.-"
-)
+SAFE_ASCII_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 +#.-")
 
 # The word tables below stay packed, many words a line, not one a line as ruff format would have them.
 # fmt: off
@@ -132,8 +130,11 @@ def concept_name(rng: random.Random) -> str:
 
 
 def organism_name(rng: random.Random) -> str:
-    return _pick(rng, ORGANISM_HEADS) + _pick(rng, ORGANISM_HEADS) + _pick(rng, ORGANISM_BODIES) + _pick(
-        rng, ORGANISM_SUFFIXES
+    return (
+        _pick(rng, ORGANISM_HEADS)
+        + _pick(rng, ORGANISM_HEADS)
+        + _pick(rng, ORGANISM_BODIES)
+        + _pick(rng, ORGANISM_SUFFIXES)
     )
 
 

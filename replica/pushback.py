@@ -107,7 +107,8 @@ class RateLimiter:
         """Drop the buckets that are full again and not penalised (they start full anyway)."""
         self._pruned = now
         idle = [
-            client for client, bucket in self.buckets.items()
+            client
+            for client, bucket in self.buckets.items()
             if now >= bucket.penalty_until and bucket.tokens + (now - bucket.last) * self.rate >= self.burst
         ]
         for client in idle:

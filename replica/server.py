@@ -427,7 +427,7 @@ class Replica:
     # --------------------------------------------------------------- debug
 
     def _debug(self, method: str, path: str, query: str) -> Response:
-        name = path[len(DEBUG_PREFIX):]
+        name = path[len(DEBUG_PREFIX) :]
         if name == "reset" and method in ("GET", "POST"):
             self.stats.reset()
             if self.limiter is not None:

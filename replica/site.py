@@ -100,26 +100,45 @@ _PERCENT_HEX = re.compile(r"%[0-9A-F]{2}")
 # weights are expanded into a 100-slot lookup table so one random() picks a form.
 _FORM_WEIGHTS = {
     LAYOUT_2017: (
-        ("enc", 26), ("enc-id", 26), ("raw", 10), ("raw-id", 6), ("view", 7), ("subview", 5),
-        ("http", 4), ("frag", 4), ("zero", 4), ("lower", 4), ("enc-slash", 4),
+        ("enc", 26),
+        ("enc-id", 26),
+        ("raw", 10),
+        ("raw-id", 6),
+        ("view", 7),
+        ("subview", 5),
+        ("http", 4),
+        ("frag", 4),
+        ("zero", 4),
+        ("lower", 4),
+        ("enc-slash", 4),
     ),
     LAYOUT_2021: (
-        ("abs-id", 28), ("abs", 12), ("abs-mod", 20), ("rel-mod", 10), ("aladdin", 8),
-        ("aladdin-noid", 4), ("raw", 6), ("view", 4), ("frag", 4), ("enc-id", 4),
+        ("abs-id", 28),
+        ("abs", 12),
+        ("abs-mod", 20),
+        ("rel-mod", 10),
+        ("aladdin", 8),
+        ("aladdin-noid", 4),
+        ("raw", 6),
+        ("view", 4),
+        ("frag", 4),
+        ("enc-id", 4),
     ),
     LAYOUT_2023: (
-        ("rel-mod", 40), ("zero-mod", 22), ("abs-mod", 14), ("abs-zero-mod", 10), ("raw-id", 5),
-        ("frag", 5), ("enc", 4),
+        ("rel-mod", 40),
+        ("zero-mod", 22),
+        ("abs-mod", 14),
+        ("abs-zero-mod", 10),
+        ("raw-id", 5),
+        ("frag", 5),
+        ("enc", 4),
     ),
 }
 _FORM_TABLE = {
-    layout: tuple(form for form, weight in weights for _ in range(weight))
-    for layout, weights in _FORM_WEIGHTS.items()
+    layout: tuple(form for form, weight in weights for _ in range(weight)) for layout, weights in _FORM_WEIGHTS.items()
 }
 # Forms that carry the sense id (or subview pair); the others land on the default sense.
-_SENSE_FORMS = frozenset(
-    {"enc-id", "raw-id", "subview", "frag", "abs-id", "abs-mod", "rel-mod", "aladdin", "lower"}
-)
+_SENSE_FORMS = frozenset({"enc-id", "raw-id", "subview", "frag", "abs-id", "abs-mod", "rel-mod", "aladdin", "lower"})
 _RAW_FORMS = frozenset({"raw", "raw-id"})
 _QUOTE_BYTES = tuple(
     chr(b) if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "_.-~") else f"%{b:02X}" for b in range(256)
@@ -572,7 +591,9 @@ class Site:
         word = self.linkable[int(rng.random() * len(self.linkable))]
         return self._name_link(rng, layout, self.word_names[word], 10_000_000 + int(rng.random() * 89_999_999))
 
-    def _paragraph(self, rng: random.Random, next_link: Callable[[], Link], sentences: int, lead: str | None = None) -> list[Segment]:
+    def _paragraph(
+        self, rng: random.Random, next_link: Callable[[], Link], sentences: int, lead: str | None = None
+    ) -> list[Segment]:
         """Sentences from the pool, in-text links, and the quirks of real markup.
 
         Consecutive text is merged into one segment: fewer, longer strings are
@@ -633,11 +654,18 @@ class Site:
             unit = {"面积": "平方千米", "海拔": "米", "人口": "万人"}[key]
             value = [f"{1 + int(rng.random() * 9000)}{unit}"]
         elif key in ("外文名", "简称"):
-            value = [vocab.LATIN_HEADS[int(rng.random() * len(vocab.LATIN_HEADS))] + " " + vocab.LATIN_LAST[int(rng.random() * len(vocab.LATIN_LAST))]]
+            value = [
+                vocab.LATIN_HEADS[int(rng.random() * len(vocab.LATIN_HEADS))]
+                + " "
+                + vocab.LATIN_LAST[int(rng.random() * len(vocab.LATIN_LAST))]
+            ]
         elif key == "语种":
             value = [vocab.LANGUAGES[int(rng.random() * len(vocab.LANGUAGES))]]
         else:
-            value = [vocab.ADJECTIVES[int(rng.random() * len(vocab.ADJECTIVES))] + vocab.NOUNS[int(rng.random() * len(vocab.NOUNS))]]
+            value = [
+                vocab.ADJECTIVES[int(rng.random() * len(vocab.ADJECTIVES))]
+                + vocab.NOUNS[int(rng.random() * len(vocab.NOUNS))]
+            ]
         roll = rng.random()
         if roll < 0.15:
             value = ["\n", *value, "\n"]
@@ -688,7 +716,11 @@ class Site:
             elif layout == LAYOUT_2021:
                 links.append(Link(text, f"/item/{enc}/{lemma}#viewPageContent", ABS_HTTPS, sense))
             elif rng.random() < 0.5:
-                links.append(Link(text, f"/subview/{self.word_old[word]}/{self.entry_sub[sense]}.htm#viewPageContent", REL, sense))
+                links.append(
+                    Link(
+                        text, f"/subview/{self.word_old[word]}/{self.entry_sub[sense]}.htm#viewPageContent", REL, sense
+                    )
+                )
             else:
                 links.append(Link(text, f"/item/{enc}/{lemma}#viewPageContent", REL, sense))
         return links
@@ -775,10 +807,23 @@ class Site:
             # an edit of the summary's text: the fields change, the links (and the graph) do not
             summary[0].append(f"（第{version}次修订）")
         return Entry(
-            index=index, name=name, lemma_id=self.entry_id[index], old_id=self.word_old[word],
-            sub_id=self.entry_sub[index], layout=layout, deploy=deploy, subtitle=subtitle,
-            senses=self.word_senses[word], summary=summary, infobox=infobox, sections=sections,
-            related=related, hot=hot, images=images, references=references, tags=tags,
+            index=index,
+            name=name,
+            lemma_id=self.entry_id[index],
+            old_id=self.word_old[word],
+            sub_id=self.entry_sub[index],
+            layout=layout,
+            deploy=deploy,
+            subtitle=subtitle,
+            senses=self.word_senses[word],
+            summary=summary,
+            infobox=infobox,
+            sections=sections,
+            related=related,
+            hot=hot,
+            images=images,
+            references=references,
+            tags=tags,
             sense_links=self._sense_links(rng, layout, index),
             chrome_links=self._chrome_links(rng, layout, index),
             star=layout == LAYOUT_2017 and self.word_count[word] > 1 and self._pick(_SALT_STAR, index, 3),
@@ -1000,9 +1045,7 @@ class Site:
         ``origin`` is the replica's own origin, so that a start URL on it counts.
         """
         return {
-            self.canonical_url(index): fields
-            for index, fields in self._walk(start_url, origin)
-            if fields is not None
+            self.canonical_url(index): fields for index, fields in self._walk(start_url, origin) if fields is not None
         }
 
 

@@ -47,8 +47,19 @@ def start_redis(port: int) -> subprocess.Popen:
     data = RUN / "redis"
     data.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
-        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
-         "--dir", str(data), "--appendonly", "yes", "--save", ""],
+        [
+            shutil.which("redis-server") or "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+        ],
         stdout=(RUN / "redis.log").open("w"),
         stderr=subprocess.STDOUT,
     )
@@ -179,7 +190,9 @@ def print_summary(
             print(f"{number:<6} {'-':>7} {'-':>7} {'-':>6}  {'never joined the crawl':<24} {log.relative_to(ROOT)}")
             continue
         reason = node["reason"] or node["status"]
-        print(f"{number:<6} {node['pages']:>7} {node['items']:>7} {node['errors']:>6}  {reason:<24} {log.relative_to(ROOT)}")
+        print(
+            f"{number:<6} {node['pages']:>7} {node['items']:>7} {node['errors']:>6}  {reason:<24} {log.relative_to(ROOT)}"
+        )
     cluster = snap["cluster"]
     pages = cluster["pages"]
     items = snap["items"]

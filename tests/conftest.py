@@ -89,8 +89,20 @@ def replica_process(
     """Start the replica on ``host`` (with ``popen``: e.g. inside a network namespace);
     returns ``(process, url)`` once it printed where it listens."""
     process = popen(
-        [sys.executable, "-m", "replica", "--host", host, "--port", "0",
-         "--entries", str(entries), "--seed", str(seed), *options],
+        [
+            sys.executable,
+            "-m",
+            "replica",
+            "--host",
+            host,
+            "--port",
+            "0",
+            "--entries",
+            str(entries),
+            "--seed",
+            str(seed),
+            *options,
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -156,16 +168,28 @@ class Node(NodeLog):
 def node_command(redis_url: str, mirror: str, log_path: Path, *settings: str) -> list[str]:
     """The command line of one test node against ``redis_url`` downloading from ``mirror``."""
     args = [
-        sys.executable, "-m", "scrapy", "crawl", "baike",
-        "-s", f"REDIS_URL={redis_url}",
-        "-s", f"BAIKE_MIRROR={mirror}",
-        "-s", "AUTOTHROTTLE_ENABLED=False",
-        "-s", "ROBOTSTXT_OBEY=False",
-        "-s", "LOG_LEVEL=INFO",
-        "-s", f"LOG_FILE={log_path}",
-        "-s", "CLOSESPIDER_FINISHED_GRACE=1.5",
+        sys.executable,
+        "-m",
+        "scrapy",
+        "crawl",
+        "baike",
+        "-s",
+        f"REDIS_URL={redis_url}",
+        "-s",
+        f"BAIKE_MIRROR={mirror}",
+        "-s",
+        "AUTOTHROTTLE_ENABLED=False",
+        "-s",
+        "ROBOTSTXT_OBEY=False",
+        "-s",
+        "LOG_LEVEL=INFO",
+        "-s",
+        f"LOG_FILE={log_path}",
+        "-s",
+        "CLOSESPIDER_FINISHED_GRACE=1.5",
         # the replica is ours: no cluster rate unless a test sets one
-        "-s", "BAIKE_CLUSTER_RATE=0",
+        "-s",
+        "BAIKE_CLUSTER_RATE=0",
     ]
     for setting in settings:
         args += ["-s", setting]

@@ -60,8 +60,20 @@ class RedisServer:
         if binary is None:
             raise FileNotFoundError("redis-server is not installed: run the README's setup, which installs it")
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-             "--save", "", "--protected-mode", "yes", *self.extra],
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.directory),
+                "--save",
+                "",
+                "--protected-mode",
+                "yes",
+                *self.extra,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -116,19 +128,30 @@ class ClusterServers:
             directory = self.directory / f"master{number}"
             directory.mkdir(parents=True, exist_ok=True)
             # the bus port is chosen too: the default, port + 10000, may be above 65535
-            extra = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", str(free_port()))
+            extra = (
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-port",
+                str(free_port()),
+            )
             server = RedisServer(directory, extra=extra)
             self.servers.append(server.start())
         nodes = [f"127.0.0.1:{server.port}" for server in self.servers]
         created = subprocess.run(
             [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         if created.returncode != 0:
             raise RuntimeError(f"redis-cli --cluster create failed: {created.stdout[-500:]} {created.stderr[-500:]}")
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            if all(b"cluster_state:ok" in server.client().execute_command("CLUSTER", "INFO") for server in self.servers):
+            if all(
+                b"cluster_state:ok" in server.client().execute_command("CLUSTER", "INFO") for server in self.servers
+            ):
                 return self
             time.sleep(0.1)
         raise RuntimeError("the Redis Cluster did not reach cluster_state:ok")
@@ -182,19 +205,27 @@ class SentinelSet:
         """redis-py's TLS arguments of a client of this set (none without TLS)."""
         if self.tls is None:
             return {}
-        return {"ssl": True, "ssl_ca_certs": str(self.tls / "ca.crt"), "ssl_certfile": str(self.tls / "client.crt"),
-                "ssl_keyfile": str(self.tls / "client.key")}
+        return {
+            "ssl": True,
+            "ssl_ca_certs": str(self.tls / "ca.crt"),
+            "ssl_certfile": str(self.tls / "client.crt"),
+            "ssl_keyfile": str(self.tls / "client.key"),
+        }
 
     def _tls_config(self) -> list[tuple[str, str]]:
         """The servers' and Sentinels' TLS configuration: client certificates required,
         replication and the Sentinels' own links over TLS too (with the client certificate)."""
         if self.tls is None:
             return []
-        return [("tls-cert-file", str(self.tls / "server.crt")), ("tls-key-file", str(self.tls / "server.key")),
-                ("tls-client-cert-file", str(self.tls / "client.crt")),
-                ("tls-client-key-file", str(self.tls / "client.key")),
-                ("tls-ca-cert-file", str(self.tls / "ca.crt")), ("tls-auth-clients", "yes"),
-                ("tls-replication", "yes")]
+        return [
+            ("tls-cert-file", str(self.tls / "server.crt")),
+            ("tls-key-file", str(self.tls / "server.key")),
+            ("tls-client-cert-file", str(self.tls / "client.crt")),
+            ("tls-client-key-file", str(self.tls / "client.key")),
+            ("tls-ca-cert-file", str(self.tls / "ca.crt")),
+            ("tls-auth-clients", "yes"),
+            ("tls-replication", "yes"),
+        ]
 
     @property
     def master(self) -> RedisServer:
@@ -246,14 +277,21 @@ class SentinelSet:
         binary = shutil.which("redis-server")
         if binary is None:
             raise FileNotFoundError("redis-server is not installed: run the README's setup, which installs it")
-        process = subprocess.Popen([binary, str(conf), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [binary, str(conf), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(f"redis-server cannot run in Sentinel mode (exit code {process.returncode})")
             try:
-                probe = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, password=self.sentinel_password or None,
-                                    **self.tls_options())
+                probe = redis.Redis(
+                    host="127.0.0.1",
+                    port=port,
+                    socket_timeout=1,
+                    password=self.sentinel_password or None,
+                    **self.tls_options(),
+                )
                 if probe.ping():
                     return port, process
             except redis.ConnectionError:
@@ -320,9 +358,7 @@ class SentinelSet:
 
 # -- a node's log ---------------------------------------------------------------------------
 
-_FINISH_TIME = re.compile(
-    r"'finish_time': datetime\.datetime\((\d+), (\d+), (\d+), (\d+), (\d+), (\d+)(?:, (\d+))?"
-)
+_FINISH_TIME = re.compile(r"'finish_time': datetime\.datetime\((\d+), (\d+), (\d+), (\d+), (\d+), (\d+)(?:, (\d+))?")
 
 
 class NodeLog:

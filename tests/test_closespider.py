@@ -34,10 +34,13 @@ def send(ender: ClusterCloseSpider, signal, count: int, **kwargs) -> None:
     ("setting", "signal", "kwargs", "reason"),
     [
         ("CLOSESPIDER_ITEMCOUNT", signals.item_scraped, {"item": {}, "response": None}, "closespider_itemcount"),
-        ("CLOSESPIDER_ERRORCOUNT", signals.spider_error, {"failure": None, "response": None},
-         "closespider_errorcount"),
-        ("CLOSESPIDER_PAGECOUNT_NO_ITEM", signals.response_received, {"response": None, "request": None},
-         "closespider_pagecount_no_item"),
+        ("CLOSESPIDER_ERRORCOUNT", signals.spider_error, {"failure": None, "response": None}, "closespider_errorcount"),
+        (
+            "CLOSESPIDER_PAGECOUNT_NO_ITEM",
+            signals.response_received,
+            {"response": None, "request": None},
+            "closespider_pagecount_no_item",
+        ),
     ],
 )
 def test_per_process_conditions_close_the_node_once(redis_db, redis_server, setting, signal, kwargs, reason) -> None:

@@ -39,7 +39,9 @@ def assert_stopped_together(nodes, reason: str) -> None:
 
 
 @pytest.mark.parametrize("budget", [2000, 25])
-def test_three_nodes_download_exactly_the_budget(redis_db, redis_server, big_replica, node_factory, budget: int) -> None:
+def test_three_nodes_download_exactly_the_budget(
+    redis_db, redis_server, big_replica, node_factory, budget: int
+) -> None:
     redis_db.lpush(KEYS.start_urls, big_replica.start_url())
     nodes = run_nodes(node_factory, redis_server, big_replica, 3, f"CLOSESPIDER_PAGECOUNT={budget}")
 
@@ -123,14 +125,15 @@ def test_max_idle_time_before_close_bounds_the_wait_for_seeds(redis_db, redis_se
 
     assert node.wait(timeout=60) == 0, node.log[-3000:]
     assert node.finish_reason == "max_idle_time_before_close"
-    assert re.search(r"Waited 2\.\d s with nothing to crawl \(no seeds, nothing queued or leased on any node\): "
-                     r"closing this node \(MAX_IDLE_TIME_BEFORE_CLOSE=2\)", node.log), node.log[-3000:]
+    assert re.search(
+        r"Waited 2\.\d s with nothing to crawl \(no seeds, nothing queued or leased on any node\): "
+        r"closing this node \(MAX_IDLE_TIME_BEFORE_CLOSE=2\)",
+        node.log,
+    ), node.log[-3000:]
     assert time.monotonic() - started < 30
 
 
-def test_max_idle_time_before_close_waits_while_another_node_holds_work(
-    redis_db, redis_server, node_factory
-) -> None:
+def test_max_idle_time_before_close_waits_while_another_node_holds_work(redis_db, redis_server, node_factory) -> None:
     """The crawl is not idle while another node holds a lease: the requests its page adds may
     come to this node. Only once the whole crawl has nothing does the node's wait count."""
     redis_db.set(KEYS.started, 1)
@@ -179,7 +182,12 @@ def test_without_the_leased_scheduler_the_budget_is_per_node(
     redis_db.hset(KEYS.budget, "pages", 50)
 
     node = run_lone_node(
-        node_factory, redis_db, redis_server, replica, STOCK_SCHEDULER, f"DUPEFILTER_CLASS={dupefilter}",
+        node_factory,
+        redis_db,
+        redis_server,
+        replica,
+        STOCK_SCHEDULER,
+        f"DUPEFILTER_CLASS={dupefilter}",
         "CLOSESPIDER_PAGECOUNT=50",
     )
 
@@ -205,8 +213,13 @@ def test_without_the_leased_scheduler_a_node_finishes_its_own_work(
     redis_db.zadd(KEYS.leases, {"2": time.time() + 3600})
 
     node = run_lone_node(
-        node_factory, redis_db, redis_server, replica, STOCK_SCHEDULER,
-        "DUPEFILTER_CLASS=scrapy.dupefilters.RFPDupeFilter", "CLOSESPIDER_PAGECOUNT=0",
+        node_factory,
+        redis_db,
+        redis_server,
+        replica,
+        STOCK_SCHEDULER,
+        "DUPEFILTER_CLASS=scrapy.dupefilters.RFPDupeFilter",
+        "CLOSESPIDER_PAGECOUNT=0",
     )
 
     assert node.finish_reason == "finished"

@@ -124,8 +124,19 @@ def test_close_records_end_time_and_reason(redis_db, redis_server) -> None:
     record = node_record(redis_db, "a:1:0001")
     assert record["reason"] == "closespider_pagecount"
     assert record["finished"] >= record["started"]
-    assert set(record) >= {"node", "host", "pid", "started", "seen", "pages", "items", "errors", "pages_per_min",
-                           "finished", "reason"}
+    assert set(record) >= {
+        "node",
+        "host",
+        "pid",
+        "started",
+        "seen",
+        "pages",
+        "items",
+        "errors",
+        "pages_per_min",
+        "finished",
+        "reason",
+    }
     stats = stats_hash(redis_db)
     assert float(stats[node_field("a:1:0001", "finish_time")]) == record["finished"]
     assert stats["pages"] == "4"
@@ -239,8 +250,11 @@ def test_two_nodes_publish_their_records_counters_and_log_lines(
         assert float(stats[node_field(node_id, "finish_time")]) == record["finished"]
     assert float(stats["start_time"]) == min(record["started"] for record in records.values())
     for node in nodes:
-        lines = re.findall(r"Crawled \d+ pages \(at \d+ pages/min\), scraped \d+ items \(at \d+ items/min\); "
-                           r"cluster: (\d+) pages \(at \d+ pages/min\)", node.log)
+        lines = re.findall(
+            r"Crawled \d+ pages \(at \d+ pages/min\), scraped \d+ items \(at \d+ items/min\); "
+            r"cluster: (\d+) pages \(at \d+ pages/min\)",
+            node.log,
+        )
         assert lines, node.log[-2000:]
         assert "Traceback" not in node.log
     timeline = [json.loads(raw) for raw in redis_db.lrange(KEYS.timeline, 0, -1)]

@@ -54,7 +54,11 @@ def test_reset_asks_before_deleting(redis_db, redis_server) -> None:
     redis_db.hset(KEYS.items, "u", "{}")
     result = subprocess.run(
         [sys.executable, "-m", "scrapy", "reset", "-s", f"REDIS_URL={redis_server.url}"],
-        cwd=ROOT, input="n\n", capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        input="n\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert "Nothing deleted" in result.stdout
     assert redis_db.exists(KEYS.items)
@@ -67,8 +71,12 @@ def test_reset_on_unreachable_redis_is_one_line(redis_server) -> None:
 
 
 def test_deadletters_lists_and_requeues(redis_db, redis_server) -> None:
-    payload = serializer.dumps(Request("https://baike.baidu.com/item/x/1", meta={"baike_captcha_attempts": 4}).to_dict())
-    redis_db.rpush(KEYS.dead, json.dumps({"reason": "HTTP 503 after retries", "time": 1.0, "payload": json.loads(payload)}))
+    payload = serializer.dumps(
+        Request("https://baike.baidu.com/item/x/1", meta={"baike_captcha_attempts": 4}).to_dict()
+    )
+    redis_db.rpush(
+        KEYS.dead, json.dumps({"reason": "HTTP 503 after retries", "time": 1.0, "payload": json.loads(payload)})
+    )
     redis_db.rpush(KEYS.dead, json.dumps({"reason": "bad seed: not UTF-8", "time": 2.0, "raw": "\ufffd"}))
     redis_db.rpush(KEYS.dead, b"\xff not json")
 
@@ -90,9 +98,20 @@ def test_deadletters_lists_and_requeues(redis_db, redis_server) -> None:
 
 
 def add_node(client, node: str, seen: float, finished: float | None = None) -> None:
-    record = {"node": node, "host": node.split(":")[0], "pid": 1, "started": seen - 10, "seen": seen,
-              "pages": 1, "items": 1, "errors": 0, "pages_per_min": 6.0, "finished": finished,
-              "reason": "finished" if finished else None, "interval": 2.0}
+    record = {
+        "node": node,
+        "host": node.split(":")[0],
+        "pid": 1,
+        "started": seen - 10,
+        "seen": seen,
+        "pages": 1,
+        "items": 1,
+        "errors": 0,
+        "pages_per_min": 6.0,
+        "finished": finished,
+        "reason": "finished" if finished else None,
+        "interval": 2.0,
+    }
     client.hset(KEYS.nodes, node, json.dumps(record))
 
 
@@ -175,8 +194,9 @@ def test_concurrent_requeues_enqueue_each_letter_once(redis_db, redis_server) ->
     letters.append(json.dumps({"reason": "bad seed", "time": 2.0, "raw": "x"}).encode())
     redis_db.rpush(KEYS.dead, *letters)
     command = [sys.executable, "-m", "scrapy", "deadletters", "--requeue", "-s", f"REDIS_URL={redis_server.url}"]
-    runs = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for _ in range(2)]
+    runs = [
+        subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
     outputs = [run.communicate(timeout=60) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
     requeued = [int(re.search(r"Requeued (\d+)", out).group(1)) for out, _ in outputs]

@@ -165,7 +165,11 @@ def test_bloom_allocates_full_shards_once_and_records_its_layout(redis_db, redis
     assert df.layout.shards == 3
     assert [redis_db.strlen(f"baike:bloom:{i}") for i in range(3)] == [SHARD_BYTES] * 3
     assert all(redis_db.memory_usage(f"baike:bloom:{i}") <= (1 << 18) + 64 for i in range(3))
-    assert redis_db.hgetall("baike:bloom") == {b"shards": b"3", b"shard_bits": str(SHARD_BITS).encode(), b"hashes": b"10"}
+    assert redis_db.hgetall("baike:bloom") == {
+        b"shards": b"3",
+        b"shard_bits": str(SHARD_BITS).encode(),
+        b"hashes": b"10",
+    }
     df.request_seen(Request(entry(1)))
     other = bloom(redis_server, BLOOM_CAPACITY=99)
     assert other.layout == df.layout
@@ -281,7 +285,9 @@ def _canonical_entry_urls() -> list[str]:
         urls |= set(page.links)
     names = [chr(code) for code in range(0x20, 0x7F)] + [".", "..", "a.b", ".a", "~x", "a/b", "%", "%2F", "%E4"]
     rng = random.Random(18)
-    alphabet = [chr(code) for code in range(0x21, 0x7F)] + list("中文百科·（）—、郭文景") + ["\u00e9", "\U0001f600", " "]
+    alphabet = (
+        [chr(code) for code in range(0x21, 0x7F)] + list("中文百科·（）—、郭文景") + ["\u00e9", "\U0001f600", " "]
+    )
     names += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 8))) for _ in range(3000)]
     for name in names:
         for form in (f"/item/{quote(name, safe='')}", f"/item/{quote(name, safe='')}/{rng.randint(1, 10**9)}"):

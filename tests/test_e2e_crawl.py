@@ -51,17 +51,28 @@ def test_two_nodes_crawl_the_whole_replica_once(redis_db, redis_server, replica_
 def test_scrapy_feed_exports_keep_working(redis_db, redis_server, small_replica, node_factory, tmp_path) -> None:
     feed = tmp_path / "items.jsonl"
     redis_db.lpush(KEYS.start_urls, small_replica.start_url())
-    node = node_factory(redis_server.url, small_replica.url, "CLOSESPIDER_PAGECOUNT=15", f"FEEDS={{\"{feed}\": {{\"format\": \"jsonlines\"}}}}")
+    node = node_factory(
+        redis_server.url,
+        small_replica.url,
+        "CLOSESPIDER_PAGECOUNT=15",
+        f'FEEDS={{"{feed}": {{"format": "jsonlines"}}}}',
+    )
     assert node.wait(timeout=120) == 0, node.log[-3000:]
     exported = [json.loads(line) for line in feed.read_text(encoding="utf-8").splitlines()]
     assert exported and {record["url"] for record in exported} == {key.decode() for key in redis_db.hkeys(KEYS.items)}
 
 
-def test_bloom_dupefilter_works_with_the_leased_scheduler(redis_db, redis_server, replica_factory, node_factory) -> None:
+def test_bloom_dupefilter_works_with_the_leased_scheduler(
+    redis_db, redis_server, replica_factory, node_factory
+) -> None:
     replica = replica_factory(300, 21)
     answer = replica.answer_key(replica.start_url())
     redis_db.lpush(KEYS.start_urls, replica.start_url())
-    settings = ("CLOSESPIDER_PAGECOUNT=0", "DUPEFILTER_CLASS=baike.frontier.bloom.BloomDupeFilter", "BLOOM_CAPACITY=100000")
+    settings = (
+        "CLOSESPIDER_PAGECOUNT=0",
+        "DUPEFILTER_CLASS=baike.frontier.bloom.BloomDupeFilter",
+        "BLOOM_CAPACITY=100000",
+    )
     nodes = [node_factory(redis_server.url, replica.url, *settings) for _ in range(2)]
     for node in nodes:
         assert node.wait(timeout=180) == 0, node.log[-3000:]
@@ -93,7 +104,9 @@ def test_real_baike_cases_are_stored_exactly_and_each_sense_downloaded_once(
     records = stored_records(redis_db)
     assert set(records) == set(answer), "no list page, help page or missing sense among the records"
     for url, record in records.items():
-        assert {name: record[name] for name in RECORD_FIELDS} == {name: answer[url][name] for name in RECORD_FIELDS}, url
+        assert {name: record[name] for name in RECORD_FIELDS} == {name: answer[url][name] for name in RECORD_FIELDS}, (
+            url
+        )
 
     def total(stat: str) -> int:
         return sum(node.stat(stat) for node in nodes)

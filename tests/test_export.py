@@ -30,7 +30,11 @@ def scrapy(redis_url: str, *args: str, timeout: float = 120) -> subprocess.Compl
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
     return subprocess.run(
         [sys.executable, "-m", "scrapy", *args, "-s", f"REDIS_URL={redis_url}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -40,7 +44,7 @@ def make_record(n: int) -> dict:
         "title": f"词条{n}",
         "subtitle": None if n % 2 else f"副标题 {n}",
         "summary": f"第{n}个词条，含“引号”, commas, and\na newline.",
-        "infobox": {"中文名": f"词条{n}", "quote\"d, key": "a,b\n\"c\"", "年份": str(1900 + n)},
+        "infobox": {"中文名": f"词条{n}", 'quote"d, key': 'a,b\n"c"', "年份": str(1900 + n)},
         "lemma_id": 1000 + n,
         "old_lemma_id": None if n % 3 else 500 + n,
         "sub_lemma_id": None if n % 3 else 700 + n,
@@ -63,11 +67,25 @@ def records(redis_db) -> dict[str, dict]:
     for node, pages in (("a:1:0001", (0, 10, 25)), ("b:2:0002", (0, 8, 20))):
         for step, count in enumerate(pages):
             redis_db.rpush(KEYS.timeline, json.dumps({"node": node, "t": 1_700_000_000 + 2 * step, "pages": count}))
-        redis_db.hset(KEYS.nodes, node, json.dumps({"node": node, "host": node[0], "pid": int(node[2]),
-                                                    "started": 1_700_000_000, "seen": 1_700_000_004,
-                                                    "pages": pages[-1], "items": pages[-1], "errors": 0,
-                                                    "pages_per_min": 600.0, "finished": 1_700_000_004,
-                                                    "reason": "closespider_pagecount"}))
+        redis_db.hset(
+            KEYS.nodes,
+            node,
+            json.dumps(
+                {
+                    "node": node,
+                    "host": node[0],
+                    "pid": int(node[2]),
+                    "started": 1_700_000_000,
+                    "seen": 1_700_000_004,
+                    "pages": pages[-1],
+                    "items": pages[-1],
+                    "errors": 0,
+                    "pages_per_min": 600.0,
+                    "finished": 1_700_000_004,
+                    "reason": "closespider_pagecount",
+                }
+            ),
+        )
     return stored
 
 
@@ -172,7 +190,7 @@ def test_html_report_escapes_and_charts(records, redis_server, tmp_path: Path) -
     assert {line["data-node"] for line in report.polylines} == {"a:1:0001", "b:2:0002"}
     assert len(report.totals) == 1
     html = path.read_text(encoding="utf-8")
-    svg = html[html.index("<svg"): html.index("</svg>") + len("</svg>")]
+    svg = html[html.index("<svg") : html.index("</svg>") + len("</svg>")]
     ET.fromstring(svg)  # well-formed SVG
     assert "stopped at budget" in html and "45 / 50 pages" in html
     assert f'id="count">{len(records)} records.' in html
@@ -251,10 +269,13 @@ def test_a_failed_export_keeps_the_previous_file(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"], "no partial file is left behind"
 
 
-@pytest.mark.parametrize(("setup", "expected"), [
-    ("empty", "export: no baike crawl at "),
-    ("foreign", "export: baike:items is a Redis set, not the hash baike writes"),
-])
+@pytest.mark.parametrize(
+    ("setup", "expected"),
+    [
+        ("empty", "export: no baike crawl at "),
+        ("foreign", "export: baike:items is a Redis set, not the hash baike writes"),
+    ],
+)
 def test_empty_or_foreign_redis_gives_one_line(
     redis_db, redis_server, tmp_path: Path, setup: str, expected: str
 ) -> None:
@@ -301,9 +322,23 @@ def export_to_pipe(redis_url: str, *args: str) -> subprocess.Popen:
     """`scrapy export` writing into a pipe this test reads (or not: then it blocks)."""
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
     return subprocess.Popen(
-        [sys.executable, "-m", "scrapy", "export", "-o", "/dev/stdout", "--format", "jsonl", *args,
-         "-s", f"REDIS_URL={redis_url}"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "scrapy",
+            "export",
+            "-o",
+            "/dev/stdout",
+            "--format",
+            "jsonl",
+            *args,
+            "-s",
+            f"REDIS_URL={redis_url}",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -422,11 +457,22 @@ def test_export_of_100k_records_runs_in_bounded_memory(redis_db, tmp_path: Path)
 
 def _empty_snapshot() -> dict:
     return {
-        "time": 1_700_000_010.0, "state": "finished", "reason": "finished", "started_at": None, "ended_at": None,
+        "time": 1_700_000_010.0,
+        "state": "finished",
+        "reason": "finished",
+        "started_at": None,
+        "ended_at": None,
         "budget": {"limit": 0, "pages": 0, "reserved": 0, "in_flight": 0, "fraction": None},
-        "frontier": 0, "seeds": 0, "leased": 0, "fingerprints": 0, "dead_letters": 0, "items": 0,
+        "frontier": 0,
+        "seeds": 0,
+        "leased": 0,
+        "fingerprints": 0,
+        "dead_letters": 0,
+        "items": 0,
         "cluster": {"pages": 0, "items": 0, "errors": 0, "start_time": None, "finish_time": None},
-        "nodes": [], "nodes_alive": 0, "nodes_lost": 0,
+        "nodes": [],
+        "nodes_alive": 0,
+        "nodes_lost": 0,
     }
 
 

@@ -46,13 +46,21 @@ def failure_of(exc: Exception, request: Request) -> Failure:
 )
 def test_failure_reasons(exception: Exception, dead: str) -> None:
     reason = dead_reason(failure_of(exception, Request(PAGE)), RETRY_HTTP_CODES)
-    assert (reason.startswith(dead) if dead else reason == "")
+    assert reason.startswith(dead) if dead else reason == ""
 
 
 def test_the_spider_has_no_lease_code() -> None:
     source = inspect.getsource(spider_module)
-    for word in ("lease_of", "settle(", "LEASE_META_KEY", "dead_reason", "engine.scheduler", "def errback", "GiveUp",
-                 "HttpError"):
+    for word in (
+        "lease_of",
+        "settle(",
+        "LEASE_META_KEY",
+        "dead_reason",
+        "engine.scheduler",
+        "def errback",
+        "GiveUp",
+        "HttpError",
+    ):
         assert word not in source, f"the spider still speaks of {word!r}"
     assert not hasattr(BaikeSpider, "errback"), "a request that ends without a page is the frontier's"
     assert "errback" not in BaikeSpider.frontier_callbacks
@@ -150,7 +158,9 @@ def test_a_download_failure_after_retries_lands_in_the_dead_letters_with_the_rea
 
 
 @pytest.mark.e2e
-def test_captchas_and_missing_entries_end_with_their_reasons(redis_db, redis_server, replica_factory, node_factory) -> None:
+def test_captchas_and_missing_entries_end_with_their_reasons(
+    redis_db, redis_server, replica_factory, node_factory
+) -> None:
     replica = replica_factory(300, 5, "--captcha-rate", "1")
     redis_db.lpush(KEYS.start_urls, replica.start_url())
     node = node_factory(redis_server.url, replica.url, "BAIKE_CAPTCHA_RETRIES=1", "CLOSESPIDER_PAGECOUNT=0")
@@ -166,4 +176,3 @@ def test_captchas_and_missing_entries_end_with_their_reasons(redis_db, redis_ser
     assert node.wait(timeout=120) == 0, node.log[-3000:]
     assert node.stat("baike/missing") == 1 and dead_letters(redis_db) == []
     assert redis_db.zcard(KEYS.leases) == 0 and redis_db.zcard(KEYS.requests) == 0
-

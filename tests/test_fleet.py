@@ -210,7 +210,9 @@ class Fleet:
             )
         )
         config.chmod(0o600)
-        return self.lan.run_in(self.lan.server, [binary, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self.lan.run_in(
+            self.lan.server, [binary, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
 
     def start_replica(self, entries: int = 300, seed: int = 1, *options: str) -> LanReplica:
         def in_server(argv: list[str], **popen) -> subprocess.Popen:

@@ -75,7 +75,10 @@ def test_ordinary_pages_pass(guard: BaikeGuardMiddleware) -> None:
 def test_mirror_maps_real_site_redirects_back_to_the_mirror() -> None:
     mirror = MirrorMiddleware(MIRROR)
     response = redirect("https://baike.baidu.com/item/x/1?fromtitle=y")
-    assert mirror.process_response(Request(URL), response).headers[b"Location"] == f"{MIRROR}/item/x/1?fromtitle=y".encode()
+    assert (
+        mirror.process_response(Request(URL), response).headers[b"Location"]
+        == f"{MIRROR}/item/x/1?fromtitle=y".encode()
+    )
     other = redirect("https://example.com/x")
     assert mirror.process_response(Request(URL), other).headers[b"Location"] == b"https://example.com/x"
 
@@ -102,8 +105,16 @@ class Answers:
 
 @pytest.mark.parametrize(
     ("header", "seconds"),
-    [(b"5", 5.0), (b" 0.5 ", 0.5), (b"-3", 0.0), (b"nan", 0.0), (b"99999999", 3600.0), (b"soon", 0.0), (None, 0.0),
-     (b"Wed, 02 Dec 2026 06:00:10 GMT", 10.0)],
+    [
+        (b"5", 5.0),
+        (b" 0.5 ", 0.5),
+        (b"-3", 0.0),
+        (b"nan", 0.0),
+        (b"99999999", 3600.0),
+        (b"soon", 0.0),
+        (None, 0.0),
+        (b"Wed, 02 Dec 2026 06:00:10 GMT", 10.0),
+    ],
 )
 def test_retry_after_in_seconds_or_as_a_date(header, seconds) -> None:
     from email.utils import parsedate_to_datetime

@@ -57,10 +57,21 @@ def documented() -> dict[str, tuple[str, tuple[str, ...]]]:
 
 
 def add_node(client, node: str, *, seen: float, pages: int, finished: float | None = None) -> None:
-    record = {"node": node, "host": node.split(":")[0], "pid": int(node.split(":")[1]), "started": seen - 100,
-              "seen": seen, "pages": pages, "items": pages - 1, "errors": 1, "pages_per_min": 60.0,
-              "finished": finished, "reason": "finished" if finished else None, "interval": 2.0,
-              "rate_key": f"{KEYS.rate_prefix}baike.baidu.com"}
+    record = {
+        "node": node,
+        "host": node.split(":")[0],
+        "pid": int(node.split(":")[1]),
+        "started": seen - 100,
+        "seen": seen,
+        "pages": pages,
+        "items": pages - 1,
+        "errors": 1,
+        "pages_per_min": 60.0,
+        "finished": finished,
+        "reason": "finished" if finished else None,
+        "interval": 2.0,
+        "rate_key": f"{KEYS.rate_prefix}baike.baidu.com",
+    }
     client.hset(KEYS.nodes, node, json.dumps(record))
 
 
@@ -70,16 +81,19 @@ def crawl(redis_db):
     now = time.time()
     redis_db.hset(KEYS.state, mapping={"budget": 1000})
     redis_db.set(KEYS.started, now - 100)
-    redis_db.hset(KEYS.budget, mapping={"pages": 40, "reserved": 46, "enqueued": 110, "settled": 78,
-                                        "seeds": 1, "marked": 4})
+    redis_db.hset(
+        KEYS.budget, mapping={"pages": 40, "reserved": 46, "enqueued": 110, "settled": 78, "seeds": 1, "marked": 4}
+    )
     redis_db.zadd(KEYS.leases, {"a": now + 60, "b": now + 60})
     redis_db.hset(KEYS.items, mapping={f"https://baike.baidu.com/item/e{n}/{n}": "{}" for n in range(38)})
     redis_db.hset(KEYS.stats, mapping={"pages": 40, "items": 38, "errors": 3})
     for n in range(60):
         reason = REASONS[n % len(REASONS)]
         redis_db.rpush(KEYS.dead, json.dumps({"reason": reason, "time": now, "payload": {"url": f"https://x/{n}"}}))
-    redis_db.hset(f"{KEYS.rate_prefix}baike.baidu.com", mapping={"rate": 8, "current": 4, "burst": 16,
-                                                                 "cooldown_until": now + 30, "reason": "captcha"})
+    redis_db.hset(
+        f"{KEYS.rate_prefix}baike.baidu.com",
+        mapping={"rate": 8, "current": 4, "burst": 16, "cooldown_until": now + 30, "reason": "captcha"},
+    )
     add_node(redis_db, "hosta:101:aaaa", seen=now - 1, pages=25)
     add_node(redis_db, "hostb:202:bbbb", seen=now - 60, pages=10)
     add_node(redis_db, "hostc:303:cccc", seen=now - 30, pages=5, finished=now - 30)
@@ -138,8 +152,16 @@ def test_no_label_takes_more_values_than_there_are_nodes_reasons_and_states(craw
                 assert "://" not in label_value and len(label_value) <= 64
     assert set(values) <= {"node", "reason", "status"}
     assert values["node"] == {"hosta:101:aaaa", "hostb:202:bbbb", "hostc:303:cccc"}
-    assert values["reason"] == {"http", "parser", "captcha", "TimeoutError", "DNSLookupError", "rejected_payload",
-                                "retry_after", "http_errors"}
+    assert values["reason"] == {
+        "http",
+        "parser",
+        "captcha",
+        "TimeoutError",
+        "DNSLookupError",
+        "rejected_payload",
+        "retry_after",
+        "http_errors",
+    }
     assert values["status"] <= {"", "503", "429", "waiting", "running", "stopped", "finished", "alive", "lost"}
 
 
@@ -186,7 +208,10 @@ def test_the_command_refuses_a_port_in_use_in_one_line(redis_server) -> None:
         port = busy.getsockname()[1]
         result = subprocess.run(
             [sys.executable, "-m", "scrapy", "metrics", "--port", str(port), "-s", f"REDIS_URL={redis_server.url}"],
-            cwd=ROOT, capture_output=True, text=True, timeout=60,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
@@ -241,8 +266,10 @@ def test_the_tally_reads_a_bounded_slice_per_read_and_starts_again_when_the_list
     ("stat", "series"),
     [
         ("downloader/response_status_count/200", ("baike_scrapy_downloader_response_status_count", {"status": "200"})),
-        ("retry/reason_count/twisted.internet.error.TimeoutError",
-         ("baike_scrapy_retry_reason_count", {"reason": "TimeoutError"})),
+        (
+            "retry/reason_count/twisted.internet.error.TimeoutError",
+            ("baike_scrapy_retry_reason_count", {"reason": "TimeoutError"}),
+        ),
         ("log_count/ERROR", ("baike_scrapy_log_count_error", {})),
         ("baike/frontier/settled", ("baike_scrapy_baike_frontier_settled", {})),
     ],
@@ -264,8 +291,11 @@ def test_the_node_stats_parse_with_bounded_labels() -> None:
     assert families["baike_scrapy_response_received_count"].type == "counter"
     assert families["baike_scrapy_elapsed_time_seconds"].type == "gauge"
     assert families["baike_scrapy_start_time_seconds"].samples[0].value == datetime(2026, 1, 1, tzinfo=UTC).timestamp()
-    statuses = {s.labels["status"]: s.value for s in families["baike_scrapy_downloader_response_status_count"].samples
-                if s.name.endswith("_total")}
+    statuses = {
+        s.labels["status"]: s.value
+        for s in families["baike_scrapy_downloader_response_status_count"].samples
+        if s.name.endswith("_total")
+    }
     assert statuses == {"200": 10, "503": 2}
     for family in families.values():
         for sample in family.samples:

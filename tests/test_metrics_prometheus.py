@@ -62,9 +62,15 @@ class Prometheus:
         )
         self.log = (directory / "prometheus.log").open("w")
         self.process = subprocess.Popen(
-            [PROMETHEUS, f"--config.file={directory / 'prometheus.yml'}", f"--storage.tsdb.path={directory / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}"],
-            cwd=directory, stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                PROMETHEUS,
+                f"--config.file={directory / 'prometheus.yml'}",
+                f"--storage.tsdb.path={directory / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            cwd=directory,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
 
     def query(self, expr: str) -> list[dict]:
@@ -93,9 +99,23 @@ def exporter(redis_server):
     port = free_port()
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "scrapy", "metrics", "--port", str(port), "-s", f"REDIS_URL={redis_server.url}",
-         "-s", "CLUSTERSTATS_LOST_AFTER=1"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "scrapy",
+            "metrics",
+            "--port",
+            str(port),
+            "-s",
+            f"REDIS_URL={redis_server.url}",
+            "-s",
+            "CLUSTERSTATS_LOST_AFTER=1",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     line = process.stdout.readline()
     assert f"http://127.0.0.1:{port}/metrics" in line, line
@@ -117,8 +137,12 @@ def test_prometheus_sees_the_crawl_and_fires_the_node_lost_alert(
 ) -> None:
     replica = replica_factory(2000, 7, "--latency-ms", "200")
     redis_db.lpush(KEYS.start_urls, replica.start_url())
-    settings = ("CLOSESPIDER_PAGECOUNT=0", "CLUSTERSTATS_INTERVAL=0.3", "SCHEDULER_LEASE_SECONDS=3",
-                "CONCURRENT_REQUESTS=4")
+    settings = (
+        "CLOSESPIDER_PAGECOUNT=0",
+        "CLUSTERSTATS_INTERVAL=0.3",
+        "SCHEDULER_LEASE_SECONDS=3",
+        "CONCURRENT_REQUESTS=4",
+    )
     node_port = free_port()
     victim = node_factory(redis_server.url, replica.url, *settings, f"BAIKE_METRICS_PORT={node_port}")
     survivor = node_factory(redis_server.url, replica.url, *settings)
@@ -139,7 +163,8 @@ def test_prometheus_sees_the_crawl_and_fires_the_node_lost_alert(
     wait_for(lambda: prometheus.value("baike_nodes_lost") == 1, 30, "the lost-node metric is 1")
     assert prometheus.value("baike_nodes_alive") == 1
     firing = wait_for(
-        lambda: prometheus.query('ALERTS{alertname="BaikeNodeLost", alertstate="firing"}'), 30,
+        lambda: prometheus.query('ALERTS{alertname="BaikeNodeLost", alertstate="firing"}'),
+        30,
         "the BaikeNodeLost alert fires",
     )
     assert firing[0]["metric"]["severity"] == "warning"

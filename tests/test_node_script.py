@@ -35,16 +35,35 @@ class ScriptLog(NodeLog):
 
 
 @pytest.mark.e2e
-def test_a_node_crawls_the_crawl_at_the_url_with_the_other_arguments(redis_db, redis_server, small_replica,
-                                                                      tmp_path) -> None:
+def test_a_node_crawls_the_crawl_at_the_url_with_the_other_arguments(
+    redis_db, redis_server, small_replica, tmp_path
+) -> None:
     small_replica.reset()
     redis_db.lpush(KEYS.start_urls, small_replica.start_url())
     log = ScriptLog(tmp_path / "node.log")
     process = subprocess.Popen(
-        ["bash", str(SCRIPT), redis_server.url, "-s", f"BAIKE_MIRROR={small_replica.url}",
-         "-s", "CLOSESPIDER_PAGECOUNT=20", "-s", "AUTOTHROTTLE_ENABLED=False", "-s", "ROBOTSTXT_OBEY=False",
-         "-s", "LOG_LEVEL=INFO", "-s", f"LOG_FILE={log.log_path}"],
-        cwd=tmp_path, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            "bash",
+            str(SCRIPT),
+            redis_server.url,
+            "-s",
+            f"BAIKE_MIRROR={small_replica.url}",
+            "-s",
+            "CLOSESPIDER_PAGECOUNT=20",
+            "-s",
+            "AUTOTHROTTLE_ENABLED=False",
+            "-s",
+            "ROBOTSTXT_OBEY=False",
+            "-s",
+            "LOG_LEVEL=INFO",
+            "-s",
+            f"LOG_FILE={log.log_path}",
+        ],
+        cwd=tmp_path,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     seen_command = ""
     deadline = time.monotonic() + 5
@@ -54,7 +73,8 @@ def test_a_node_crawls_the_crawl_at_the_url_with_the_other_arguments(redis_db, r
     _out, err = process.communicate(timeout=120)
     assert process.returncode == 0, log.log[-3000:] + err[-3000:]
     assert "crawl baike" in seen_command and redis_server.url not in seen_command, (
-        "the URL travels in the environment, not on the command line")
+        "the URL travels in the environment, not on the command line"
+    )
     assert f"joined the crawl at {redis_server.url}" in log.log
     assert log.finish_reason == "closespider_pagecount"
     assert log.stat("response_received_count") == 20
@@ -72,8 +92,7 @@ def test_a_node_crawls_the_crawl_at_the_url_with_the_other_arguments(redis_db, r
     ],
 )
 def test_without_a_redis_url_it_prints_its_usage_and_exits_2(args: list[str], message: str) -> None:
-    result = subprocess.run(["bash", str(SCRIPT), *args], env=environment(), capture_output=True, text=True,
-                            timeout=30)
+    result = subprocess.run(["bash", str(SCRIPT), *args], env=environment(), capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert result.stdout == ""
     assert "usage: bash scripts/node.sh REDIS_URL [-s NAME=value ...]" in result.stderr

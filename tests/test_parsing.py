@@ -94,8 +94,13 @@ REAL_PAGES = [
             "title": "郭文景",
             "subtitle": "中央音乐学院作曲系主任",
             "summary": "郭文景，1956年出生在四川省。现任中央音乐学院作曲系主任。",
-            "infobox": {"中文名": "郭文景", "国籍": "中国", "出生地": "四川省", "出生日期": "1956",
-                        "毕业院校": "中央音乐学院作曲"},
+            "infobox": {
+                "中文名": "郭文景",
+                "国籍": "中国",
+                "出生地": "四川省",
+                "出生日期": "1956",
+                "毕业院校": "中央音乐学院作曲",
+            },
             # newLemmaId, the id /item/<name>/<id> URLs use (lemmaId is the group id 568462)
             "lemma_id": 10071508,
             "sense_urls": (f"{ORIGIN}/item/{GUO}/19133243",),
@@ -109,9 +114,13 @@ REAL_PAGES = [
             "title": "郭文景",
             "subtitle": "哈佛提前录取女学生",
             "summary": "郭文景，是杭二中竞赛班的一名女学生。她是杭二中第一个在本科阶段被哈佛大学录取的学生，"
-                       "也是浙江省第一个被哈佛本科提前录取的学生。",
-            "infobox": {"中文名": "郭文景", "国籍": "美国", "职业": "学生",
-                        "主要成就": "全国青少年信息学奥林匹克联赛（浙江省赛区）一等奖"},
+            "也是浙江省第一个被哈佛本科提前录取的学生。",
+            "infobox": {
+                "中文名": "郭文景",
+                "国籍": "美国",
+                "职业": "学生",
+                "主要成就": "全国青少年信息学奥林匹克联赛（浙江省赛区）一等奖",
+            },
             "lemma_id": 19133243,
             "sense_urls": (f"{ORIGIN}/subview/568462/19518465.htm",),
         },
@@ -294,24 +303,38 @@ PAGE_DATA_2023 = {
     "lemmaId": 9009,
     "lemmaTitle": "星河号",
     "lemmaDesc": "科幻小说",
-    "abstract": [{"type": "text", "text": "《星河号》是一部"},
-                 {"type": "innerlink", "text": "科幻小说", "lemmaId": 1212},
-                 {"type": "sup", "text": "[1]"},
-                 {"type": "text", "text": "，讲述\xa0远航的故事。"}],
+    "abstract": [
+        {"type": "text", "text": "《星河号》是一部"},
+        {"type": "innerlink", "text": "科幻小说", "lemmaId": 1212},
+        {"type": "sup", "text": "[1]"},
+        {"type": "text", "text": "，讲述\xa0远航的故事。"},
+    ],
     "card": {
-        "left": [{"key": "m1", "title": "中文名", "data": [{"dataType": "text", "text": [{"text": "星河号"}]}]},
-                 {"key": "m2", "title": "作　　者", "data": [{"dataType": "text", "text": [{"text": "甲"}]},
-                                                          {"dataType": "text", "text": [{"text": "乙"}]}]}],
-        "right": [{"key": "m3", "title": "字数", "data": [{"dataType": "text", "text": "30万"}]},
-                  {"key": "m4", "title": "页数", "data": [{"value": 512}]},
-                  "not a card item"],
+        "left": [
+            {"key": "m1", "title": "中文名", "data": [{"dataType": "text", "text": [{"text": "星河号"}]}]},
+            {
+                "key": "m2",
+                "title": "作　　者",
+                "data": [
+                    {"dataType": "text", "text": [{"text": "甲"}]},
+                    {"dataType": "text", "text": [{"text": "乙"}]},
+                ],
+            },
+        ],
+        "right": [
+            {"key": "m3", "title": "字数", "data": [{"dataType": "text", "text": "30万"}]},
+            {"key": "m4", "title": "页数", "data": [{"value": 512}]},
+            "not a card item",
+        ],
     },
-    "navigation": {"lemmas": [
-        {"lemmaId": 9009, "lemmaTitle": "星河号", "lemmaDesc": "科幻小说"},
-        {"lemmaId": 9010, "lemmaTitle": "星河号", "lemmaDesc": "游轮"},
-        {"lemmaId": "9011", "lemmaTitle": "星河号", "lemmaDesc": "歌曲"},
-        {"lemmaTitle": "没有编号"},
-    ]},
+    "navigation": {
+        "lemmas": [
+            {"lemmaId": 9009, "lemmaTitle": "星河号", "lemmaDesc": "科幻小说"},
+            {"lemmaId": 9010, "lemmaTitle": "星河号", "lemmaDesc": "游轮"},
+            {"lemmaId": "9011", "lemmaTitle": "星河号", "lemmaDesc": "歌曲"},
+            {"lemmaTitle": "没有编号"},
+        ]
+    },
 }
 
 REACT_BODY_2023 = """<div id="root"><div class="lemmaTitleBox_aB3xY">
@@ -349,14 +372,25 @@ FIXTURES = [
             title="林清河",
             subtitle="水利工程师",
             summary="林清河，1931年生于安宁县， 水利工程师。 主持修建 青松水库。",
-            infobox={"中文名": "林清河", "国籍": "中国", "职业": "工程师", "主要成就": "青松水库 白石大坝",
-                     "面积": "12 km2", "代表作品": "《河工笔记》"},
+            infobox={
+                "中文名": "林清河",
+                "国籍": "中国",
+                "职业": "工程师",
+                "主要成就": "青松水库 白石大坝",
+                "面积": "12 km2",
+                "代表作品": "《河工笔记》",
+            },
             lemma_id=1001,
             sense_urls=(item(LIN, 2002), f"{ORIGIN}/subview/3003/4004.htm"),
-            links=(f"{ORIGIN}/view/100001.htm", item(LIN, 2002), f"{ORIGIN}/subview/3003/4004.htm",
-                   f"{ORIGIN}/view/100002.htm", item("%E5%AE%89%E5%AE%81%E5%8E%BF", 5005),
-                   item("%E5%B7%A5%E7%A8%8B%E5%B8%88"), item("%E7%99%BD%E7%9F%B3%E5%9D%9D")),
-
+            links=(
+                f"{ORIGIN}/view/100001.htm",
+                item(LIN, 2002),
+                f"{ORIGIN}/subview/3003/4004.htm",
+                f"{ORIGIN}/view/100002.htm",
+                item("%E5%AE%89%E5%AE%81%E5%8E%BF", 5005),
+                item("%E5%B7%A5%E7%A8%8B%E5%B8%88"),
+                item("%E7%99%BD%E7%9F%B3%E5%9D%9D"),
+            ),
             old_lemma_id=3003,
             sub_lemma_id=4005,
         ),
@@ -388,8 +422,12 @@ FIXTURES = [
             infobox={"中文名": "星河号", "作者": "甲、乙", "字数": "30万", "页数": "512"},
             lemma_id=9009,
             sense_urls=(item(XING, 9010), item(XING, 9011)),
-            links=(item("%E7%A7%91%E5%B9%BB%E5%B0%8F%E8%AF%B4", 1212), item("%E8%88%AA%E5%A4%A9"),
-                   item(XING, 9010), item(XING, 9011)),
+            links=(
+                item("%E7%A7%91%E5%B9%BB%E5%B0%8F%E8%AF%B4", 1212),
+                item("%E8%88%AA%E5%A4%A9"),
+                item(XING, 9010),
+                item(XING, 9011),
+            ),
         ),
         id="2023-page-data",
     ),
@@ -498,10 +536,25 @@ def _old_lemma_id_texts() -> Iterator[str]:
         if path.suffix == ".html":
             yield path.read_bytes().decode("utf-8", "replace")
     tricky = [
-        "lemmaId:1", 'xlemmaId:1 lemmaId:"2"', "$lemmaId:1;lemmaId:2", "'lemmaId:1 -lemmaId:2 \"lemmaId:3",
-        "中lemmaId:1 lemmaId : '4'", "lemmaIdlemmaId:5", "lemmalemmaId:6", "lemmaId:x lemmaId:7", "newLemmaId:8",
-        "subLemmaId:9 lemmaId\n:\t10", "lemmaId:", "lemmaId", "", "_lemmaId:1", "?lemmaId=9 lemmaId:'11'",
-        "lemmaId:\"\" lemmaId:'12'", "(lemmaId:١٢)", "{lemmaId:13}", "ølemmaId:14 lemmaId:15",
+        "lemmaId:1",
+        'xlemmaId:1 lemmaId:"2"',
+        "$lemmaId:1;lemmaId:2",
+        "'lemmaId:1 -lemmaId:2 \"lemmaId:3",
+        "中lemmaId:1 lemmaId : '4'",
+        "lemmaIdlemmaId:5",
+        "lemmalemmaId:6",
+        "lemmaId:x lemmaId:7",
+        "newLemmaId:8",
+        "subLemmaId:9 lemmaId\n:\t10",
+        "lemmaId:",
+        "lemmaId",
+        "",
+        "_lemmaId:1",
+        "?lemmaId=9 lemmaId:'11'",
+        "lemmaId:\"\" lemmaId:'12'",
+        "(lemmaId:١٢)",
+        "{lemmaId:13}",
+        "ølemmaId:14 lemmaId:15",
     ]
     yield from tricky
     rng = random.Random(18)
@@ -523,7 +576,9 @@ def test_old_lemma_id_scan_is_the_regex_search() -> None:
 
 
 def test_meta_charset_is_honoured_for_bytes() -> None:
-    html = PAGE_2017.replace('<meta charset="UTF-8">', '<meta http-equiv="Content-Type" content="text/html; charset=gbk">')
+    html = PAGE_2017.replace(
+        '<meta charset="UTF-8">', '<meta http-equiv="Content-Type" content="text/html; charset=gbk">'
+    )
     page = parse_page(html.encode("gb18030"), f"{ORIGIN}/item/{LIN}")  # what GBK pages really are
     assert page.title == "林清河"
     assert page.infobox["国籍"] == "中国"
@@ -541,20 +596,30 @@ def test_parsed_page_is_frozen() -> None:
 @pytest.mark.parametrize(
     ("html", "url", "kind"),
     [
-        ("<html><head><title>百度安全验证</title></head><body><div>请完成验证</div></body></html>",
-         f"{ORIGIN}/item/{LIN}", "captcha"),
+        (
+            "<html><head><title>百度安全验证</title></head><body><div>请完成验证</div></body></html>",
+            f"{ORIGIN}/item/{LIN}",
+            "captcha",
+        ),
         (PAGE_2017, f"{ORIGIN}/anticrawl/captchaview?id=1", "captcha"),
         ("<html><body>captcha</body></html>", "https://wappass.baidu.com/static/captcha/tuxing.html?ak=1", "captcha"),
         ("<html><head><title>百度百科-验证</title></head><body></body></html>", f"{ORIGIN}/item/{LIN}", "error"),
         ("<html><head><title>百度百科-错误页</title></head><body></body></html>", f"{ORIGIN}/item/{LIN}", "error"),
         ("<html><body><p>抱歉，您所访问的页面不存在...</p></body></html>", f"{ORIGIN}/item/{LIN}", "error"),
         (PAGE_2017, f"{ORIGIN}/error.html?status=404", "error"),
-        ("<html><head><title>百科帮助</title></head><body><h1>如何编辑</h1><a href='/item/x'>x</a></body></html>",
-         f"{ORIGIN}/view/100001.htm", "other"),
+        (
+            "<html><head><title>百科帮助</title></head><body><h1>如何编辑</h1><a href='/item/x'>x</a></body></html>",
+            f"{ORIGIN}/view/100001.htm",
+            "other",
+        ),
         ("<html><head><title>用户中心</title></head><body>user</body></html>", f"{ORIGIN}/usercenter", "other"),
         # an entry about the phrase itself is an entry
-        ("<html><head><title>安全验证_百度百科</title></head><body><dd class='lemmaWgt-lemmaTitle-title'>"
-         "<h1>安全验证</h1></dd></body></html>", f"{ORIGIN}/item/x", "entry"),
+        (
+            "<html><head><title>安全验证_百度百科</title></head><body><dd class='lemmaWgt-lemmaTitle-title'>"
+            "<h1>安全验证</h1></dd></body></html>",
+            f"{ORIGIN}/item/x",
+            "entry",
+        ),
     ],
 )
 def test_page_kinds(html: str, url: str, kind: str) -> None:
@@ -582,10 +647,12 @@ GARBAGE = [
 
 
 def test_malformed_hrefs_are_skipped_not_fatal() -> None:
-    html = ("<html><body><dd class='lemmaWgt-lemmaTitle-title'><h1>甲</h1></dd>"
-            "<a href='http://[::1'>bad ipv6</a><a href='https://[::1/item/x'>bad ipv6 entry</a>"
-            "<a href='/item/%ZZ'>bad escape</a><a href='/item/%FF%FE'>bad utf8</a><a href='/item/ok'>ok</a>"
-            "<a href='http://baike.baidu.com:99999/item/x'>bad port</a></body></html>")
+    html = (
+        "<html><body><dd class='lemmaWgt-lemmaTitle-title'><h1>甲</h1></dd>"
+        "<a href='http://[::1'>bad ipv6</a><a href='https://[::1/item/x'>bad ipv6 entry</a>"
+        "<a href='/item/%ZZ'>bad escape</a><a href='/item/%FF%FE'>bad utf8</a><a href='/item/ok'>ok</a>"
+        "<a href='http://baike.baidu.com:99999/item/x'>bad port</a></body></html>"
+    )
     page = parse_page(html, f"{ORIGIN}/item/%E7%94%B2")
     # what canonicalize() accepts ("%ZZ" becomes "%25ZZ") is its call; nothing raises
     assert (page.kind, page.title, page.links) == ("entry", "甲", (item("%ZZ"), item("ok")))
@@ -619,18 +686,62 @@ def test_odd_urls_never_raise(url: object) -> None:
 
 
 TRICKY_HREFS = [
-    "/item/a/./b", "/item/a/../item/b", "/item//a", "/item/a/", "/item/%E7%94%B2?x=//y", "/item/a#/./x",
-    "/item/a\t/1", "/item/\t/a", " /item/a", "/item/a ", "/item/a\n", "/item/\xa0a", "/item/a\x00", "/item/a?",
-    "/item/a#", "/item/a;b/1", "/view/1.htm;p", "/.", "/..", "/", "", "item/a", "../item/a", "./a", "?x", "#y",
-    "//baike.baidu.com/item/a", "///item/a", "//127.0.0.1:8800/item/a/1", "/item/%ZZ", "/item/%FF", "/item/C++",
-    "/item/a b/1", "/item/" + "x" * 2100, "/item/" + "x" * 2030, "/item/" + "x" * 2015,
-    "https://baike.baidu.com/item/a/1", "HTTP://BAIKE.BAIDU.COM/item/a", "http://127.0.0.1:8800/item/a",
-    "https://baike.baidu.com:443/item/a/./b", "https://baike.baidu.com/item/a/../b", "https://[::1/item/a",
-    "javascript:;", "mailto:x@y", "/subview/1/2.htm", "/subview/1/../2/3.htm",
+    "/item/a/./b",
+    "/item/a/../item/b",
+    "/item//a",
+    "/item/a/",
+    "/item/%E7%94%B2?x=//y",
+    "/item/a#/./x",
+    "/item/a\t/1",
+    "/item/\t/a",
+    " /item/a",
+    "/item/a ",
+    "/item/a\n",
+    "/item/\xa0a",
+    "/item/a\x00",
+    "/item/a?",
+    "/item/a#",
+    "/item/a;b/1",
+    "/view/1.htm;p",
+    "/.",
+    "/..",
+    "/",
+    "",
+    "item/a",
+    "../item/a",
+    "./a",
+    "?x",
+    "#y",
+    "//baike.baidu.com/item/a",
+    "///item/a",
+    "//127.0.0.1:8800/item/a/1",
+    "/item/%ZZ",
+    "/item/%FF",
+    "/item/C++",
+    "/item/a b/1",
+    "/item/" + "x" * 2100,
+    "/item/" + "x" * 2030,
+    "/item/" + "x" * 2015,
+    "https://baike.baidu.com/item/a/1",
+    "HTTP://BAIKE.BAIDU.COM/item/a",
+    "http://127.0.0.1:8800/item/a",
+    "https://baike.baidu.com:443/item/a/./b",
+    "https://baike.baidu.com/item/a/../b",
+    "https://[::1/item/a",
+    "javascript:;",
+    "mailto:x@y",
+    "/subview/1/2.htm",
+    "/subview/1/../2/3.htm",
 ]
 BASES = [
-    f"{ORIGIN}/item/x/1", f"{MIRROR}/item/x", "https://user:pw@baike.baidu.com/item/x", "http://baike.baidu.com",
-    "", "not a url", "ftp://baike.baidu.com/item/x", "data:text/html,x",
+    f"{ORIGIN}/item/x/1",
+    f"{MIRROR}/item/x",
+    "https://user:pw@baike.baidu.com/item/x",
+    "http://baike.baidu.com",
+    "",
+    "not a url",
+    "ftp://baike.baidu.com/item/x",
+    "data:text/html,x",
 ]
 
 
@@ -669,9 +780,11 @@ def test_huge_page() -> None:
 
 
 def test_speed_of_a_50_kb_page() -> None:
-    paragraph = ('<div class="para" label-module="para">正文第{n}段，提到<a target=_blank '
-                 'href="/item/%E8%AF%8D{n}/{n}">词{n}</a>与<a href="/item/%E5%85%B1%E5%90%8C">共同</a>。'
-                 '<sup>[{n}]</sup></div>\n')
+    paragraph = (
+        '<div class="para" label-module="para">正文第{n}段，提到<a target=_blank '
+        'href="/item/%E8%AF%8D{n}/{n}">词{n}</a>与<a href="/item/%E5%85%B1%E5%90%8C">共同</a>。'
+        "<sup>[{n}]</sup></div>\n"
+    )
     html = PAGE_2017.replace("</body>", "".join(paragraph.format(n=n) for n in range(280)) + "</body>")
     assert 45_000 < len(html.encode("utf-8")) < 60_000
     url = f"{ORIGIN}/item/{LIN}"
@@ -688,10 +801,12 @@ def test_speed_of_a_50_kb_page() -> None:
 
 
 def test_widget_words_that_are_content_stay() -> None:
-    html = ("<html><body><dd class='lemmaWgt-lemmaTitle-title'><h1>甲</h1></dd><div class='basic-info'><dl>"
-            "<dt>状态</dt><dd>工作全面展开</dd><dt>简介</dt><dd>很长的介绍...展开</dd>"
-            "<dt>说明</dt><dd>正文<a class='toggle toExpand'>展开</a><a class='toggle toCollapse'>收起</a></dd>"
-            "</dl></div></body></html>")
+    html = (
+        "<html><body><dd class='lemmaWgt-lemmaTitle-title'><h1>甲</h1></dd><div class='basic-info'><dl>"
+        "<dt>状态</dt><dd>工作全面展开</dd><dt>简介</dt><dd>很长的介绍...展开</dd>"
+        "<dt>说明</dt><dd>正文<a class='toggle toExpand'>展开</a><a class='toggle toCollapse'>收起</a></dd>"
+        "</dl></div></body></html>"
+    )
     page = parse_page(html, f"{ORIGIN}/item/%E7%94%B2")
     assert page.infobox == {"状态": "工作全面展开", "简介": "很长的介绍", "说明": "正文"}
 
@@ -809,8 +924,9 @@ def test_replica_real_samples(replica_site) -> None:
     if not site.samples:
         pytest.skip("real Baike samples not found: the replica serves none")
     for index in site.samples:
-        check_replica_page(site, parse_page(renderer.entry_text(index), site.canonical_url(index)), index,
-                           site.expected(index))
+        check_replica_page(
+            site, parse_page(renderer.entry_text(index), site.canonical_url(index)), index, site.expected(index)
+        )
 
 
 @pytest.mark.parametrize(
@@ -832,8 +948,10 @@ def test_replica_fixed_pages(replica_site, page: str, path: str, kind: str) -> N
 
 
 def test_lone_surrogates_never_reach_the_fields() -> None:
-    blob = ('{"lemmaId": 9009, "lemmaTitle": "\\u661f\\ud800", "lemmaDesc": "\\ud83d\\ude80",'
-            ' "abstractPlain": "x\\udfff", "navigation": {"lemmas": [{"lemmaId": 2, "lemmaTitle": "\\udc00"}]}}')
+    blob = (
+        '{"lemmaId": 9009, "lemmaTitle": "\\u661f\\ud800", "lemmaDesc": "\\ud83d\\ude80",'
+        ' "abstractPlain": "x\\udfff", "navigation": {"lemmas": [{"lemmaId": 2, "lemmaTitle": "\\udc00"}]}}'
+    )
     page = parse_page(react_page(blob), f"{ORIGIN}/item/{XING}/9009")
     assert page.title == "星?"
     assert page.subtitle == "\U0001f680"  # a proper pair survives
@@ -860,7 +978,9 @@ LIST_2017 = """<!DOCTYPE html><html><head><meta charset="UTF-8"><title>唐杰_�
 </ul></div></div></div></div></body></html>"""
 
 
-@pytest.mark.parametrize("url", [f"{ORIGIN}/item/{TANG}?force=1", f"{ORIGIN}/item/{TANG}", f"{MIRROR}/item/{TANG}?force=1"])
+@pytest.mark.parametrize(
+    "url", [f"{ORIGIN}/item/{TANG}?force=1", f"{ORIGIN}/item/{TANG}", f"{MIRROR}/item/{TANG}?force=1"]
+)
 def test_disambiguation_list_is_its_own_kind_with_described_senses(url: str) -> None:
     page = parse_page(LIST_2017, url, mirror=MIRROR)
     senses = (item(TANG, 2001), item(TANG, 2002), item(TANG, 2003))

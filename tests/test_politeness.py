@@ -60,9 +60,7 @@ def replica_get(replica, path: str) -> dict:
 def requests_between(replica, start: float, end: float) -> int:
     """Entry requests (pushed back or not) in the whole seconds inside ``[start, end)``."""
     seconds = range(math.ceil(start), math.floor(end))
-    return sum(
-        counts.get(str(second), 0) for counts in replica.stats()["per_second"].values() for second in seconds
-    )
+    return sum(counts.get(str(second), 0) for counts in replica.stats()["per_second"].values() for second in seconds)
 
 
 def test_a_captcha_storm_pauses_the_cluster_which_then_finishes_the_crawl(
@@ -82,7 +80,9 @@ def test_a_captcha_storm_pauses_the_cluster_which_then_finishes_the_crawl(
         assert node.wait(timeout=120) == 0, node.log[-3000:]
         assert node.finish_reason == "finished"
     during = requests_between(replica, storm["start"] + 1, storm["end"])
-    print(f"entry requests in the storm after its first second: {during}; captchas served: {replica.stats()['captchas']}")
+    print(
+        f"entry requests in the storm after its first second: {during}; captchas served: {replica.stats()['captchas']}"
+    )
     assert during <= 12, "the cluster stopped within a second of the first captchas"
     assert set(redis_db.hkeys(KEYS.items)) == {url.encode() for url in answer}, "every entry stored after the storm"
     assert redis_db.llen(KEYS.dead) == 0, "no entry dead-lettered for the storm's captchas"

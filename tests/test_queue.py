@@ -65,7 +65,7 @@ def test_priority_first_then_first_in_first_out(queue: LeasedQueue) -> None:
 def test_take_leases_and_ack_settles(queue: LeasedQueue, redis_db) -> None:
     push(queue, Request(entry(1)), Request(entry(2)))
     taken = queue.take("n1", 1, 30)
-    (request_id, request), = taken.requests
+    ((request_id, request),) = taken.requests
     assert request.meta[LEASE_META_KEY] == request_id
     assert redis_db.zcard(KEYS.leases) == 1 and len(queue) == 1
     child = Request(entry(3))
@@ -77,14 +77,14 @@ def test_take_leases_and_ack_settles(queue: LeasedQueue, redis_db) -> None:
 
 def test_ack_of_a_lease_owned_by_another_node_is_ignored(queue: LeasedQueue, redis_db) -> None:
     push(queue, Request(entry(1)))
-    (request_id, _), = queue.take("n1", 1, 30).requests
+    ((request_id, _),) = queue.take("n1", 1, 30).requests
     queue.push_and_ack("n2", [], [(request_id, False, "")])
     assert redis_db.zcard(KEYS.leases) == 1
 
 
 def test_expired_leases_return_to_the_frontier_with_their_priority(queue: LeasedQueue, redis_db) -> None:
     push(queue, Request(entry(1), priority=5), Request(entry(2)))
-    (_request_id, _), = queue.take("dead-node", 1, 0.05).requests
+    ((_request_id, _),) = queue.take("dead-node", 1, 0.05).requests
     time.sleep(0.1)
     taken = queue.take("n2", 1, 30)
     assert taken.reclaimed == 1
@@ -94,7 +94,7 @@ def test_expired_leases_return_to_the_frontier_with_their_priority(queue: Leased
 
 def test_heartbeat_keeps_a_lease_alive(queue: LeasedQueue, redis_db) -> None:
     push(queue, Request(entry(1)))
-    (request_id, _), = queue.take("n1", 1, 0.3).requests
+    ((request_id, _),) = queue.take("n1", 1, 0.3).requests
     assert queue.heartbeat("n2", [request_id], 30) == [request_id], "not n2's lease"
     assert queue.heartbeat("n1", [request_id], 30) == []
     time.sleep(0.4)
@@ -125,7 +125,7 @@ def test_budget_caps_what_is_leased_across_nodes(queue: LeasedQueue) -> None:
 
 def test_dead_letter_keeps_payload_and_reason(queue: LeasedQueue, redis_db) -> None:
     push(queue, Request(entry(1)))
-    (request_id, _), = queue.take("n1", 1, 30).requests
+    ((request_id, _),) = queue.take("n1", 1, 30).requests
     queue.push_and_ack("n1", [], [(request_id, True, "HTTP 503 after retries")])
     (record,) = [json.loads(raw) for raw in redis_db.lrange(KEYS.dead, 0, -1)]
     assert record["reason"] == "HTTP 503 after retries"
@@ -146,7 +146,9 @@ def test_dead_letter_keeps_payload_and_reason(queue: LeasedQueue, redis_db) -> N
         (b"x" * (10 * 1024 * 1024), "exceeds"),
     ],
 )
-def test_hostile_payloads_are_dead_lettered_never_executed(queue: LeasedQueue, redis_db, payload: bytes, reason: str) -> None:
+def test_hostile_payloads_are_dead_lettered_never_executed(
+    queue: LeasedQueue, redis_db, payload: bytes, reason: str
+) -> None:
     redis_db.hset(KEYS.request_data, "666", payload)
     redis_db.zadd(KEYS.requests, {"666": 0})
     push(queue, Request(entry(1)))
@@ -165,7 +167,9 @@ def test_encode_refuses_non_entries(queue: LeasedQueue) -> None:
 
 
 def test_encode_keeps_canonical_url_and_durable_meta(queue: LeasedQueue) -> None:
-    request = Request("https://baike.baidu.com/item/x/1?fr=aladdin", meta={LEASE_META_KEY: "9", "depth": 3, "_private": 1})
+    request = Request(
+        "https://baike.baidu.com/item/x/1?fr=aladdin", meta={LEASE_META_KEY: "9", "depth": 3, "_private": 1}
+    )
     decoded = queue.decode(queue.encode(request).encode())
     assert decoded.url == "https://baike.baidu.com/item/x/1"
     assert decoded.meta == {"depth": 3}
@@ -426,7 +430,7 @@ def frontier_state(client) -> dict:
 def test_lease_deadlines_come_from_redis_time_not_the_node_clock(queue: LeasedQueue, redis_db, monkeypatch) -> None:
     push(queue, Request(entry(1)), Request(entry(2)))
     monkeypatch.setattr(time, "time", lambda: 4_000_000_000.0)  # this node's clock is decades off
-    (lease, _), = queue.take("fast-clock", 1, 30).requests
+    ((lease, _),) = queue.take("fast-clock", 1, 30).requests
     seconds, micros = redis_db.time()
     deadline = redis_db.zscore(KEYS.leases, split_handle(lease)[0])
     assert 29 <= deadline - (seconds + micros / 1e6) <= 30.5
@@ -448,7 +452,7 @@ def test_a_resent_take_replays_its_reply_and_leases_nothing_more(queue: LeasedQu
 
 def test_a_resent_push_and_ack_is_applied_once(queue: LeasedQueue, redis_db) -> None:
     push(queue, Request(entry(1)))
-    (lease, _), = queue.take("n1", 1, 30).requests
+    ((lease, _),) = queue.take("n1", 1, 30).requests
     pushes = [(None, None, 0, queue.encode(Request(entry(n), dont_filter=True))) for n in (2, 3)]
     first = queue.push_and_ack("n1", pushes, [(lease, True, "")], call_id="flush-1")
     state = frontier_state(redis_db)
@@ -484,9 +488,9 @@ def test_fenced_scripts_change_nothing_when_run_twice(queue: LeasedQueue, redis_
 
 def test_a_stale_ack_is_refused_counted_and_never_spends_the_budget(queue: LeasedQueue, redis_db) -> None:
     push(queue, Request(entry(1)))
-    (stale, _), = queue.take("n1", 1, 0.05, budget=10).requests
+    ((stale, _),) = queue.take("n1", 1, 0.05, budget=10).requests
     time.sleep(0.1)
-    (fresh, _), = queue.take("n2", 1, 30, budget=10).requests
+    ((fresh, _),) = queue.take("n2", 1, 30, budget=10).requests
     assert split_handle(fresh)[0] == split_handle(stale)[0] and fresh != stale, "same request, new token"
     assert queue.heartbeat("n1", [stale], 30) == [stale]
     assert queue.push_and_ack("n1", [], [(stale, True, "")]).stale == 1
@@ -499,9 +503,9 @@ def test_a_stale_ack_is_refused_counted_and_never_spends_the_budget(queue: Lease
 
 def test_the_same_node_retaking_a_lease_is_fenced_from_its_old_self(queue: LeasedQueue, redis_db) -> None:
     push(queue, Request(entry(1)))
-    (old, _), = queue.take("n1", 1, 0.05).requests
+    ((old, _),) = queue.take("n1", 1, 0.05).requests
     time.sleep(0.1)
-    (new, _), = queue.take("n1", 1, 30).requests
+    ((new, _),) = queue.take("n1", 1, 30).requests
     assert queue.release("n1", [old]) == 0 and queue.push_and_ack("n1", [], [(old, True, "")]).stale == 1
     assert queue.release("n1", [new]) == 1
 
@@ -573,7 +577,7 @@ def test_a_retry_of_a_fenced_lease_is_not_queued_again(queue: LeasedQueue, redis
     pushes = [(None, None, 0, retry)]
     pushed = queue.push_and_ack("n1", pushes, [(stale, True, "")], replaces={0: stale})
     assert (pushed.added, pushed.stale) == (0, 1), "the fenced node's retry is dropped"
-    (taken_again, _), = queue.take("n3", 1, 30).requests
+    ((taken_again, _),) = queue.take("n3", 1, 30).requests
     pushed = queue.push_and_ack("n3", pushes, [(taken_again, True, "")], replaces={0: taken_again})
     assert (pushed.added, pushed.stale) == (1, 0), "a live lease's retry is queued"
 
@@ -600,7 +604,9 @@ def test_a_captcha_pauses_the_whole_cluster_and_a_lasting_storm_doubles_the_paus
     assert rated.push_and_ack("n2", [], [], answers=Answers(captchas=3)).cooling <= 0.5, "not extended by stragglers"
     time.sleep(paused.wait)
     assert rated.take("n2", 2, 30).requests, "leasing again after the cool-down"
-    assert 0.9 < rated.push_and_ack("n1", [], [], answers=Answers(captchas=1)).cooling <= 1.0, "the storm lasted: doubled"
+    assert 0.9 < rated.push_and_ack("n1", [], [], answers=Answers(captchas=1)).cooling <= 1.0, (
+        "the storm lasted: doubled"
+    )
     assert redis_db.hget(rated.rate_key, "reason") == b"captcha"
 
 

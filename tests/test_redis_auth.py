@@ -112,19 +112,43 @@ class TlsFiles:
         self._write("ca", ca)
         server_key = ec.generate_private_key(ec.SECP256R1())
         names = [*(x509.IPAddress(ipaddress.ip_address(ip)) for ip in self.server_ips), x509.DNSName("localhost")]
-        self._write("server", self._certificate(self.server_ips[0], server_key.public_key(), ca_key, now, issuer=ca,
-                                                usage=ExtendedKeyUsageOID.SERVER_AUTH, names=names), server_key)
+        self._write(
+            "server",
+            self._certificate(
+                self.server_ips[0],
+                server_key.public_key(),
+                ca_key,
+                now,
+                issuer=ca,
+                usage=ExtendedKeyUsageOID.SERVER_AUTH,
+                names=names,
+            ),
+            server_key,
+        )
         client_key = ec.generate_private_key(ec.SECP256R1())
-        self._write("client", self._certificate("baike-node", client_key.public_key(), ca_key, now, issuer=ca,
-                                                usage=ExtendedKeyUsageOID.CLIENT_AUTH), client_key)
+        self._write(
+            "client",
+            self._certificate(
+                "baike-node", client_key.public_key(), ca_key, now, issuer=ca, usage=ExtendedKeyUsageOID.CLIENT_AUTH
+            ),
+            client_key,
+        )
 
     def path(self, name: str) -> Path:
         return self.directory / name
 
     @staticmethod
-    def _certificate(common_name: str, public_key: Any, signer: Any, now: datetime.datetime, *, ca: bool = False,
-                     issuer: x509.Certificate | None = None, usage: Any = None,
-                     names: list[x509.GeneralName] | None = None) -> x509.Certificate:
+    def _certificate(
+        common_name: str,
+        public_key: Any,
+        signer: Any,
+        now: datetime.datetime,
+        *,
+        ca: bool = False,
+        issuer: x509.Certificate | None = None,
+        usage: Any = None,
+        names: list[x509.GeneralName] | None = None,
+    ) -> x509.Certificate:
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
         builder = (
             x509.CertificateBuilder()
@@ -145,13 +169,19 @@ class TlsFiles:
     def _write(self, stem: str, certificate: x509.Certificate, key: Any = None) -> None:
         self.path(f"{stem}.crt").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
         if key is not None:
-            self.path(f"{stem}.key").write_bytes(key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+            self.path(f"{stem}.key").write_bytes(
+                key.private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                )
+            )
 
     def client_settings(self) -> tuple[str, ...]:
         """The node's and the commands' ``-s`` settings for these files."""
-        return (f"REDIS_SSL_CA_CERTS={self.path('ca.crt')}", f"REDIS_SSL_CERTFILE={self.path('client.crt')}",
-                f"REDIS_SSL_KEYFILE={self.path('client.key')}")
+        return (
+            f"REDIS_SSL_CA_CERTS={self.path('ca.crt')}",
+            f"REDIS_SSL_CERTFILE={self.path('client.crt')}",
+            f"REDIS_SSL_KEYFILE={self.path('client.key')}",
+        )
 
 
 @dataclass
@@ -162,21 +192,43 @@ class AclRedis:
     directory: Path
     tls: TlsFiles | None = None
     port: int = field(default_factory=free_port)
-    passwords: dict[str, str] = field(default_factory=lambda: {
-        user: secrets.token_hex(12) for user in ("admin", "baike-node", "baike-ops")})
+    passwords: dict[str, str] = field(
+        default_factory=lambda: {user: secrets.token_hex(12) for user in ("admin", "baike-node", "baike-ops")}
+    )
     process: subprocess.Popen | None = None
 
     def start(self) -> AclRedis:
         binary = shutil.which("redis-server")
         if binary is None:
             raise FileNotFoundError("redis-server is not installed: run the README's setup, which installs it")
-        args = [binary, "--bind", "127.0.0.1", "--dir", str(self.directory), "--save", "", "--appendonly", "no",
-                "--requirepass", self.passwords["admin"]]
+        args = [
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.directory),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--requirepass",
+            self.passwords["admin"],
+        ]
         if self.tls:
-            args += ["--port", "0", "--tls-port", str(self.port),
-                     "--tls-cert-file", str(self.tls.path("server.crt")),
-                     "--tls-key-file", str(self.tls.path("server.key")),
-                     "--tls-ca-cert-file", str(self.tls.path("ca.crt")), "--tls-auth-clients", "yes"]
+            args += [
+                "--port",
+                "0",
+                "--tls-port",
+                str(self.port),
+                "--tls-cert-file",
+                str(self.tls.path("server.crt")),
+                "--tls-key-file",
+                str(self.tls.path("server.key")),
+                "--tls-ca-cert-file",
+                str(self.tls.path("ca.crt")),
+                "--tls-auth-clients",
+                "yes",
+            ]
         else:
             args += ["--port", str(self.port)]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -209,10 +261,15 @@ class AclRedis:
     def client(self, username: str | None = "admin", **kwargs: Any) -> redis.Redis:
         tls = {}
         if self.tls:
-            tls = {"ssl": True, "ssl_ca_certs": str(self.tls.path("ca.crt")),
-                   "ssl_certfile": str(self.tls.path("client.crt")), "ssl_keyfile": str(self.tls.path("client.key"))}
-        return redis.Redis(host="127.0.0.1", port=self.port, username=username, password=self.passwords["admin"],
-                           **tls, **kwargs)
+            tls = {
+                "ssl": True,
+                "ssl_ca_certs": str(self.tls.path("ca.crt")),
+                "ssl_certfile": str(self.tls.path("client.crt")),
+                "ssl_keyfile": str(self.tls.path("client.key")),
+            }
+        return redis.Redis(
+            host="127.0.0.1", port=self.port, username=username, password=self.passwords["admin"], **tls, **kwargs
+        )
 
     def admin(self) -> redis.Redis:
         return self.client("admin")
@@ -255,7 +312,11 @@ def scrapy(redis_url: str, *args: str, settings: tuple[str, ...] = ()) -> subpro
     options = [word for setting in settings for word in ("-s", setting)]
     return subprocess.run(
         [sys.executable, "-m", "scrapy", *args, "-s", f"REDIS_URL={redis_url}", *options],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -264,7 +325,11 @@ def scrape_metrics(redis_url: str) -> tuple[str, str]:
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
     process = subprocess.Popen(
         [sys.executable, "-m", "scrapy", "metrics", "--port", "0", "-s", f"REDIS_URL={redis_url}"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         line = process.stdout.readline()
@@ -291,8 +356,10 @@ def crawl_exactly_the_budget(server: AclRedis, replica, node_factory, nodes: int
     checks the exact budget and that every entry was downloaded and stored once."""
     admin = server.admin()
     admin.lpush(KEYS.start_urls, replica.start_url())
-    started = [node_factory(server.url("baike-node"), replica.url, f"CLOSESPIDER_PAGECOUNT={BUDGET}", *settings)
-               for _ in range(nodes)]
+    started = [
+        node_factory(server.url("baike-node"), replica.url, f"CLOSESPIDER_PAGECOUNT={BUDGET}", *settings)
+        for _ in range(nodes)
+    ]
     for node in started:
         errors = node.log_path.with_suffix(".err")
         assert node.wait(timeout=60) == 0, node.log[-3000:] + errors.read_text(errors="replace")[-3000:]
@@ -317,8 +384,9 @@ def requeueable_letter() -> str:
 
 
 @pytest.mark.e2e
-def test_nodes_and_commands_as_acl_users_never_show_a_password(acl_redis, replica_factory, node_factory,
-                                                               tmp_path) -> None:
+def test_nodes_and_commands_as_acl_users_never_show_a_password(
+    acl_redis, replica_factory, node_factory, tmp_path
+) -> None:
     replica = replica_factory(300, 11)
     nodes = crawl_exactly_the_budget(acl_redis, replica, node_factory, 2)
     for node in nodes:
@@ -347,7 +415,10 @@ def test_nodes_and_commands_as_acl_users_never_show_a_password(acl_redis, replic
     printed, exposition = scrape_metrics(ops)
     shown.append(printed)
     assert "baike_redis_up 1.0" in exposition and "baike_exporter_read_ok 1.0" in exposition, printed
-    assert f"baike_budget_spent_pages {float(BUDGET)}" in exposition and 'baike_dead_letters{reason="http",status="503"} 1.0' in exposition
+    assert (
+        f"baike_budget_spent_pages {float(BUDGET)}" in exposition
+        and 'baike_dead_letters{reason="http",status="503"} 1.0' in exposition
+    )
     run("deadletters", "--requeue")
     assert admin.llen(KEYS.dead) == 0 and admin.hlen(KEYS.request_data) > 0
     run("export", "-o", str(tmp_path / "moved.jsonl"), "--delete")
@@ -423,21 +494,25 @@ def test_a_missing_tls_file_refuses_the_node_and_the_command_in_one_line(tmp_pat
     crawl = scrapy(url, "crawl", "baike", settings=(*settings, "LOG_LEVEL=INFO"))
     assert crawl.returncode == 2, crawl.stderr[-3000:]
     refusals = [line for line in crawl.stderr.splitlines() if line.startswith("crawl:")]
-    assert refusals == [f"crawl: REDIS_SSL_CA_CERTS={missing}: no such file (give the path of a PEM file,"
-                        " or leave it empty)"]
+    assert refusals == [
+        f"crawl: REDIS_SSL_CA_CERTS={missing}: no such file (give the path of a PEM file, or leave it empty)"
+    ]
     assert "Traceback" not in crawl.stderr
     status = scrapy(url, "status", settings=settings)
     assert status.returncode == 1
-    assert status.stderr.strip() == f"status: REDIS_SSL_CA_CERTS={missing}: no such file (give the path of a PEM" \
-                                    " file, or leave it empty)"
+    assert (
+        status.stderr.strip() == f"status: REDIS_SSL_CA_CERTS={missing}: no such file (give the path of a PEM"
+        " file, or leave it empty)"
+    )
 
 
 # -- get_redis ------------------------------------------------------------------------------
 
 
 def redis_settings(**values: Any) -> Settings:
-    return Settings({"REDIS_URL": "redis://127.0.0.1:1/0", "REDIS_PARAMS": dict(project_settings.REDIS_PARAMS),
-                     **values})
+    return Settings(
+        {"REDIS_URL": "redis://127.0.0.1:1/0", "REDIS_PARAMS": dict(project_settings.REDIS_PARAMS), **values}
+    )
 
 
 def test_one_client_per_settings_object() -> None:
@@ -479,11 +554,16 @@ def test_tls_files_go_to_redis_py(tmp_path) -> None:
     files = {name: tmp_path / f"{name}.pem" for name in ("ca", "cert", "key")}
     for path in files.values():
         path.write_text("not read before a connection")
-    settings = redis_settings(REDIS_URL="rediss://u:p@127.0.0.1:6380/0", REDIS_SSL_CA_CERTS=str(files["ca"]),
-                              REDIS_SSL_CERTFILE=str(files["cert"]), REDIS_SSL_KEYFILE=str(files["key"]))
+    settings = redis_settings(
+        REDIS_URL="rediss://u:p@127.0.0.1:6380/0",
+        REDIS_SSL_CA_CERTS=str(files["ca"]),
+        REDIS_SSL_CERTFILE=str(files["cert"]),
+        REDIS_SSL_KEYFILE=str(files["key"]),
+    )
     arguments = get_redis(settings).connection_pool.connection_kwargs
     assert (arguments["ssl_ca_certs"], arguments["ssl_certfile"], arguments["ssl_keyfile"]) == tuple(
-        str(path) for path in files.values())
+        str(path) for path in files.values()
+    )
     assert get_redis(redis_settings()).connection_pool.connection_kwargs.get("ssl_ca_certs") is None
 
 
@@ -493,16 +573,19 @@ def test_tls_files_go_to_redis_py(tmp_path) -> None:
         ({"REDIS_SSL_CA_CERTS": "{missing}"}, "REDIS_SSL_CA_CERTS={missing}: no such file"),
         ({"REDIS_SSL_CERTFILE": "{tmp}"}, "REDIS_SSL_CERTFILE={tmp}: no such file"),
         ({"REDIS_SSL_KEYFILE": "{file}"}, "REDIS_SSL_KEYFILE is set without REDIS_SSL_CERTFILE"),
-        ({"REDIS_SSL_CA_CERTS": "{file}", "REDIS_URL": "redis://127.0.0.1:6379/0"},
-         "REDIS_SSL_CA_CERTS set, but REDIS_URL is not a rediss:// URL"),
+        (
+            {"REDIS_SSL_CA_CERTS": "{file}", "REDIS_URL": "redis://127.0.0.1:6379/0"},
+            "REDIS_SSL_CA_CERTS set, but REDIS_URL is not a rediss:// URL",
+        ),
     ],
 )
 def test_unusable_tls_settings_name_the_setting(tmp_path, values: dict[str, str], message: str) -> None:
     file = tmp_path / "ca.pem"
     file.write_text("x")
     names = {"missing": str(tmp_path / "missing.pem"), "tmp": str(tmp_path), "file": str(file)}
-    settings = redis_settings(**{"REDIS_URL": "rediss://127.0.0.1:6380/0",
-                                 **{name: value.format(**names) for name, value in values.items()}})
+    settings = redis_settings(
+        **{"REDIS_URL": "rediss://127.0.0.1:6380/0", **{name: value.format(**names) for name, value in values.items()}}
+    )
     with pytest.raises(RedisSettingsError, match=re.escape(message.format(**names))):
         get_redis(settings)
 

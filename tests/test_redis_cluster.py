@@ -55,7 +55,9 @@ def cluster_keys(cluster: ClusterServers) -> CrawlKeys:
     return CrawlKeys.for_spider("baike", {"REDIS_URL": cluster.url})
 
 
-def test_every_key_of_a_crawl_is_in_one_slot_and_the_crawl_is_exact(cluster, cluster_db, replica_factory, node_factory) -> None:
+def test_every_key_of_a_crawl_is_in_one_slot_and_the_crawl_is_exact(
+    cluster, cluster_db, replica_factory, node_factory
+) -> None:
     keys = cluster_keys(cluster)
     assert keys.start_urls == "{baike}:start_urls" and keys.rate("h").startswith("{baike}:")
     replica = replica_factory(300, 7)
@@ -84,13 +86,17 @@ def test_the_budget_is_exact_on_a_cluster(cluster, cluster_db, replica_factory, 
     crawl_to_the_budget(cluster_db, cluster.url, [cluster_keys(cluster)], 60, replica_factory, node_factory)
 
 
-def test_a_node_killed_holding_leases_loses_nothing_on_a_cluster(cluster, cluster_db, replica_factory, node_factory) -> None:
+def test_a_node_killed_holding_leases_loses_nothing_on_a_cluster(
+    cluster, cluster_db, replica_factory, node_factory
+) -> None:
     keys = cluster_keys(cluster)
     replica = replica_factory(300, 5, "--latency-ms", "15")
     answer = replica.answer_key(replica.start_url())
     cluster_db.lpush(keys.start_urls, replica.start_url())
     nodes = [node_factory(cluster.url, replica.url, "CLOSESPIDER_PAGECOUNT=0", *FAST_LEASES) for _ in range(3)]
-    held, _ = kill_while_holding(cluster_db, nodes[0], lambda held, _: held and pages(cluster_db, keys) >= 40, keys=keys)
+    held, _ = kill_while_holding(
+        cluster_db, nodes[0], lambda held, _: held and pages(cluster_db, keys) >= 40, keys=keys
+    )
     assert held > 0, "the victim died holding leases"
     for node in nodes[1:]:
         assert node.wait(timeout=180) == 0, node.log[-3000:]
@@ -145,7 +151,11 @@ def test_nodes_and_commands_run_as_the_documented_acl_users_on_a_cluster(
 def scrapy(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "scrapy", *args, "-s", f"REDIS_URL={redis_url}"],
-        cwd=ROOT, env=node_env(), capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=node_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -197,12 +207,16 @@ def test_the_budget_is_exact_over_three_shards_on_a_cluster(cluster, cluster_db,
     assert units_everywhere_at(cluster_db, shards, 50) == 50
 
 
-def test_a_node_killed_holding_leases_on_shards_loses_nothing(cluster, cluster_db, replica_factory, node_factory) -> None:
+def test_a_node_killed_holding_leases_on_shards_loses_nothing(
+    cluster, cluster_db, replica_factory, node_factory
+) -> None:
     shards = cluster_shards(cluster)
     replica = replica_factory(150, 5, "--latency-ms", "15")
     answer = replica.answer_key(replica.start_url())
     cluster_db.lpush(shards[0].start_urls, replica.start_url())
-    nodes = [node_factory(cluster.url, replica.url, "CLOSESPIDER_PAGECOUNT=0", *SHARDED, *FAST_LEASES) for _ in range(3)]
+    nodes = [
+        node_factory(cluster.url, replica.url, "CLOSESPIDER_PAGECOUNT=0", *SHARDED, *FAST_LEASES) for _ in range(3)
+    ]
 
     def held() -> list[int]:
         return [held_leases(cluster_db, nodes[0], keys)[0] for keys in shards]

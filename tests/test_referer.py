@@ -116,7 +116,9 @@ def test_the_project_sets_the_referer_in_the_spider_not_on_each_output(redis_ser
     spider, engine = engine_for(redis_server.url)
     found = spider.crawler.get_spider_middleware(RefererMiddleware)
     assert isinstance(found, SpiderRefererMiddleware) and spider.referer is found
-    output_chain = [getattr(method, "__self__", None) for method in engine.scraper.spidermw.methods["process_spider_output"]]
+    output_chain = [
+        getattr(method, "__self__", None) for method in engine.scraper.spidermw.methods["process_spider_output"]
+    ]
     assert not any(isinstance(middleware, RefererMiddleware) for middleware in output_chain)
     assert sum(isinstance(middleware, RefererMiddleware) for middleware in engine.scraper.spidermw.middlewares) == 1
 
@@ -132,7 +134,9 @@ def test_a_redirect_gets_the_referer_scrapys_middleware_gives_it(redis_server) -
         target = f"{HTTP_MIRROR}/item/%E7%94%B2/12"
         headers = {"Location": target, **({"Referrer-Policy": policy} if policy else {})}
         request = Request(source, headers={"Referer": f"{HTTP_MIRROR}/item/x/1"})
-        redirected = redirect.process_response(request, Response(source, status=status, headers=headers, request=request))
+        redirected = redirect.process_response(
+            request, Response(source, status=status, headers=headers, request=request)
+        )
         assert isinstance(redirected, Request) and redirected.url == target
         answer = Response(source, status=status, headers=headers)
         expected = scrapys.get_processed_request(Request(target), answer)

@@ -90,8 +90,19 @@ def start_replica(*args: str, entries: int = ENTRIES, seed: int = SEED) -> Repli
     sample_args = ["--samples", str(SAMPLES)] if SAMPLES else ["--no-samples"]
     with open(name, "w", encoding="utf-8") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "replica", "--port", "0", "--entries", str(entries), "--seed", str(seed),
-             *sample_args, *args],
+            [
+                sys.executable,
+                "-m",
+                "replica",
+                "--port",
+                "0",
+                "--entries",
+                str(entries),
+                "--seed",
+                str(seed),
+                *sample_args,
+                *args,
+            ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=stderr,
@@ -144,7 +155,7 @@ def _script_id(pattern: str, html: str) -> int | None:
 
 
 def page_kind(html: str) -> str:
-    """"entry", "list" (a disambiguation list page) or "other" (help, special, error pages)."""
+    """ "entry", "list" (a disambiguation list page) or "other" (help, special, error pages)."""
     sel = Selector(text=html)
     if sel.css("div.lemmaWgt-subLemmaListTitle"):
         return "list"
@@ -349,7 +360,10 @@ def test_each_layout_parses_to_the_answer_key(replica: Replica, site: Site, layo
             assert 'class="lemmaWgt-lemmaTitle-title' in html
             assert f'lemmaId:"{site.entry(index).old_id}"' in html
             assert f'subLemmaId:"{site.entry(index).sub_id}"' in html
-            assert (expected["old_lemma_id"], expected["sub_lemma_id"]) == (site.entry(index).old_id, site.entry(index).sub_id)
+            assert (expected["old_lemma_id"], expected["sub_lemma_id"]) == (
+                site.entry(index).old_id,
+                site.entry(index).sub_id,
+            )
         if layout == LAYOUT_2017:
             assert "<div class=para label-module=para>" in html and "&nbsp;" in html
         if layout == LAYOUT_2021:
@@ -516,9 +530,22 @@ def test_stats_and_reset(replica: Replica, site: Site) -> None:
     replica.get("/no/such/page")
     stats = replica.json("/__replica__/stats")
     assert set(stats) == {
-        "total", "by_status", "pages", "by_path", "page_paths", "by_kind", "list_pages", "help_pages",
-        "subviews", "captchas", "too_many_requests", "pushbacks", "per_second",
-        "full_bodies", "not_modified", "body_bytes",
+        "total",
+        "by_status",
+        "pages",
+        "by_path",
+        "page_paths",
+        "by_kind",
+        "list_pages",
+        "help_pages",
+        "subviews",
+        "captchas",
+        "too_many_requests",
+        "pushbacks",
+        "per_second",
+        "full_bodies",
+        "not_modified",
+        "body_bytes",
     }
     assert stats["total"] == 4
     assert stats["by_status"] == {"200": 2, "302": 1, "404": 1}
@@ -635,7 +662,9 @@ def test_self_links() -> None:
     server = start_replica("--self-links", entries=60)
     try:
         site = Site(60, SEED)
-        index = next(i for i in range(60) if site.entry(i).layout == LAYOUT_2021 and site.has_default(site.entry_word[i]))
+        index = next(
+            i for i in range(60) if site.entry(i).layout == LAYOUT_2021 and site.has_default(site.entry_word[i])
+        )
         html = server.get(site.entry_path(index))[2].decode()
         assert server.origin + "/item/" in html
         assert "https://baike.baidu.com/item/" not in html
@@ -801,10 +830,21 @@ def test_storm_from_the_command_line() -> None:
 
 
 def test_pushback_flags_are_checked() -> None:
-    for args in (["--max-rate", "0"], ["--max-rate", "5", "--burst", "0.5"], ["--burst", "3"],
-                 ["--pushback", "403"], ["--storm-seconds", "3"], ["--penalty", "-1"]):
-        done = subprocess.run([sys.executable, "-m", "replica", "--port", "0", *args], cwd=ROOT,
-                              capture_output=True, text=True, timeout=30)
+    for args in (
+        ["--max-rate", "0"],
+        ["--max-rate", "5", "--burst", "0.5"],
+        ["--burst", "3"],
+        ["--pushback", "403"],
+        ["--storm-seconds", "3"],
+        ["--penalty", "-1"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "replica", "--port", "0", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert done.returncode == 2 and "Traceback" not in done.stderr, args
 
 
@@ -1002,7 +1042,8 @@ def test_samples_are_served_and_answered(replica: Replica, site: Site) -> None:
     assert site.list_target(word) in site.targets(first)
     status, headers, body = replica.get(f"/item/{quote(SAMPLE_NAME)}?force=1")
     assert status == 200 and list_senses(decode_body(headers["content-type"], body)) == [
-        (site.entry_path(i), site.entry_id[i], f"{SAMPLE_NAME}：{site.expected(i)['subtitle']}") for i in (first, second)
+        (site.entry_path(i), site.entry_id[i], f"{SAMPLE_NAME}：{site.expected(i)['subtitle']}")
+        for i in (first, second)
     ]
 
 

@@ -73,7 +73,8 @@ def entries(site: Site) -> range:
 def subview_bars(site: Site) -> list[int]:
     """2017 polysemant senses whose bar links another sense by /subview/."""
     return [
-        i for i in entries(site)
+        i
+        for i in entries(site)
         if site.entry(i).layout == LAYOUT_2017
         and any(link is not None and link.path.startswith("/subview/") for link in site.entry(i).sense_links)
     ]
@@ -84,8 +85,12 @@ CASES: dict[str, Callable[[Site], list[int]]] = {
     "list page of a word with a default": lambda s: [w for w in words(s) if s.word_count[w] > 1 and s.has_default(w)],
     "word without a default sense": lambda s: [w for w in words(s) if not s.has_default(w)],
     "star sense page": lambda s: [i for i in entries(s) if s.entry(i).star],
-    "empty summary, 2017": lambda s: [i for i in entries(s) if s.entry(i).lead_in_body and s.entry(i).layout == LAYOUT_2017],
-    "empty summary, 2021": lambda s: [i for i in entries(s) if s.entry(i).lead_in_body and s.entry(i).layout == LAYOUT_2021],
+    "empty summary, 2017": lambda s: [
+        i for i in entries(s) if s.entry(i).lead_in_body and s.entry(i).layout == LAYOUT_2017
+    ],
+    "empty summary, 2021": lambda s: [
+        i for i in entries(s) if s.entry(i).lead_in_body and s.entry(i).layout == LAYOUT_2021
+    ],
     "GBK page": lambda s: [i for i in entries(s) if s.charset_of(i) == "GBK"],
     "subview link in a sense bar": subview_bars,
 }
@@ -196,7 +201,10 @@ def check_list_page(site: Site, word: int, html: str) -> None:
     assert page_kind(html) == "list" and parse_page(html) is None
     assert f"<title>{name}_百度百科</title>" in html
     assert sel.css("dd.lemmaWgt-lemmaTitle-title > h1::text").get() == name
-    assert sel.css("div.lemmaWgt-subLemmaListTitle::text").get() == f"这是一个多义词，请在下列义项上选择浏览（共{len(senses)}个义项）"
+    assert (
+        sel.css("div.lemmaWgt-subLemmaListTitle::text").get()
+        == f"这是一个多义词，请在下列义项上选择浏览（共{len(senses)}个义项）"
+    )
     assert list_senses(html) == [
         (f"/item/{enc}/{site.entry_id[s]}", site.entry_id[s], f"{name}：{site.subtitle_of(s)}") for s in senses
     ]
@@ -216,7 +224,11 @@ LIST_FORMS: dict[str, tuple[Callable[[Site], int], Callable[[Site, int], str], i
     "no default: trailing slash": (no_default_word, lambda s, w: f"/item/{s.enc(w)}/", 200),
     "no default: ?force=1": (no_default_word, lambda s, w: f"/item/{s.enc(w)}?force=1", 200),
     "no default: /view/": (no_default_word, lambda s, w: f"/view/{s.word_old[w]}.htm", 302),
-    "single sense: ?force=1": (lambda s: next(w for w in words(s) if s.word_count[w] == 1), lambda s, w: f"/item/{s.enc(w)}?force=1", 302),
+    "single sense: ?force=1": (
+        lambda s: next(w for w in words(s) if s.word_count[w] == 1),
+        lambda s, w: f"/item/{s.enc(w)}?force=1",
+        302,
+    ),
 }
 
 
@@ -246,7 +258,7 @@ def test_list_urls_are_what_the_crawler_canonicalizes(site: Site) -> None:
 
 
 def link_form(href: str) -> str:
-    """"view", "zero" (``/item/<name>/0``), "force" (``?force=1``) or "bare" (``/item/<name>``)."""
+    """ "view", "zero" (``/item/<name>/0``), "force" (``?force=1``) or "bare" (``/item/<name>``)."""
     if "/view/" in href:
         return "view"
     if "force=1" in href:
@@ -300,19 +312,30 @@ def test_star_pages(server: Replica, site: Site) -> None:
         sel = Selector(text=html)
         subtitle = site.subtitle_of(index)
         assert status == 200 and '<div class="body-wrapper feature feature_lemma starSmall">' in html
-        assert not sel.css("dd.lemmaWgt-lemmaTitle-title > h2") and f"（{subtitle}）" not in sel.css("dd.lemmaWgt-lemmaTitle-title").get()
+        assert (
+            not sel.css("dd.lemmaWgt-lemmaTitle-title > h2")
+            and f"（{subtitle}）" not in sel.css("dd.lemmaWgt-lemmaTitle-title").get()
+        )
         assert f"<title>{site.entry_name(index)}（{subtitle}）_百度百科</title>" in html
         assert sel.css("ul.polysemantList-wrapper li span.selected::text").get() == subtitle
         assert site.expected(index)["subtitle"] == subtitle
         assert parse_page(html) == site.expected(index)
-    plain = next(i for i in entries(site) if site.is_polysemant(i) and not site.entry(i).star and site.entry(i).layout == LAYOUT_2017)
+    plain = next(
+        i
+        for i in entries(site)
+        if site.is_polysemant(i) and not site.entry(i).star and site.entry(i).layout == LAYOUT_2017
+    )
     html = Renderer(site).entry_text(plain)
     assert '<div class="body-wrapper">' in html and "starSmall" not in html and "<h2>（" in html
 
 
 @pytest.mark.parametrize("layout", [LAYOUT_2017, LAYOUT_2021])
 def test_empty_summary_blocks_lead_with_a_paragraph(server: Replica, site: Site, layout: int) -> None:
-    found = [i for i in CASES["empty summary, 2017"](site) + CASES["empty summary, 2021"](site) if site.entry(i).layout == layout]
+    found = [
+        i
+        for i in CASES["empty summary, 2017"](site) + CASES["empty summary, 2021"](site)
+        if site.entry(i).layout == layout
+    ]
     for index in found[:8]:
         status, headers, body = server.get(site.entry_path(index))
         html = decode_body(headers["content-type"], body)
@@ -366,8 +389,13 @@ def test_expected_ids(site: Site, layout: int) -> None:
         else:
             assert fields["old_lemma_id"] == site.word_old[site.entry_word[index]]
             assert fields["sub_lemma_id"] == site.entry_sub[index]
-            assert site.resolve_url(f"/subview/{fields['old_lemma_id']}/{fields['sub_lemma_id']}.htm", base=ORIGIN) == index
-            assert site.resolve_url(f"/view/{fields['old_lemma_id']}.htm", base=ORIGIN) == site.default_target(site.entry_word[index])
+            assert (
+                site.resolve_url(f"/subview/{fields['old_lemma_id']}/{fields['sub_lemma_id']}.htm", base=ORIGIN)
+                == index
+            )
+            assert site.resolve_url(f"/view/{fields['old_lemma_id']}.htm", base=ORIGIN) == site.default_target(
+                site.entry_word[index]
+            )
 
 
 def test_sense_bars_use_both_url_forms(site: Site) -> None:
@@ -404,7 +432,13 @@ def test_stats_count_kinds_lists_helps_and_subviews(server: Replica, site: Site)
         assert server.get(target)[0] == status, target
     stats = server.json("/__replica__/stats")
     assert stats["by_kind"] == {
-        "entry": 1, "list": 3, "help": 2, "redirect": 2, "error-redirect": 1, "fixed": 1, "not-found": 1,
+        "entry": 1,
+        "list": 3,
+        "help": 2,
+        "redirect": 2,
+        "error-redirect": 1,
+        "fixed": 1,
+        "not-found": 1,
     }
     assert stats["list_pages"] == {f"/item/{enc}": 3}
     assert stats["help_pages"] == {"/view/10812277.htm": 1, f"/item/{quote(NAVBAR_SPECIAL, safe='')}": 1}

@@ -48,7 +48,9 @@ def test_the_replica_changes_the_same_entries_each_epoch_and_answers_304_when_un
         assert (headers["ETag"] == old_etag) == (index not in changed)
         answer = app.handle("GET", site.entry_path(index), headers={"if-none-match": old_etag})
         assert answer.status == status and (answer.body == b"") == (status == 304)
-        since = app.handle("GET", site.entry_path(index), headers={"if-modified-since": "Mon, 01 Jan 2024 00:00:00 GMT"})
+        since = app.handle(
+            "GET", site.entry_path(index), headers={"if-modified-since": "Mon, 01 Jan 2024 00:00:00 GMT"}
+        )
         assert since.status == status
     stats = app.stats.as_dict()
     assert stats["not_modified"] == {site.canonical_url(cold): 2}
@@ -83,7 +85,8 @@ def test_a_changed_entry_keeps_its_previous_record_once_and_is_due_sooner(redis_
     fourth = record("four")
     revisits.store([(fourth, json.dumps(fourth), "", "", "")])
     assert [json.loads(line)["summary"] for line in redis_db.hget(KEYS.history, URL).decode().split("\n")] == [
-        "three", "two"
+        "three",
+        "two",
     ], "newest first, at most BAIKE_HISTORY_LENGTH"
 
 
@@ -116,7 +119,9 @@ def test_due_entries_enter_the_frontier_once_with_their_validators(redis_db) -> 
     payload = json.loads(entry)
     assert payload["url"] == URL and payload["dont_filter"] is True and payload["priority"] == -1
     assert payload["meta"] == {
-        "baike_revisit": True, "handle_httpstatus_list": [304], "baike_etag": '"a"',
+        "baike_revisit": True,
+        "handle_httpstatus_list": [304],
+        "baike_etag": '"a"',
         "baike_modified": "Tue, 02 Jan 2024 00:00:00 GMT",
     }
     assert redis_db.hmget(KEYS.budget, "enqueued", "revisits") == [b"1", b"1"]
@@ -177,13 +182,16 @@ def test_recrawl_after_an_epoch_reparses_what_changed_and_gets_304_for_the_rest(
             assert rec["changed_at"] >= before[url]["changed_at"]
         else:
             assert history is None and rec == before[url], "an unchanged entry's record is not written"
-    intervals = {url: json.loads(raw)["interval"] for url, raw in
-                 ((key.decode(), value) for key, value in redis_db.hgetall(KEYS.freshness).items())}
+    intervals = {
+        url: json.loads(raw)["interval"]
+        for url, raw in ((key.decode(), value) for key, value in redis_db.hgetall(KEYS.freshness).items())
+    }
     week = 7 * 86_400
     assert {intervals[url] for url in changed} == {week / 2}
     assert {intervals[url] for url in set(before) - changed} == {week * 1.5}
     assert redis_db.hgetall(KEYS.revisit_stats) == {
-        b"new": str(len(before)).encode(), b"changed": str(len(changed)).encode(),
+        b"new": str(len(before)).encode(),
+        b"changed": str(len(changed)).encode(),
         b"not_modified": str(len(before) - len(changed)).encode(),
     }
     assert_accounting_whole(redis_db)
@@ -204,8 +212,15 @@ def test_recrawl_after_an_epoch_reparses_what_changed_and_gets_304_for_the_rest(
     assert result.returncode == 0, result.stderr
     fresh = json.loads(result.stdout)["freshness"]
     assert fresh | {"next_due": None} == {
-        "scheduled": len(before), "due_now": 0, "due_day": 0, "next_due": None, "revisits": len(before),
-        "new": len(before), "changed": len(changed), "unchanged": 0, "not_modified": len(before) - len(changed),
+        "scheduled": len(before),
+        "due_now": 0,
+        "due_day": 0,
+        "next_due": None,
+        "revisits": len(before),
+        "new": len(before),
+        "changed": len(changed),
+        "unchanged": 0,
+        "not_modified": len(before) - len(changed),
     }
     assert fresh["next_due"] > json.loads(result.stdout)["time"] + 3 * 86_400
     text = scrapy(redis_server.url, "status").stdout
@@ -267,8 +282,13 @@ def test_a_crawl_out_of_new_urls_stays_up_while_revisits_are_due_within_the_grac
     # every entry is due 6 s after it was stored: long after the 3 s with nothing queued that
     # end a crawl as finished when nothing is due within BAIKE_REVISIT_GRACE
     node = node_factory(
-        redis_server.url, replica.url, "CLOSESPIDER_PAGECOUNT=0",
-        "BAIKE_REVISIT_AFTER=6", "BAIKE_REVISIT_MIN=6", "BAIKE_REVISIT_MAX=6", "BAIKE_REVISIT_GRACE=60",
+        redis_server.url,
+        replica.url,
+        "CLOSESPIDER_PAGECOUNT=0",
+        "BAIKE_REVISIT_AFTER=6",
+        "BAIKE_REVISIT_MIN=6",
+        "BAIKE_REVISIT_MAX=6",
+        "BAIKE_REVISIT_GRACE=60",
     )
     deadline = time.monotonic() + 90
     while int(redis_db.hget(KEYS.revisit_stats, "not_modified") or 0) < len(answer):

@@ -31,9 +31,15 @@ def ledger(client) -> dict[str, int]:
     return {key.decode(): int(value) for key, value in client.hgetall(KEYS.budget).items()}
 
 
-@pytest.mark.parametrize(("name", "value"), [("SCHEDULER_FLUSH_SIZE", 0), ("SCHEDULER_FLUSH_SIZE", 70_000),
-                                             ("SCHEDULER_FLUSH_INTERVAL", 0),
-                                             ("SCHEDULER_FLUSH_SHARD_SIZE", 0)])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SCHEDULER_FLUSH_SIZE", 0),
+        ("SCHEDULER_FLUSH_SIZE", 70_000),
+        ("SCHEDULER_FLUSH_INTERVAL", 0),
+        ("SCHEDULER_FLUSH_SHARD_SIZE", 0),
+    ],
+)
 def test_flush_settings_out_of_range_are_refused(redis_db, redis_server, name: str, value: float) -> None:
     with pytest.raises(ValueError, match=name):
         LeasedScheduler.from_crawler(make_crawler(redis_server.url, **{name: value}))

@@ -48,12 +48,21 @@ NOT_SETTINGS = {"POST", "ZADD"}
         ({"REDIS_HOST": "10.0.0.5"}, "REDIS_HOST='10.0.0.5' refused: baike always connects to REDIS_URL"),
         ({"REDIS_PORT": "6380"}, "REDIS_PORT='6380' refused: baike always connects to REDIS_URL"),
         ({"REDIS_DB": "3"}, "REDIS_DB='3' refused: baike always connects to REDIS_URL"),
-        ({"REDIS_ENCODING": "latin1"}, "REDIS_ENCODING='latin1' refused: seeds, frontier payloads and stored records are UTF-8"),
+        (
+            {"REDIS_ENCODING": "latin1"},
+            "REDIS_ENCODING='latin1' refused: seeds, frontier payloads and stored records are UTF-8",
+        ),
         ({"REDIS_PARAMS": '{"encoding": "gbk"}'}, "REDIS_PARAMS['encoding']='gbk' refused: seeds, frontier payloads"),
-        ({"REDIS_DECODE_RESPONSES": "True"}, "REDIS_DECODE_RESPONSES='True' refused: baike reads Redis replies as bytes"),
+        (
+            {"REDIS_DECODE_RESPONSES": "True"},
+            "REDIS_DECODE_RESPONSES='True' refused: baike reads Redis replies as bytes",
+        ),
         ({"REDIS_PARAMS": '{"decode_responses": true}'}, "REDIS_PARAMS['decode_responses']=True refused: baike reads"),
         ({"SCHEDULER_PERSIST": "False"}, "SCHEDULER_PERSIST='False' refused: no node deletes the shared frontier"),
-        ({"SCHEDULER_IDLE_BEFORE_CLOSE": "10"}, "SCHEDULER_IDLE_BEFORE_CLOSE='10' refused: it is how long scrapy-redis's"),
+        (
+            {"SCHEDULER_IDLE_BEFORE_CLOSE": "10"},
+            "SCHEDULER_IDLE_BEFORE_CLOSE='10' refused: it is how long scrapy-redis's",
+        ),
         (
             {"SCHEDULER_FLUSH_ON_START": "True", "CLUSTERSTATS_ENABLED": "False"},
             "SCHEDULER_FLUSH_ON_START='True' refused with CLUSTERSTATS_ENABLED off",
@@ -166,7 +175,11 @@ def test_docs_say_what_baike_does_with_every_scrapy_redis_setting() -> None:
 def crawl(redis_url: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "scrapy", "crawl", "baike", "-s", f"REDIS_URL={redis_url}", *args],
-        cwd=ROOT, env=node_env(), capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=node_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -183,7 +196,10 @@ def crawl(redis_url: str, *args: str) -> subprocess.CompletedProcess:
             "crawl: -a redis_key='myseeds' is refused: seeds are read from REDIS_START_URLS_KEY by every node;"
             " use -s REDIS_START_URLS_KEY=...",
         ),
-        (("-a", "max_idle_time=soon"), "crawl: -a max_idle_time='soon' is not valid: expected a whole number of seconds"),
+        (
+            ("-a", "max_idle_time=soon"),
+            "crawl: -a max_idle_time='soon' is not valid: expected a whole number of seconds",
+        ),
     ],
 )
 def test_crawl_refuses_in_one_line_and_exit_2(redis_db, redis_server, args: tuple[str, ...], line: str) -> None:
@@ -205,8 +221,9 @@ def test_redis_params_names_the_client_class(redis_server) -> None:
 
 def test_the_spider_argument_max_idle_time_wins_over_the_setting(redis_db, redis_server) -> None:
     """scrapy-redis reads the spider's max_idle_time (``-a max_idle_time=N``) before the setting."""
-    crawler = get_crawler(BaikeSpider, {**PROJECT_SETTINGS, "REDIS_URL": redis_server.url,
-                                        "MAX_IDLE_TIME_BEFORE_CLOSE": 60})
+    crawler = get_crawler(
+        BaikeSpider, {**PROJECT_SETTINGS, "REDIS_URL": redis_server.url, "MAX_IDLE_TIME_BEFORE_CLOSE": 60}
+    )
     spider = BaikeSpider.from_crawler(crawler, max_idle_time="2")
     ender = ClusterCloseSpider(crawler)
     assert ender.max_idle == 60
@@ -239,9 +256,21 @@ def test_the_key_settings_name_every_key_of_the_crawl(redis_db, redis_server, re
     assert int(redis_db.hget("counters:baike", "pages")) >= 30
     assert not redis_db.exists(KEYS.start_urls, KEYS.requests, KEYS.dupefilter, KEYS.items, KEYS.stats)
     status = subprocess.run(
-        [sys.executable, "-m", "scrapy", "status", "--json", "-s", f"REDIS_URL={redis_server.url}",
-         *(word for setting in settings for word in ("-s", setting))],
-        cwd=ROOT, env=node_env(), capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "scrapy",
+            "status",
+            "--json",
+            "-s",
+            f"REDIS_URL={redis_server.url}",
+            *(word for setting in settings for word in ("-s", setting)),
+        ],
+        cwd=ROOT,
+        env=node_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     snap = json.loads(status.stdout)
     assert snap["items"] == redis_db.hlen("records:baike") > 0

@@ -112,7 +112,11 @@ def scrapy(url: str, *args: str) -> str:
     """``scrapy <args>`` against ``url``; its output (it must succeed)."""
     result = subprocess.run(
         [sys.executable, "-m", "scrapy", *args, "-s", f"REDIS_URL={url}"],
-        cwd=ROOT, env=node_env(), capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=node_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -150,9 +154,7 @@ def assert_failover_logged_once(node) -> None:
         ("rediss+sentinel://:pw@[::1]:5000/svc/0", (("::1", 5000),), "svc", 0, None, "pw", True),
     ],
 )
-def test_a_sentinel_url_names_sentinels_service_and_database(
-    url, sentinels, service, db, user, password, tls
-) -> None:
+def test_a_sentinel_url_names_sentinels_service_and_database(url, sentinels, service, db, user, password, tls) -> None:
     target = sentinel_target(url)
     assert (target.sentinels, target.service, target.db) == (sentinels, service, db)
     assert (target.username, target.password, target.ssl) == (user, password, tls)
@@ -185,8 +187,13 @@ def test_one_client_per_settings_and_tls_files_go_with_rediss_sentinel(tmp_path)
 
 def test_status_says_a_failover_happened() -> None:
     node = {"pages": 130}
-    raw = {b"master": b"10.0.0.6:6379", b"count": b"2", b"last_time": b"1796199092.5",
-           b"last_from": b"10.0.0.5:6379", b"last_to": b"10.0.0.6:6379"}
+    raw = {
+        b"master": b"10.0.0.6:6379",
+        b"count": b"2",
+        b"last_time": b"1796199092.5",
+        b"last_from": b"10.0.0.5:6379",
+        b"last_to": b"10.0.0.6:6379",
+    }
     failover = read_failover(raw, 120, [node])
     assert failover["count"] == 2 and failover["redone"] == 10
     assert describe_failover(failover) == (
@@ -276,9 +283,7 @@ def crawl_until(
     return answer, master, nodes
 
 
-def test_the_crawl_survives_a_failover_and_stores_every_entry_once(
-    sentinels, replica_factory, node_factory
-) -> None:
+def test_the_crawl_survives_a_failover_and_stores_every_entry_once(sentinels, replica_factory, node_factory) -> None:
     answer, _master, nodes = crawl_until(sentinels, replica_factory, node_factory, 60)
     killed_at = time.monotonic()
     _, promoted_after = kill_master(sentinels)
@@ -286,8 +291,10 @@ def test_the_crawl_survives_a_failover_and_stores_every_entry_once(
         assert node.wait(timeout=120) == 0, node.log[-3000:]
         assert node.finish_reason == "finished"
         assert_failover_logged_once(node)
-    print(f"\nSentinels promoted the replica {promoted_after:.1f} s after the kill;"
-          f" nodes finished {time.monotonic() - killed_at:.1f} s after it")
+    print(
+        f"\nSentinels promoted the replica {promoted_after:.1f} s after the kill;"
+        f" nodes finished {time.monotonic() - killed_at:.1f} s after it"
+    )
     new_master = redis.Redis(host="127.0.0.1", port=sentinels.master_port())
     assert_crawled_exactly(new_master, answer)
     snap, text = run_status(sentinels.url)
@@ -295,8 +302,10 @@ def test_the_crawl_survives_a_failover_and_stores_every_entry_once(
     assert snap["failover"]["last_to"] == f"127.0.0.1:{sentinels.master_port()}"
     assert snap["failover"]["last_time"] and abs(snap["failover"]["last_time"] - snap["time"]) < 120
     assert "1 failover(s)" in text
-    print(f"pages downloaded again: {snap['failover']['redone']};"
-          f" stale acks: {sum(node.stat('baike/leases/stale_acks') for node in nodes)}")
+    print(
+        f"pages downloaded again: {snap['failover']['redone']};"
+        f" stale acks: {sum(node.stat('baike/leases/stale_acks') for node in nodes)}"
+    )
 
 
 def test_a_failover_during_the_last_pages_of_the_budget_overshoots_within_the_bound(
@@ -307,8 +316,13 @@ def test_a_failover_during_the_last_pages_of_the_budget_overshoots_within_the_bo
     master = sentinels.master.client()
     master.lpush(KEYS.start_urls, replica.start_url())
     settings = (
-        f"CLOSESPIDER_PAGECOUNT={budget}", FAST_REDIS, *LEASES, "REDIS_WAIT_REPLICAS=1", "REDIS_WAIT_TIMEOUT=50",
-        f"CONCURRENT_REQUESTS={CONCURRENCY}", f"SCHEDULER_BATCH_SIZE={BATCH}",
+        f"CLOSESPIDER_PAGECOUNT={budget}",
+        FAST_REDIS,
+        *LEASES,
+        "REDIS_WAIT_REPLICAS=1",
+        "REDIS_WAIT_TIMEOUT=50",
+        f"CONCURRENT_REQUESTS={CONCURRENCY}",
+        f"SCHEDULER_BATCH_SIZE={BATCH}",
     )
     nodes = [node_factory(sentinels.url, replica.url, *settings) for _ in range(2)]
     deadline = time.monotonic() + 60
@@ -328,8 +342,10 @@ def test_a_failover_during_the_last_pages_of_the_budget_overshoots_within_the_bo
     snap, text = run_status(sentinels.url)
     assert snap["failover"]["count"] == 1 and "1 failover(s)" in text
     overshoot = received - budget
-    print(f"\nbudget {budget}: {received} pages downloaded, overshoot {overshoot},"
-          f" reported as downloaded again: {snap['failover']['redone']}")
+    print(
+        f"\nbudget {budget}: {received} pages downloaded, overshoot {overshoot},"
+        f" reported as downloaded again: {snap['failover']['redone']}"
+    )
     assert 0 <= overshoot <= len(nodes) * (CONCURRENCY + BATCH)
     assert snap["failover"]["redone"] <= len(nodes) * (CONCURRENCY + BATCH)
 
@@ -341,8 +357,9 @@ def test_nodes_follow_a_failover_over_tls_as_the_documented_acl_user(tmp_path, r
     refused on the new master and no password in any log."""
     tls = TlsFiles(tmp_path)
     secrets = {"servers": "servers-s3cr3t", "sentinels": "sentinels-s3cr3t", "baike-node": "node-s3cr3t"}
-    group = SentinelSet(tmp_path / "sentinel", tls=tmp_path, password=secrets["servers"],
-                        sentinel_password=secrets["sentinels"])
+    group = SentinelSet(
+        tmp_path / "sentinel", tls=tmp_path, password=secrets["servers"], sentinel_password=secrets["sentinels"]
+    )
     with running(group):
         for server in group.servers:  # ACL users are not replicated: every server gets its own
             set_documented_user(server.client(), "baike-node", secrets["baike-node"])
@@ -355,8 +372,15 @@ def test_nodes_follow_a_failover_over_tls_as_the_documented_acl_user(tmp_path, r
             get_redis(Settings({"REDIS_URL": url, "REDIS_PARAMS": no_retry, **tls_files})).ping()
         found = get_redis(Settings({"REDIS_URL": url, "REDIS_SENTINEL_PASSWORD": secrets["sentinels"], **tls_files}))
         assert found.ping() and master_address(found) == f"127.0.0.1:{group.master.port}"
-        answer, _, nodes = crawl_until(group, replica_factory, node_factory, 40, url, *tls.client_settings(),
-                                       f"REDIS_SENTINEL_PASSWORD={secrets['sentinels']}")
+        answer, _, nodes = crawl_until(
+            group,
+            replica_factory,
+            node_factory,
+            40,
+            url,
+            *tls.client_settings(),
+            f"REDIS_SENTINEL_PASSWORD={secrets['sentinels']}",
+        )
         kill_master(group)
         for node in nodes:
             assert node.wait(timeout=120) == 0, node.log[-3000:]
@@ -402,6 +426,7 @@ def test_writes_a_failover_loses_are_redone_and_every_entry_is_stored_once(
     assert_crawled_exactly(new_master, answer)
     snap, _ = run_status(sentinels.url)
     assert snap["failover"]["count"] == 1
-    print(f"\n{lost} settled pages lost with the old master; status: {snap['failover']['redone']} pages"
-          " downloaded again")
+    print(
+        f"\n{lost} settled pages lost with the old master; status: {snap['failover']['redone']} pages downloaded again"
+    )
     assert snap["failover"]["redone"] >= lost

@@ -242,7 +242,9 @@ def test_any_other_start_failure_stays_scrapys_to_report(redis_db, redis_server,
 
 def test_a_deny_list_entry_that_is_not_a_baike_url_is_one_line() -> None:
     problems = check_settings(Settings({"BAIKE_DENY_URLS": "/view/340519.htm,https://example.com/help"}))
-    assert problems == ["BAIKE_DENY_URLS: 'https://example.com/help' is not a Baike URL (/item/<name>, /view/<n>.htm, /subview/<a>/<b>.htm)"]
+    assert problems == [
+        "BAIKE_DENY_URLS: 'https://example.com/help' is not a Baike URL (/item/<name>, /view/<n>.htm, /subview/<a>/<b>.htm)"
+    ]
     assert check_settings(Settings({"BAIKE_DENY_URLS": "/view/340519.htm,/item/史记·2016"})) == []
 
 

@@ -37,7 +37,9 @@ def spider(redis_db, redis_server) -> BaikeSpider:
         (json.dumps({"url": PAGE, "meta": {"job": "a"}, "priority": 5}), PAGE, {"job": "a"}, 5),
     ],
 )
-def test_good_seeds_become_entry_requests(spider: BaikeSpider, redis_db, seed: str, url: str, meta: dict, priority: int) -> None:
+def test_good_seeds_become_entry_requests(
+    spider: BaikeSpider, redis_db, seed: str, url: str, meta: dict, priority: int
+) -> None:
     request = spider.request_from_seed(seed.encode())
     assert request.url == f"{MIRROR}{url.removeprefix('https://baike.baidu.com')}"
     assert request.meta == meta and request.priority == priority
@@ -81,7 +83,9 @@ def test_json_seeds_meet_the_request_schema(redis_db, redis_server, extra: tuple
     if accepted:
         assert [(r.url, r.meta["job"]) for _, r in taken.seeds] == [(PAGE, "a")]
     else:
-        assert taken.bad_seeds == ["bad seed: meta key 'job' is not allowed (add it to SCHEDULER_EXTRA_META_KEYS to carry it)"]
+        assert taken.bad_seeds == [
+            "bad seed: meta key 'job' is not allowed (add it to SCHEDULER_EXTRA_META_KEYS to carry it)"
+        ]
         (record,) = [json.loads(raw) for raw in redis_db.lrange(KEYS.dead, 0, -1)]
         assert record["reason"] == taken.bad_seeds[0] and json.loads(record["raw"])["url"] == PAGE
 
@@ -161,7 +165,12 @@ def test_a_disambiguation_list_is_no_item_and_its_senses_carry_their_description
 def test_known_links_are_dropped_before_a_request_is_built_unless_the_cache_is_off(redis_db, redis_server) -> None:
     url = f"{MIRROR}/item/{GUO}?force=1"
     for slots, second in ((1024, []), (0, [f"{MIRROR}/item/{GUO}/19133243", f"{MIRROR}/item/{GUO}/19518465"])):
-        settings = {**PROJECT_SETTINGS, "REDIS_URL": redis_server.url, "BAIKE_MIRROR": MIRROR, "BAIKE_KNOWN_LINKS": slots}
+        settings = {
+            **PROJECT_SETTINGS,
+            "REDIS_URL": redis_server.url,
+            "BAIKE_MIRROR": MIRROR,
+            "BAIKE_KNOWN_LINKS": slots,
+        }
         spider = BaikeSpider.from_crawler(get_crawler(BaikeSpider, settings))
         assert len(parsed(spider, url, LIST_HTML)[1]) == 2
         assert [r.url for r in parsed(spider, url, LIST_HTML)[1]] == second
@@ -175,17 +184,25 @@ SENSE_HTML = """<html><head><title>郭文景_百度百科</title></head><body>
 def test_a_sense_without_a_label_takes_the_lists_and_marks_its_other_forms(spider: BaikeSpider) -> None:
     url = f"{MIRROR}/item/{GUO}/19133243"
     (item,), requests = parsed(spider, url, SENSE_HTML, meta={"baike_sense_label": "作曲家"})
-    assert (item.subtitle, item.lemma_id, item.old_lemma_id, item.sub_lemma_id) == ("作曲家", 19133243, 568462, 19518466)
+    assert (item.subtitle, item.lemma_id, item.old_lemma_id, item.sub_lemma_id) == (
+        "作曲家",
+        19133243,
+        568462,
+        19518466,
+    )
     assert spider.crawler.stats.get_value("baike/pages/subtitle_from_list") == 1
     # its /subview/ form is only marked seen in the frontier, never downloaded
-    assert [(r.url, r.meta) for r in requests] == [(f"{MIRROR}/subview/568462/19518466.htm", {"_baike_seen_only": True})]
+    assert [(r.url, r.meta) for r in requests] == [
+        (f"{MIRROR}/subview/568462/19518466.htm", {"_baike_seen_only": True})
+    ]
 
 
 def test_pages_are_read_in_the_charset_the_server_declares(spider: BaikeSpider) -> None:
     url = f"{MIRROR}/item/{GUO}/19133243"
     html = SENSE_HTML.replace("作曲家。", "作曲家，生于四川。")
-    response = HtmlResponse(url, body=html.encode("gb18030"), headers={"Content-Type": "text/html; charset=GBK"},
-                            request=Request(url))
+    response = HtmlResponse(
+        url, body=html.encode("gb18030"), headers={"Content-Type": "text/html; charset=GBK"}, request=Request(url)
+    )
     (item,) = [e for e in spider.parse(response) if isinstance(e, BaikeItem)]
     assert (item.title, item.summary) == ("郭文景", "作曲家，生于四川。")
 
@@ -200,7 +217,11 @@ def test_denied_pages_are_refused_as_seeds_and_never_stored(spider: BaikeSpider,
 
 
 def test_the_deny_list_is_a_setting(redis_db, redis_server) -> None:
-    settings = {**PROJECT_SETTINGS, "REDIS_URL": redis_server.url, "BAIKE_DENY_URLS": "/item/%E9%83%AD%E6%96%87%E6%99%AF/19518465"}
+    settings = {
+        **PROJECT_SETTINGS,
+        "REDIS_URL": redis_server.url,
+        "BAIKE_DENY_URLS": "/item/%E9%83%AD%E6%96%87%E6%99%AF/19518465",
+    }
     spider = BaikeSpider.from_crawler(get_crawler(BaikeSpider, settings))
     _, requests = parsed(spider, f"https://baike.baidu.com/item/{GUO}?force=1", LIST_HTML)
     assert [r.url for r in requests] == [

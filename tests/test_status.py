@@ -42,7 +42,11 @@ def scrapy(redis_url: str, *args: str, timeout: float = 60) -> subprocess.Comple
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
     return subprocess.run(
         [sys.executable, "-m", "scrapy", *args, "-s", f"REDIS_URL={redis_url}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -55,11 +59,31 @@ def status_json(redis_url: str, *settings: str) -> dict:
     return json.loads(result.stdout)
 
 
-def add_node(client, node: str, *, seen: float, started: float = NOW - 100, pages: int = 0, finished=None,
-             reason=None, interval: float = 2.0) -> None:
-    record = {"node": node, "host": node.split(":")[0], "pid": int(node.split(":")[1]), "started": started,
-              "seen": seen, "pages": pages, "items": pages, "errors": 0, "pages_per_min": 120.0,
-              "finished": finished, "reason": reason, "interval": interval}
+def add_node(
+    client,
+    node: str,
+    *,
+    seen: float,
+    started: float = NOW - 100,
+    pages: int = 0,
+    finished=None,
+    reason=None,
+    interval: float = 2.0,
+) -> None:
+    record = {
+        "node": node,
+        "host": node.split(":")[0],
+        "pid": int(node.split(":")[1]),
+        "started": started,
+        "seen": seen,
+        "pages": pages,
+        "items": pages,
+        "errors": 0,
+        "pages_per_min": 120.0,
+        "finished": finished,
+        "reason": reason,
+        "interval": interval,
+    }
     client.hset(KEYS.nodes, node, json.dumps(record))
 
 
@@ -116,8 +140,9 @@ def test_a_crawl_resumed_after_it_stopped_is_running_again(redis_db) -> None:
     redis_db.set(KEYS.started, NOW - 500)
     redis_db.hset(KEYS.budget, "pages", 300)
     redis_db.hset(KEYS.state, mapping={"budget": 300, "reason": "closespider_pagecount", "ended_at": NOW - 100})
-    add_node(redis_db, "a:1:0001", seen=NOW - 100, started=NOW - 500, finished=NOW - 100,
-             reason="closespider_pagecount")
+    add_node(
+        redis_db, "a:1:0001", seen=NOW - 100, started=NOW - 500, finished=NOW - 100, reason="closespider_pagecount"
+    )
     assert snapshot(redis_db, KEYS, NOW)["state"] == STOPPED
     redis_db.hset(KEYS.state, "budget", 400)  # what a node started with a larger budget records
     add_node(redis_db, "b:2:0002", seen=NOW - 1, started=NOW - 10)
@@ -213,8 +238,18 @@ class Watcher:
     """`scrapy status --watch --json` in the background, its snapshots collected."""
 
     def __init__(self, redis_url: str, *settings: str):
-        args = [sys.executable, "-m", "scrapy", "status", "--watch", "--json", "--interval", "0.25",
-                "-s", f"REDIS_URL={redis_url}"]
+        args = [
+            sys.executable,
+            "-m",
+            "scrapy",
+            "status",
+            "--watch",
+            "--json",
+            "--interval",
+            "0.25",
+            "-s",
+            f"REDIS_URL={redis_url}",
+        ]
         for setting in settings:
             args += ["-s", setting]
         self.process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -385,8 +420,12 @@ def test_redacted_hides_what_redis_py_reads_as_the_password() -> None:
 
     from baike.status import redacted
 
-    for url in ("redis://:s3cr3t@h", "redis://h/0?password=s3cr3t", "unix://:s3cr3t@/x.sock",
-                "redis://h/0?pass%77ord=s3cr3t"):
+    for url in (
+        "redis://:s3cr3t@h",
+        "redis://h/0?password=s3cr3t",
+        "unix://:s3cr3t@/x.sock",
+        "redis://h/0?pass%77ord=s3cr3t",
+    ):
         password = parse_url(url)["password"]
         assert password == SECRET and password not in redacted(url)
 
@@ -395,19 +434,87 @@ def test_redacted_hides_what_redis_py_reads_as_the_password() -> None:
 
 # JSON text of odd values a node record may hold where a number or a string belongs
 ODD_JSON = [
-    "NaN", "Infinity", "-Infinity", "1e999", "-1e999", "-5", "-1e308", "1e308", "1e20", "-1e20", "1.5", "0",
-    str(2**70), str(-(2**70)), "9" * 5000, '"12"', '"abc"', '""', '"nan"', '"1e999"', '"-inf"', "null", "true",
-    "false", "[]", "[1, 2]", "{}", '{"a": 1}', json.dumps("x" * 100_000), '"\\ud800"', '"\\u001b[2J\\r\\n\\u0007"',
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "1e999",
+    "-1e999",
+    "-5",
+    "-1e308",
+    "1e308",
+    "1e20",
+    "-1e20",
+    "1.5",
+    "0",
+    str(2**70),
+    str(-(2**70)),
+    "9" * 5000,
+    '"12"',
+    '"abc"',
+    '""',
+    '"nan"',
+    '"1e999"',
+    '"-inf"',
+    "null",
+    "true",
+    "false",
+    "[]",
+    "[1, 2]",
+    "{}",
+    '{"a": 1}',
+    json.dumps("x" * 100_000),
+    '"\\ud800"',
+    '"\\u001b[2J\\r\\n\\u0007"',
     "[" * 50 + "]" * 50,
 ]
-NODE_FIELDS = ("node", "host", "pid", "started", "seen", "pages", "items", "errors", "pages_per_min", "finished",
-               "reason", "interval")
+NODE_FIELDS = (
+    "node",
+    "host",
+    "pid",
+    "started",
+    "seen",
+    "pages",
+    "items",
+    "errors",
+    "pages_per_min",
+    "finished",
+    "reason",
+    "interval",
+)
 # whole node records that are not one
-ODD_RECORDS = [b"\xff\xfe\x00bad", b"NaN", b"1e999", b"[1, 2]", b'"a string"', b"null", b"[" * 100_000,
-               b"{" * 10, b"x" * 1_000_000, b'{"seen": NaN, "pages": Infinity}', b""]
+ODD_RECORDS = [
+    b"\xff\xfe\x00bad",
+    b"NaN",
+    b"1e999",
+    b"[1, 2]",
+    b'"a string"',
+    b"null",
+    b"[" * 100_000,
+    b"{" * 10,
+    b"x" * 1_000_000,
+    b'{"seen": NaN, "pages": Infinity}',
+    b"",
+]
 # odd values of hash fields that hold integers or timestamps (budget, stats, state, started)
-ODD_TEXT = [b"nan", b"NaN", b"inf", b"-inf", b"1e999", b"-1e999", b"abc", b"", b"9" * 5000, b"-5", b"1.5",
-            b"\xff\xfe", b"1e300", b"-1e300", b" 7 ", b"0x10", str(2**70).encode()]
+ODD_TEXT = [
+    b"nan",
+    b"NaN",
+    b"inf",
+    b"-inf",
+    b"1e999",
+    b"-1e999",
+    b"abc",
+    b"",
+    b"9" * 5000,
+    b"-5",
+    b"1.5",
+    b"\xff\xfe",
+    b"1e300",
+    b"-1e300",
+    b" 7 ",
+    b"0x10",
+    str(2**70).encode(),
+]
 
 
 def odd_node_records() -> dict[bytes, bytes]:
@@ -415,9 +522,20 @@ def odd_node_records() -> dict[bytes, bytes]:
     for field in NODE_FIELDS:
         for n, value in enumerate(ODD_JSON):
             node = f"h:{n}:{field}"
-            parts = {"node": json.dumps(node), "host": '"h"', "pid": str(n), "started": str(NOW - 50),
-                     "seen": str(NOW - 1), "pages": "3", "items": "3", "errors": "0", "pages_per_min": "6.0",
-                     "finished": "null", "reason": "null", "interval": "2.0"}
+            parts = {
+                "node": json.dumps(node),
+                "host": '"h"',
+                "pid": str(n),
+                "started": str(NOW - 50),
+                "seen": str(NOW - 1),
+                "pages": "3",
+                "items": "3",
+                "errors": "0",
+                "pages_per_min": "6.0",
+                "finished": "null",
+                "reason": "null",
+                "interval": "2.0",
+            }
             parts[field] = value
             records[node.encode()] = ("{" + ", ".join(f'"{k}": {v}' for k, v in parts.items()) + "}").encode()
     for n, raw in enumerate(ODD_RECORDS):
@@ -452,9 +570,11 @@ def test_status_survives_any_value_in_redis(redis_db) -> None:
         assert isinstance(node["node"], str) and isinstance(node["host"], str) and isinstance(node["pages"], int)
         assert node["pid"] is None or isinstance(node["pid"], int)
 
-    for key, fields in ((KEYS.budget, ("pages", "reserved", "enqueued", "settled")),
-                        (KEYS.stats, ("pages", "items", "errors", "start_time", "finish_time")),
-                        (KEYS.state, ("budget", "reason", "ended_at"))):
+    for key, fields in (
+        (KEYS.budget, ("pages", "reserved", "enqueued", "settled")),
+        (KEYS.stats, ("pages", "items", "errors", "start_time", "finish_time")),
+        (KEYS.state, ("budget", "reason", "ended_at")),
+    ):
         for value in ODD_TEXT:
             redis_db.hset(key, mapping=dict.fromkeys(fields, value))
             redis_db.set(KEYS.started, value)
@@ -470,9 +590,15 @@ def test_status_command_survives_any_value_in_redis(redis_db, redis_server, tmp_
     redis_db.hset(KEYS.state, mapping={"budget": "-1e999", "reason": "\x1b[2J" + "r" * 10_000, "ended_at": "inf"})
     redis_db.hset(f"{KEYS.dupefilter}:0001", "f", "")
     redis_db.set(f"{KEYS.dupefilter}:0002", "not a bucket")
-    for sample in ('{"node": "a", "t": NaN, "pages": 1}', '{"node": "a", "t": 1e999, "pages": 1}',
-                   '{"node": "a", "t": 1e300, "pages": 1e999}', '{"node": "b", "t": -1e300, "pages": -7}',
-                   '{"node": "b", "t": 5, "pages": 2}', '{"node": "b", "t": 6, "pages": 3}', "[" * 100_000):
+    for sample in (
+        '{"node": "a", "t": NaN, "pages": 1}',
+        '{"node": "a", "t": 1e999, "pages": 1}',
+        '{"node": "a", "t": 1e300, "pages": 1e999}',
+        '{"node": "b", "t": -1e300, "pages": -7}',
+        '{"node": "b", "t": 5, "pages": 2}',
+        '{"node": "b", "t": 6, "pages": 3}',
+        "[" * 100_000,
+    ):
         redis_db.rpush(KEYS.timeline, sample)
 
     text = scrapy(redis_server.url, "status")
@@ -531,8 +657,9 @@ def started_node(redis_url: str, node: str) -> ClusterStats:
 
 
 @pytest.mark.parametrize("skew", [-90.0, 90.0])
-def test_a_node_whose_clock_is_off_is_alive_then_lost_by_redis_time(redis_db, redis_server, monkeypatch,
-                                                                    skew: float) -> None:
+def test_a_node_whose_clock_is_off_is_alive_then_lost_by_redis_time(
+    redis_db, redis_server, monkeypatch, skew: float
+) -> None:
     redis_db.set(KEYS.started, 1)
     skew_clock(monkeypatch, skew)  # the node's machine
     started_node(redis_server.url, "a:1:0001")
@@ -569,8 +696,10 @@ def test_status_shows_the_shared_rate_and_a_cool_down(redis_db, redis_server) ->
     keys = CrawlKeys.for_spider("baike")
     seconds, micros = redis_db.time()
     now = seconds + micros / 1e6
-    redis_db.hset(f"{keys.rate_prefix}baike.baidu.com", mapping={"rate": 2, "current": 1, "burst": 5,
-                                                                   "cooldown_until": now + 30, "reason": "captcha"})
+    redis_db.hset(
+        f"{keys.rate_prefix}baike.baidu.com",
+        mapping={"rate": 2, "current": 1, "burst": 5, "cooldown_until": now + 30, "reason": "captcha"},
+    )
     redis_db.hset(f"{keys.rate_prefix}baike.baidu.com@proxy-2", mapping={"rate": 2, "current": "nan"})
     redis_db.rpush(keys.start_urls, "https://baike.baidu.com/item/x/1")
     snap = snapshot(redis_db, keys)

@@ -47,14 +47,20 @@ MIRROR = "http://127.0.0.1:8800"
         # legacy forms
         ("https://baike.baidu.com/view/12345.htm", None, "https://baike.baidu.com/view/12345.htm"),
         ("/view/12345.html#3", "https://baike.baidu.com/", "https://baike.baidu.com/view/12345.htm"),
-        ("/subview/568462/19518465.htm#viewPageContent", "https://baike.baidu.com/",
-         "https://baike.baidu.com/subview/568462/19518465.htm"),
+        (
+            "/subview/568462/19518465.htm#viewPageContent",
+            "https://baike.baidu.com/",
+            "https://baike.baidu.com/subview/568462/19518465.htm",
+        ),
         # names that need escaping are spelled one way
         ("https://baike.baidu.com/item/C++", None, "https://baike.baidu.com/item/C%2B%2B"),
         ("https://baike.baidu.com/item/C%2b%2b", None, "https://baike.baidu.com/item/C%2B%2B"),
         ("https://baike.baidu.com/item/Guido van Rossum", None, "https://baike.baidu.com/item/Guido%20van%20Rossum"),
-        ("https://baike.baidu.com/item/Guido%20van%20Rossum/7/", None,
-         "https://baike.baidu.com/item/Guido%20van%20Rossum/7"),
+        (
+            "https://baike.baidu.com/item/Guido%20van%20Rossum/7/",
+            None,
+            "https://baike.baidu.com/item/Guido%20van%20Rossum/7",
+        ),
         # the mirror's origin counts as Baike
         (f"{MIRROR}/item/{NAME}/5162711?fromModule=lemma_inlink", None, PAGE),
     ],
@@ -111,8 +117,23 @@ def test_download_url_of_any_url_on_baike_is_the_mirror_with_urlsplits_path_and_
     """The shortcut for canonical URLs gives what cutting the URL with urlsplit gives, for anything."""
     from urllib.parse import urlsplit
 
-    tails = ["/item/x", "/item/x?force=1", "/item/x?", "/item/x#f", "/item/x?a#", "/item/x ", "/item/\tx",
-             "/item/x\n", "/item/x;p?q", "/item/名", ":443/item/x", "", "/", "//evil/x", "/item/x?a=1&b=2"]
+    tails = [
+        "/item/x",
+        "/item/x?force=1",
+        "/item/x?",
+        "/item/x#f",
+        "/item/x?a#",
+        "/item/x ",
+        "/item/\tx",
+        "/item/x\n",
+        "/item/x;p?q",
+        "/item/名",
+        ":443/item/x",
+        "",
+        "/",
+        "//evil/x",
+        "/item/x?a=1&b=2",
+    ]
     for tail in tails:
         url = "https://baike.baidu.com" + tail
         parts = urlsplit(url)
@@ -131,16 +152,28 @@ def test_entry_name_decodes() -> None:
     assert entry_name("https://baike.baidu.com/view/1.htm") is None
 
 
-@pytest.mark.parametrize(("url", "base"), [("https://[::1/item/x", None), ("/item/x", "http://[::1"), ("/item/\ud800", "https://baike.baidu.com/")])
+@pytest.mark.parametrize(
+    ("url", "base"),
+    [("https://[::1/item/x", None), ("/item/x", "http://[::1"), ("/item/\ud800", "https://baike.baidu.com/")],
+)
 def test_malformed_input_gives_none_not_an_exception(url: str, base: str | None) -> None:
     assert canonicalize(url, base=base) is None
 
 
 FORMS = [
-    f"https://baike.baidu.com/item/{NAME}/05162711?fromModule=lemma_inlink#x", f"/item/{NAME}?fromModule=x&force=1#top",
-    "https://baike.baidu.com/item/C++", "https://baike.baidu.com/item/C%2b%2b", "/item/%E3%80%80x%E3%80%80/0",
-    "https://baike.baidu.com/item/Guido van Rossum/7/", "/view/12345.html#3", "/subview/568462/019518465.htm",
-    f"{MIRROR}/item/{NAME}/5162711?force=1", f"{MIRROR}/item/a%25b", "/item/a%2Fb", "/item/x;y", "/item/x?force=1&a",
+    f"https://baike.baidu.com/item/{NAME}/05162711?fromModule=lemma_inlink#x",
+    f"/item/{NAME}?fromModule=x&force=1#top",
+    "https://baike.baidu.com/item/C++",
+    "https://baike.baidu.com/item/C%2b%2b",
+    "/item/%E3%80%80x%E3%80%80/0",
+    "https://baike.baidu.com/item/Guido van Rossum/7/",
+    "/view/12345.html#3",
+    "/subview/568462/019518465.htm",
+    f"{MIRROR}/item/{NAME}/5162711?force=1",
+    f"{MIRROR}/item/a%25b",
+    "/item/a%2Fb",
+    "/item/x;y",
+    "/item/x?force=1&a",
 ]
 
 

@@ -271,7 +271,11 @@ def parse_time(text: str) -> datetime:
 
 
 def make_exporter(
-    fmt: str, file: IO[bytes], encoding: str, report: tuple[dict[str, Any], list[dict[str, Any]]] | None = None, extra: tuple[str, ...] = ()
+    fmt: str,
+    file: IO[bytes],
+    encoding: str,
+    report: tuple[dict[str, Any], list[dict[str, Any]]] | None = None,
+    extra: tuple[str, ...] = (),
 ) -> Any:
     fields = [*RECORD_FIELDS, *extra]
     # Scrapy annotates its exporters' file as BytesIO; they write to any binary file
@@ -363,7 +367,8 @@ class Command(CrawlCommand):
         )
         parser.add_argument("--delete", action="store_true", help="delete the exported records from Redis afterwards")
         parser.add_argument(
-            "--changed-since", metavar="TIME",
+            "--changed-since",
+            metavar="TIME",
             help="only records whose stored version is new since TIME (ISO 8601, UTC by default, or Unix seconds)",
         )
         parser.add_argument(
@@ -380,7 +385,9 @@ class Command(CrawlCommand):
         try:
             opts.changed_since = parse_time(opts.changed_since) if opts.changed_since else None
         except ValueError:
-            raise UsageError(f"--changed-since takes an ISO 8601 time or Unix seconds, not {opts.changed_since!r}") from None
+            raise UsageError(
+                f"--changed-since takes an ISO 8601 time or Unix seconds, not {opts.changed_since!r}"
+            ) from None
         if opts.changed_since is not None and opts.delete:
             raise UsageError("--changed-since exports part of the records: it does not go with --delete")
         path = Path(opts.output)
@@ -450,7 +457,14 @@ class Command(CrawlCommand):
             report = (snap, read_timeline(server, keys.timeline))
         encoding = self.settings.get("FEED_EXPORT_ENCODING") or "utf-8"
         return export_records(
-            server, keys.items, output.file, fmt, encoding=encoding, report=report, batch=opts.batch, log=log,
+            server,
+            keys.items,
+            output.file,
+            fmt,
+            encoding=encoding,
+            report=report,
+            batch=opts.batch,
+            log=log,
             changed_since=opts.changed_since,
         )
 
@@ -459,10 +473,7 @@ class Command(CrawlCommand):
         items = self.keys.items
         parked, moved, superseded = recover_parked(server, items, batch)
         if parked:
-            line = (
-                f"Put back {moved} records parked by an interrupted export in {', '.join(parked)}"
-                f" into {items}"
-            )
+            line = f"Put back {moved} records parked by an interrupted export in {', '.join(parked)} into {items}"
             if superseded:
                 line += f"; kept {superseded} stored since instead of the parked copies"
             print(line, flush=True)

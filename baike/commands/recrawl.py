@@ -33,8 +33,13 @@ class Command(CrawlCommand):
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
-        parser.add_argument("--due-within", type=float, default=None, metavar="SECONDS",
-                            help="entries due within this many seconds from now")
+        parser.add_argument(
+            "--due-within",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="entries due within this many seconds from now",
+        )
         parser.add_argument("--all", action="store_true", help="every stored entry")
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
@@ -46,7 +51,9 @@ class Command(CrawlCommand):
             raise UsageError("--due-within takes a number of seconds, at least 0")
         try:
             server = self.connect()
-            due = make_due(server, self.keys, None if opts.all else opts.due_within, redis_time(server, self.keys.revisit))
+            due = make_due(
+                server, self.keys, None if opts.all else opts.due_within, redis_time(server, self.keys.revisit)
+            )
         except Exception as exc:  # one line, not a traceback: this is a user-facing command
             self.fail(str(exc))
             return

@@ -121,4 +121,3 @@ class Command(CrawlCommand):
             print(json.dumps({"time": time.time(), "state": "no crawl", "message": message}), flush=True)
         else:
             print((CLEAR if clear else "") + message, flush=True)
-

@@ -69,9 +69,7 @@ class LeaseAckMiddleware:
     def scheduler(self) -> LeasedScheduler:
         return cast("LeasedScheduler", self.crawler.engine.scheduler)
 
-    async def process_spider_output(
-        self, response: Response, result: AsyncIterator[Any]
-    ) -> AsyncIterator[Any]:
+    async def process_spider_output(self, response: Response, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
         lease = self.scheduler.lease_of(cast("Request", response.request))
         if lease is None:
             async for element in result:
@@ -113,7 +111,9 @@ class LeaseAckMiddleware:
             if receiver != self.request_scheduled
         ]
         if others:
-            logger.debug("request_scheduled has %d other receivers: leased pages' requests are counted there", len(others))
+            logger.debug(
+                "request_scheduled has %d other receivers: leased pages' requests are counted there", len(others)
+            )
             return
         scheduler.count_children(self.request_arrived)
         self.crawler.signals.disconnect(self.request_scheduled, signal=signals.request_scheduled)

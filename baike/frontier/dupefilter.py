@@ -89,7 +89,9 @@ class BucketLayout:
         if len(fingerprint) < _MIN_FINGERPRINT:
             fingerprint = hashlib.sha1(fingerprint).digest()
         end = self.field_bytes + BUCKET_INDEX_BYTES
-        return int.from_bytes(fingerprint[self.field_bytes : end], "big") % self.buckets, fingerprint[: self.field_bytes]
+        return int.from_bytes(fingerprint[self.field_bytes : end], "big") % self.buckets, fingerprint[
+            : self.field_bytes
+        ]
 
     def as_record(self) -> dict[str, int]:
         return {"buckets": self.buckets, "field_bytes": self.field_bytes}
@@ -256,4 +258,3 @@ class BucketDupeFilter(SharedDupeFilter):
         """Mark ``request`` seen; True when it already was (one round trip)."""
         key, field = self.slot(request)
         return self.server.hsetnx(key, field, b"") == 0
-

@@ -583,7 +583,6 @@ def push_and_ack(
     return Pushed(int(added), int(filtered), int(stale), int(cooling) / 1000, int(rate) / 1000, duplicates)
 
 
-
 def new_call_id() -> str:
     """A call id no earlier call of any node used (see the scripts' call ids)."""
     return secrets.token_hex(8)

@@ -158,14 +158,10 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
                 f" (got {self.flush_size} and {self.flush_interval})"
             )
         if not 0 < self.flush_shard_size <= MAX_FLUSH_SIZE:
-            raise ValueError(
-                f"SCHEDULER_FLUSH_SHARD_SIZE must be 1 to {MAX_FLUSH_SIZE} (got {self.flush_shard_size})"
-            )
+            raise ValueError(f"SCHEDULER_FLUSH_SHARD_SIZE must be 1 to {MAX_FLUSH_SIZE} (got {self.flush_shard_size})")
         self.lease_seconds = settings.getfloat("SCHEDULER_LEASE_SECONDS", 60.0)
         self.idle_poll = settings.getfloat("SCHEDULER_IDLE_POLL", 0.2)
-        self.heartbeat_interval = min(
-            settings.getfloat("SCHEDULER_HEARTBEAT_INTERVAL", 5.0), self.lease_seconds / 3
-        )
+        self.heartbeat_interval = min(settings.getfloat("SCHEDULER_HEARTBEAT_INTERVAL", 5.0), self.lease_seconds / 3)
         self.page_budget = max(settings.getint("CLOSESPIDER_PAGECOUNT"), 0)
         self.mirror = normalize_origin(settings.get("BAIKE_MIRROR"))
         self.started_at = time.time()
@@ -295,8 +291,7 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
             )
         except REDIS_ERRORS as exc:
             logger.error(
-                "Redis unreachable at close (%s): %d leases will return to the frontier"
-                " when they expire in %.0f s",
+                "Redis unreachable at close (%s): %d leases will return to the frontier when they expire in %.0f s",
                 exc,
                 len(leased),
                 self.lease_seconds,
@@ -792,7 +787,9 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
 
     def _take_from(self, queue: Any) -> Taken:
         """One take from ``queue`` under the current take call id (kept until confirmed)."""
-        taken: Taken = queue.take(self.node_id, self.batch_size, self.lease_seconds, self.page_budget, call_id=self._take_call)
+        taken: Taken = queue.take(
+            self.node_id, self.batch_size, self.lease_seconds, self.page_budget, call_id=self._take_call
+        )
         self._take_call = self._next_call_id()
         return taken
 
@@ -879,7 +876,7 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
     def _start_seeds(self, taken: Taken) -> None:
         """Enqueue the request of each leased seed; its lease settles in the same flush."""
         for reason in taken.bad_seeds:
-            logger.error("Skipping a seed: %s. Push a Baike entry URL or a JSON object {\"url\": ...}", reason)
+            logger.error('Skipping a seed: %s. Push a Baike entry URL or a JSON object {"url": ...}', reason)
         self._inc("baike/seeds/rejected", len(taken.bad_seeds))
         for request_id, request in taken.seeds:
             self._active.add(request_id)

@@ -136,7 +136,12 @@ end
 # Returns {added, filtered, stale acks, ms of cool-down left, rate now in requests per
 # 1000 s, {positions of the filtered requests among all the groups' requests, from 1, when
 # asked}}; a resent call (same call id) replays it.
-PUSH_AND_ACK = _CALL_CHUNKED + _CALLS + _LEASES + _RATE + """
+PUSH_AND_ACK = (
+    _CALL_CHUNKED
+    + _CALLS
+    + _LEASES
+    + _RATE
+    + """
 local node = ARGV[1]
 local call_id = ARGV[2]
 local replay = replayed(KEYS[8], 'push ' .. node, call_id)
@@ -301,6 +306,7 @@ end
 return remember(KEYS[8], 'push ' .. node, call_id,
   {added, filtered, stale, cooling, math.floor(current * 1000), duplicates})
 """
+)
 
 # LEASE: admit waiting seeds, reclaim expired leases, then lease up to N requests within
 # the page budget.
@@ -335,7 +341,12 @@ return remember(KEYS[8], 'push ' .. node, call_id,
 # Returns {reclaimed, budget_left (-1 = no budget), admitted seeds (-1 = wrong key type),
 #          token, ms until half a take's worth of tokens (0: not rate-limited), id1, ...};
 # a resent call (same call id) replays it.
-LEASE = _CALL_CHUNKED + _CALLS + _LEASES + _RATE + """
+LEASE = (
+    _CALL_CHUNKED
+    + _CALLS
+    + _LEASES
+    + _RATE
+    + """
 local node = ARGV[1]
 local call_id = ARGV[2]
 local replay = replayed(KEYS[9], 'lease ' .. node, call_id)
@@ -480,12 +491,15 @@ if rate > 0 then
 end
 return remember(KEYS[9], 'lease ' .. node, call_id, out)
 """
+)
 
 # RELEASE: hand leases back to the frontier untouched (node closing, request not downloaded).
 # KEYS[1] requests zset   KEYS[2] leases zset   KEYS[3] lease_owners hash   KEYS[4] budget hash
 # ARGV[1] node id, then pairs: request id, lease token. Only leases still this node's
 # with that token are released, so a second run changes nothing. Returns the number released.
-RELEASE = _LEASES + """
+RELEASE = (
+    _LEASES
+    + """
 local node = ARGV[1]
 local released = 0
 for i = 2, #ARGV, 2 do
@@ -502,6 +516,7 @@ for i = 2, #ARGV, 2 do
 end
 return released
 """
+)
 
 # HEARTBEAT: extend this node's leases, so a slow page is not taken from a live node.
 # KEYS[1] leases zset   KEYS[2] lease_owners hash
@@ -509,7 +524,9 @@ return released
 # The new deadline is Redis's TIME + lease seconds. Returns the ids of the leases that are
 # no longer this node's with that token (expired, maybe taken again): the node drops
 # them instead of downloading them twice.
-HEARTBEAT = _LEASES + """
+HEARTBEAT = (
+    _LEASES
+    + """
 local node = ARGV[1]
 local deadline = redis_now() + tonumber(ARGV[2])
 local lost = {}
@@ -525,6 +542,7 @@ for i = 3, #ARGV, 2 do
 end
 return lost
 """
+)
 
 # DEAD_LETTER_RAW: move a leased payload that cannot be decoded into the dead list.
 # KEYS[1] request_data hash   KEYS[2] leases zset   KEYS[3] lease_owners hash
@@ -533,7 +551,9 @@ return lost
 # ARGV[4] dead-letter record (JSON, built by the caller)
 # Only a lease still this node's with that token is moved, so a second run changes nothing.
 # Returns 1 when the payload was moved, 0 otherwise.
-DEAD_LETTER_RAW = _LEASES + """
+DEAD_LETTER_RAW = (
+    _LEASES
+    + """
 local owner = redis.call('HGET', KEYS[3], ARGV[2])
 local prefix = owner_prefix(ARGV[1], ARGV[3])
 if not owner or string.sub(owner, 1, #prefix) ~= prefix then return 0 end
@@ -545,6 +565,7 @@ redis.call('HINCRBY', KEYS[4], 'reserved', -1)
 redis.call('HINCRBY', KEYS[4], 'settled', 1)
 return 1
 """
+)
 
 # Lua helpers of the revisits (see baike.revisit): an entry's freshness state (a JSON
 # object, {} when absent or unreadable) and its interval after a visit, bounded.
@@ -576,7 +597,10 @@ end
 # step: the visit's outcome (STORE_VERSIONS, NOT_MODIFIED) sets the adapted one; should
 # the revisit end without one (a failure, a dead letter), the entry is still scheduled.
 # So a second run finds nothing due twice. Returns the number of entries moved.
-PROMOTE_DUE = _LEASES + _FRESHNESS + """
+PROMOTE_DUE = (
+    _LEASES
+    + _FRESHNESS
+    + """
 local now = redis_now()
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 if #due == 0 then return 0 end
@@ -597,6 +621,7 @@ redis.call('HINCRBY', KEYS[6], 'enqueued', #due)
 redis.call('HINCRBY', KEYS[6], 'revisits', #due)
 return #due
 """
+)
 
 # STORE_VERSIONS: store parsed records, keeping each entry's previous version and its schedule.
 # KEYS[1] items hash   KEYS[2] aliases hash   KEYS[3] freshness hash   KEYS[4] history hash
@@ -612,7 +637,10 @@ return #due
 # redone after a crash) finds its own fingerprint and writes no history entry twice.
 # Every entry's state gets the validators, "checked" (Redis time), one more visit, and its
 # due time: now + interval. Returns {new, changed, unchanged}.
-STORE_VERSIONS = _LEASES + _FRESHNESS + """
+STORE_VERSIONS = (
+    _LEASES
+    + _FRESHNESS
+    + """
 local now = redis_now()
 local default, low, high, keep = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local new, changed, unchanged = 0, 0, 0
@@ -658,6 +686,7 @@ if changed > 0 then redis.call('HINCRBY', KEYS[6], 'changed', changed) end
 if unchanged > 0 then redis.call('HINCRBY', KEYS[6], 'unchanged', unchanged) end
 return {new, changed, unchanged}
 """
+)
 
 # NOT_MODIFIED: a revisit answered 304: the entry did not change; its record is not touched.
 # KEYS[1] freshness hash   KEYS[2] revisit zset   KEYS[3] revisit_stats hash
@@ -666,7 +695,10 @@ return {new, changed, unchanged}
 # The state gets "checked" (Redis time), one more visit, its interval grown by half (not
 # above the longest) and its due time now + interval. An entry with no state (not stored)
 # is left alone. Returns the due time, or 0 when the entry has no state.
-NOT_MODIFIED = _LEASES + _FRESHNESS + """
+NOT_MODIFIED = (
+    _LEASES
+    + _FRESHNESS
+    + """
 local state = state_of(KEYS[1], ARGV[4])
 if not state then return 0 end
 local now = redis_now()
@@ -680,6 +712,7 @@ redis.call('ZADD', KEYS[2], now + interval, ARGV[4])
 redis.call('HINCRBY', KEYS[3], 'not_modified', 1)
 return tostring(now + interval)
 """
+)
 
 # ALLOWANCE_TRANSFERS (BAIKE_SHARDS > 1, see baike.frontier.shards). A script touches the
 # keys of one slot only, so the page budget is split: shard 0's "shards" hash keeps

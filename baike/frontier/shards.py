@@ -164,9 +164,7 @@ class Transfers:
         nothing is queued there; returns how many moved."""
         back_id = back_id or f"r-{secrets.token_hex(8)}"
         keys = self.shard_keys[shard]
-        taken = int(
-            self._debit(keys=[keys.budget, keys.returns, keys.leases, keys.credited], args=[back_id, units])
-        )
+        taken = int(self._debit(keys=[keys.budget, keys.returns, keys.leases, keys.credited], args=[back_id, units]))
         if taken > 0:
             self.add_back(shard, back_id, taken)
         return taken

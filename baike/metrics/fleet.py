@@ -199,8 +199,11 @@ class FleetCollector(Collector):
         )
         yield self._labelled(
             "baike_node_status",
-            {(node, status): float(record["status"] == status) for node, record in unique.items()
-             for status in (ALIVE, LOST, GONE)},
+            {
+                (node, status): float(record["status"] == status)
+                for node, record in unique.items()
+                for status in (ALIVE, LOST, GONE)
+            },
         )
 
     def _rates(self, rates: list[dict[str, Any]]) -> Iterator[Metric]:

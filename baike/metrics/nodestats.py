@@ -89,7 +89,7 @@ class NodeStatsCollector(Collector):
         statuses = any(status for _, status in samples)
         labels = ["node", *(["reason"] if reasons else []), *(["status"] if statuses else [])]
         family_type = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
-        family = family_type(metric, f"Scrapy stat {metric[len(PREFIX):]} of this node", labels=labels)
+        family = family_type(metric, f"Scrapy stat {metric[len(PREFIX) :]} of this node", labels=labels)
         for (reason, status), value in sorted(samples.items()):
             family.add_metric([node, *([reason] if reasons else []), *([status] if statuses else [])], value)
         return family

@@ -182,9 +182,7 @@ def _subtitle(page_data: dict[str, Any] | None, hooks: _Hooks, root: etree._Elem
     return _dom_subtitle(hooks) or _bar_label(hooks) or _title_label(root, title)
 
 
-def _own_urls(
-    url: str, mirror: str | None, canonical_link: str | None, title: str, lemma_id: int | None
-) -> set[str]:
+def _own_urls(url: str, mirror: str | None, canonical_link: str | None, title: str, lemma_id: int | None) -> set[str]:
     """Every canonical spelling of the page itself, so it never links to itself.
 
     Once the id is known, ``/item/<name>/<id>`` is this page even when it was

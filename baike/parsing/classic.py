@@ -120,9 +120,7 @@ def _search_old_lemma_id(text: str) -> re.Match[str] | None:
     return None
 
 
-def _lemma_id(
-    text: str, canonical_link: str | None, page_data: dict[str, Any] | None
-) -> int | None:
+def _lemma_id(text: str, canonical_link: str | None, page_data: dict[str, Any] | None) -> int | None:
     """The page's own lemma id, i.e. the one its ``/item/<name>/<id>`` URLs use.
 
     The canonical link states it outright, and PAGE_DATA's ``lemmaId`` is the

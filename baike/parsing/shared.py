@@ -100,13 +100,32 @@ def _strip_brackets(text: str) -> str:
 
 # ------------------------------------------------------------------ tree reading
 
-_SKIP_TAGS = frozenset(
-    {"script", "style", "noscript", "template", "button", "iframe", "svg", "select", "textarea"}
-)
+_SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "button", "iframe", "svg", "select", "textarea"})
 _BLOCK_TAGS = frozenset(
     {
-        "div", "p", "li", "ul", "ol", "dl", "dt", "dd", "br", "tr", "td", "th", "table",
-        "section", "article", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre",
+        "div",
+        "p",
+        "li",
+        "ul",
+        "ol",
+        "dl",
+        "dt",
+        "dd",
+        "br",
+        "tr",
+        "td",
+        "th",
+        "table",
+        "section",
+        "article",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "blockquote",
+        "pre",
     }
 )
 # Class fragments of page chrome that sits inside content containers: read-aloud
@@ -260,13 +279,7 @@ def _canonical_cached(href: str, origin: str, mirror: str | None) -> str | None:
 
 
 def _joins_plainly(href: str) -> bool:
-    return (
-        href[:1] == "/"
-        and "//" not in href
-        and "/." not in href
-        and href.isprintable()
-        and href == href.strip()
-    )
+    return href[:1] == "/" and "//" not in href and "/." not in href and href.isprintable() and href == href.strip()
 
 
 @functools.lru_cache(maxsize=256)

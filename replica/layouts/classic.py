@@ -47,17 +47,25 @@ _TAIL_JS = (
 )
 _STYLESHEETS = "".join(
     f'<link rel="stylesheet" type="text/css" href="https://baike.bdimg.com/static/{path}_{i * 7919 % 0xFFFFFFF:07x}.css"/>'
-    for i, path in enumerate((
-        "wiki-lemma/pkg/wiki-lemma", "wiki-common/pkg/wiki-common-base",
-        "wiki-common/widget/component/userbar/userbar", "wiki-common/widget/component/headTabBar/headTabBar",
-        "wiki-common/widget/component/searchbar-n/searchbar", "wiki-common/widget/component/navbar/navbar",
-        "wiki-lemma/widget/tools/announcement/announcement", "wiki-lemma/widget/tools/label/label",
-        "wiki-lemma/widget/tools/newSideShare/sideShare", "wiki-lemma/pkg/wiki-lemma-module",
-        "wiki-lemma/widget/lemma_content/mainContent/mainContent",
-        "wiki-lemma/widget/lemma_content/mainContent/lemmaRelation/lemmaRelation",
-        "wiki-common/widget/component/footer/footer_main",
-        "wiki-lemma/widget/tools/searchHeader/searchHeader-n",
-    ), start=1)
+    for i, path in enumerate(
+        (
+            "wiki-lemma/pkg/wiki-lemma",
+            "wiki-common/pkg/wiki-common-base",
+            "wiki-common/widget/component/userbar/userbar",
+            "wiki-common/widget/component/headTabBar/headTabBar",
+            "wiki-common/widget/component/searchbar-n/searchbar",
+            "wiki-common/widget/component/navbar/navbar",
+            "wiki-lemma/widget/tools/announcement/announcement",
+            "wiki-lemma/widget/tools/label/label",
+            "wiki-lemma/widget/tools/newSideShare/sideShare",
+            "wiki-lemma/pkg/wiki-lemma-module",
+            "wiki-lemma/widget/lemma_content/mainContent/mainContent",
+            "wiki-lemma/widget/lemma_content/mainContent/lemmaRelation/lemmaRelation",
+            "wiki-common/widget/component/footer/footer_main",
+            "wiki-lemma/widget/tools/searchHeader/searchHeader-n",
+        ),
+        start=1,
+    )
 )
 
 
@@ -181,53 +189,57 @@ class ClassicLayout(Base):
         summary, lead = self._summary(entry)
         extra_links = "".join(
             f'<a href="{self.href(link)}" target="_blank">{link.text}</a>'
-            for link in entry.chrome_links[1 + bool(entry.sense_links):]
+            for link in entry.chrome_links[1 + bool(entry.sense_links) :]
         )
         tags = "，".join(f'<span class="taglist">{tag}</span>' for tag in entry.tags)
-        body = "".join((
-            self._polysemant(entry),
-            '</div><div class="content-wrapper"><div class="content"><div class="main-content">',
-            f'<div class="top-tool"><a href="/divideload/{enc}" title="拆分词条" target="_blank" class="split-icon" style="display:none;"></a>'
-            '<div class="top-collect"><span class="collect-text">收藏</span><div class="collect-tip">查看'
-            '<a href="/uc/favolemma" target="_blank">我的收藏</a></div></div></div>',
-            f'<dl class="lemmaWgt-lemmaTitle lemmaWgt-lemmaTitle-">{self._title(entry, h2)}</dl>',
-            summary,
-            f'<div class="lemmaWgt-promotion-rightPreciseAd" data-lemmaId="{lemma}" data-lemmaTitle="{name}"></div>',
-            self._infobox(entry),
-            self._catalog(entry),
-            lead,
-            self._sections(entry),
-            self._references(entry),
-            '<div id="open-tag"><dl class="open-tag-collapse"><dt class="open-tag-title">词条标签：</dt>'
-            f'<dd id="open-tag-item">{tags}</dd></dl></div>',
-            f'<div class="related-sample">{extra_links}</div>' if extra_links else "",
-            '</div>',
-            self._tools(entry, enc),
-            f'<div class="album-list"><a class="album-pic" href="https://bkimg.cdn.bcebos.com/pic/{entry.images[0]}" target="_blank">'
-            f'<img src="https://bkimg.cdn.bcebos.com/pic/{entry.images[0]}?x-bce-process=image/resize,m_lfit,w_268,limit_1" alt="{name}"/></a>'
-            f'<span class="album-count">共{len(entry.images)}张</span></div>',
-            self._link_list("相关词条", "lemmaWgt-sideRelation", entry.related),
-        ))
-        gbk = entry.charset == GBK
-        page = b"".join((
-            b"<!DOCTYPE html><!--STATUS OK--><html><head>",
-            b"" if gbk else _META_UTF8,
-            b'<meta http-equiv="X-UA-Compatible" content="IE=Edge" /><meta name="referrer" content="always" />',
+        body = "".join(
             (
-                f'<meta name="description" content="{description}..."><title>{_page_title(entry)}</title>'
-                f'<meta name="keywords" content="{keywords}">'
-            ).encode(),
-            chrome.head,
-            name.encode("utf-8"),
-            chrome.nav,
-            f'<div><a href="{self.href(navbar)}" target="_blank">{navbar.text}</a></div>'.encode(),
-            chrome.body_star if entry.star else chrome.body,
-            body.encode("utf-8"),
-            self.hot,
-            chrome.footer,
-            self._ids_script(entry).encode("utf-8"),
-            chrome.tail,
-        ))
+                self._polysemant(entry),
+                '</div><div class="content-wrapper"><div class="content"><div class="main-content">',
+                f'<div class="top-tool"><a href="/divideload/{enc}" title="拆分词条" target="_blank" class="split-icon" style="display:none;"></a>'
+                '<div class="top-collect"><span class="collect-text">收藏</span><div class="collect-tip">查看'
+                '<a href="/uc/favolemma" target="_blank">我的收藏</a></div></div></div>',
+                f'<dl class="lemmaWgt-lemmaTitle lemmaWgt-lemmaTitle-">{self._title(entry, h2)}</dl>',
+                summary,
+                f'<div class="lemmaWgt-promotion-rightPreciseAd" data-lemmaId="{lemma}" data-lemmaTitle="{name}"></div>',
+                self._infobox(entry),
+                self._catalog(entry),
+                lead,
+                self._sections(entry),
+                self._references(entry),
+                '<div id="open-tag"><dl class="open-tag-collapse"><dt class="open-tag-title">词条标签：</dt>'
+                f'<dd id="open-tag-item">{tags}</dd></dl></div>',
+                f'<div class="related-sample">{extra_links}</div>' if extra_links else "",
+                "</div>",
+                self._tools(entry, enc),
+                f'<div class="album-list"><a class="album-pic" href="https://bkimg.cdn.bcebos.com/pic/{entry.images[0]}" target="_blank">'
+                f'<img src="https://bkimg.cdn.bcebos.com/pic/{entry.images[0]}?x-bce-process=image/resize,m_lfit,w_268,limit_1" alt="{name}"/></a>'
+                f'<span class="album-count">共{len(entry.images)}张</span></div>',
+                self._link_list("相关词条", "lemmaWgt-sideRelation", entry.related),
+            )
+        )
+        gbk = entry.charset == GBK
+        page = b"".join(
+            (
+                b"<!DOCTYPE html><!--STATUS OK--><html><head>",
+                b"" if gbk else _META_UTF8,
+                b'<meta http-equiv="X-UA-Compatible" content="IE=Edge" /><meta name="referrer" content="always" />',
+                (
+                    f'<meta name="description" content="{description}..."><title>{_page_title(entry)}</title>'
+                    f'<meta name="keywords" content="{keywords}">'
+                ).encode(),
+                chrome.head,
+                name.encode("utf-8"),
+                chrome.nav,
+                f'<div><a href="{self.href(navbar)}" target="_blank">{navbar.text}</a></div>'.encode(),
+                chrome.body_star if entry.star else chrome.body,
+                body.encode("utf-8"),
+                self.hot,
+                chrome.footer,
+                self._ids_script(entry).encode("utf-8"),
+                chrome.tail,
+            )
+        )
         # Rare (1/8 of 2017 pages): re-encoding beats keeping a GBK copy of every static chunk.
         return page.decode("utf-8").encode(GBK_CODEC) if gbk else page
 
@@ -280,7 +292,9 @@ class ClassicLayout(Base):
             if link is None:
                 items.append(f'<li class="item">▪<span class="selected">{subtitles[position]}</span></li>')
             else:
-                items.append(f"<li class=\"item\">▪<a title=\"{link.text}\" href='{self.href(link)}'>{link.text}</a></li>")
+                items.append(
+                    f'<li class="item">▪<a title="{link.text}" href=\'{self.href(link)}\'>{link.text}</a></li>'
+                )
         force = entry.chrome_links[1]
         return (
             '<div class="polysemant-list polysemant-list-normal"><div class="polysemantList-header">'
@@ -323,7 +337,7 @@ class ClassicLayout(Base):
                 for key, value in items
             )
             blocks.append(f'<dl class="basicInfo-block {cls}">{cells}</dl>')
-        return f'{self.infobox_open}{"".join(blocks)}</div>'
+        return f"{self.infobox_open}{''.join(blocks)}</div>"
 
     def _sections(self, entry: Entry) -> str:
         out: list[str] = []

@@ -46,18 +46,20 @@ class ListPages:
             f'<div class="lemmaWgt-createsub"><a href="/createsub/{enc}" target="_blank">添加义项</a></div>'
             '</div><div class="side-content">'
         )
-        return b"".join((
-            b"<!DOCTYPE html><!--STATUS OK--><html><head>",
-            _META_UTF8,
-            b'<meta http-equiv="X-UA-Compatible" content="IE=Edge" /><meta name="referrer" content="always" />',
-            f"<title>{name}_百度百科</title>".encode(),
-            chrome.head,
-            name.encode("utf-8"),
-            chrome.nav,
-            f'<div><a href="{layout.href(navbar)}" target="_blank">{navbar.text}</a></div>'.encode(),
-            chrome.body,
-            body.encode("utf-8"),
-            layout.hot,
-            chrome.footer,
-            chrome.tail,
-        ))
+        return b"".join(
+            (
+                b"<!DOCTYPE html><!--STATUS OK--><html><head>",
+                _META_UTF8,
+                b'<meta http-equiv="X-UA-Compatible" content="IE=Edge" /><meta name="referrer" content="always" />',
+                f"<title>{name}_百度百科</title>".encode(),
+                chrome.head,
+                name.encode("utf-8"),
+                chrome.nav,
+                f'<div><a href="{layout.href(navbar)}" target="_blank">{navbar.text}</a></div>'.encode(),
+                chrome.body,
+                body.encode("utf-8"),
+                layout.hot,
+                chrome.footer,
+                chrome.tail,
+            )
+        )

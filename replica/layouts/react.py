@@ -33,14 +33,56 @@ from replica.site import DEPLOYS, Site
 
 # CSS-module names of the React layout; each deploy gives them new suffixes.
 MODULE_CLASSES = (
-    "pageWrapper", "header", "searchBar", "navBar", "lemmaTitleBox", "lemmaTitle", "lemmaDesc",
-    "polysemantText", "polysemant", "polysemantTitle", "polysemantList", "polysemantItem",
-    "polysemantLink", "selected", "lemmaSummary", "para", "summary", "text", "innerLink",
-    "supWrap", "basicInfo", "basicInfoBlock", "itemWrapper", "basicInfoItem", "itemName",
-    "itemValue", "catalog", "catalogItem", "catalogList", "paraTitle", "level2", "level3",
-    "mainContent", "sideContent", "relatedLemma", "hotLemma", "lemmaList", "referenceList",
-    "referenceItem", "footer", "tagList", "tag", "albumList", "picture", "pictureImg",
-    "contentWrapper", "toolBar", "toolButton", "audioPlay", "editLemma",
+    "pageWrapper",
+    "header",
+    "searchBar",
+    "navBar",
+    "lemmaTitleBox",
+    "lemmaTitle",
+    "lemmaDesc",
+    "polysemantText",
+    "polysemant",
+    "polysemantTitle",
+    "polysemantList",
+    "polysemantItem",
+    "polysemantLink",
+    "selected",
+    "lemmaSummary",
+    "para",
+    "summary",
+    "text",
+    "innerLink",
+    "supWrap",
+    "basicInfo",
+    "basicInfoBlock",
+    "itemWrapper",
+    "basicInfoItem",
+    "itemName",
+    "itemValue",
+    "catalog",
+    "catalogItem",
+    "catalogList",
+    "paraTitle",
+    "level2",
+    "level3",
+    "mainContent",
+    "sideContent",
+    "relatedLemma",
+    "hotLemma",
+    "lemmaList",
+    "referenceList",
+    "referenceItem",
+    "footer",
+    "tagList",
+    "tag",
+    "albumList",
+    "picture",
+    "pictureImg",
+    "contentWrapper",
+    "toolBar",
+    "toolButton",
+    "audioPlay",
+    "editLemma",
 )
 # The suffixes of deploy 0 are the ones documented for real 2024 pages.
 _KNOWN_SUFFIXES = {"lemmaTitle": "qmNnR", "text": "BvQ2v", "innerLink": "zQv0z"}
@@ -77,7 +119,10 @@ class ReactLayout(Base):
         self._hot = [
             (
                 f'<div class="{cls["hotLemma"]}"><h3>热门词条</h3><ul class="{cls["lemmaList"]}">'
-                + "".join(f'<li><a href="{self.href(link)}" target="_blank">{link.text}</a></li>' for link in site.hot_links(LAYOUT_2023))
+                + "".join(
+                    f'<li><a href="{self.href(link)}" target="_blank">{link.text}</a></li>'
+                    for link in site.hot_links(LAYOUT_2023)
+                )
                 + "</ul></div>"
             ).encode("utf-8")
             for cls in self.deploys
@@ -119,7 +164,7 @@ class ReactLayout(Base):
             '<meta name="viewport" content="width=device-width,initial-scale=1"><meta name="referrer" content="always">'
             f'<title>{_page_title(entry)}</title><meta name="description" content="{clean_text(entry.summary[0])[:120]}...">'
             f'<link rel="stylesheet" href="https://baike.bdimg.com/static/baike-react/pkg/main_{entry.deploy:02d}.css">'
-            f'<script>window.PAGE_DATA = {_json_script(self._page_data(entry))};</script></head>'
+            f"<script>window.PAGE_DATA = {_json_script(self._page_data(entry))};</script></head>"
         )
         navbar = entry.chrome_links[0]
         parts = [f'<a href="{prefix[navbar.anchor]}{navbar.path}" target="_blank">{navbar.text}</a></div></div>']
@@ -131,7 +176,9 @@ class ReactLayout(Base):
             items = []
             for position, link in enumerate(entry.sense_links):
                 if link is None:
-                    items.append(f'<li class="{cls["polysemantItem"]} {cls["selected"]}"><span>{subtitles[position]}</span></li>')
+                    items.append(
+                        f'<li class="{cls["polysemantItem"]} {cls["selected"]}"><span>{subtitles[position]}</span></li>'
+                    )
                 else:
                     items.append(
                         f'<li class="{cls["polysemantItem"]}"><a class="{cls["polysemantLink"]}" href="{self.href(link)}"'
@@ -145,7 +192,8 @@ class ReactLayout(Base):
             )
         desc = (
             f'<div class="{cls["lemmaDesc"]}"><span class="{cls["polysemantText"]} J-polysemantText">{entry.subtitle}</span></div>'
-            if entry.subtitle else ""
+            if entry.subtitle
+            else ""
         )
         add(
             f'<div class="{cls["lemmaTitleBox"]}"><h1 class="{cls["lemmaTitle"]} J-lemma-title">{name}</h1>{desc}'
@@ -157,7 +205,9 @@ class ReactLayout(Base):
         add(f'<div class="{cls["lemmaSummary"]} J-summary" data-tag="lemmaSummary">')
         for n, para in enumerate(entry.summary):
             # The newline keeps paragraphs apart for parsers that take the box's whole text.
-            add(f'<div class="{cls["para"]} {cls["summary"]} MARK_MODULE" data-tag="paragraph" data-idx="0-{n + 1}">{inline(para, cls)}</div>\n')
+            add(
+                f'<div class="{cls["para"]} {cls["summary"]} MARK_MODULE" data-tag="paragraph" data-idx="0-{n + 1}">{inline(para, cls)}</div>\n'
+            )
         add(f'</div><div class="{cls["basicInfo"]} J-basic-info">')
         half = (len(entry.infobox) + 1) // 2
         for side, items in (("left", entry.infobox[:half]), ("right", entry.infobox[half:])):
@@ -195,10 +245,13 @@ class ReactLayout(Base):
         )
         extra_links = "".join(
             f'<a class="{cls["innerLink"]}" href="{self.href(link)}" target="_blank">{link.text}</a>'
-            for link in entry.chrome_links[1 + bool(entry.sense_links):]
+            for link in entry.chrome_links[1 + bool(entry.sense_links) :]
         )
         tags = "".join(f'<span class="{cls["tag"]}">{tag}</span>' for tag in entry.tags)
-        related = "".join(f'<li><a href="{prefix[link.anchor]}{link.path}" target="_blank">{link.text}</a></li>' for link in entry.related)
+        related = "".join(
+            f'<li><a href="{prefix[link.anchor]}{link.path}" target="_blank">{link.text}</a></li>'
+            for link in entry.related
+        )
         album = (
             f'<div class="{cls["albumList"]}"><a href="https://bkimg.cdn.bcebos.com/pic/{entry.images[0]}" target="_blank">'
             f'<img src="https://bkimg.cdn.bcebos.com/pic/{entry.images[0]}?x-bce-process=image/format,f_auto" alt="{name}"></a></div>'
@@ -209,21 +262,21 @@ class ReactLayout(Base):
             f'</div><div class="{cls["sideContent"]}">{album}'
             f'<div class="{cls["relatedLemma"]}"><h3>相关词条</h3><ul class="{cls["lemmaList"]}">{related}</ul></div>'
         )
-        return b"".join((
-            head.encode("utf-8"),
-            head_static,
-            body_static,
-            "".join(parts).encode("utf-8"),
-            self._hot[entry.deploy],
-            tail_static,
-            f'<script src="https://baike.bdimg.com/static/baike-react/pkg/main_{entry.deploy:02d}.js" defer></script></body></html>'.encode(),
-        ))
+        return b"".join(
+            (
+                head.encode("utf-8"),
+                head_static,
+                body_static,
+                "".join(parts).encode("utf-8"),
+                self._hot[entry.deploy],
+                tail_static,
+                f'<script src="https://baike.bdimg.com/static/baike-react/pkg/main_{entry.deploy:02d}.js" defer></script></body></html>'.encode(),
+            )
+        )
 
     def _chunks(self, cls: dict[str, str], footer: str) -> tuple[bytes, bytes, bytes]:
         css = _filler_css("", tuple(cls.values()))
-        head = (
-            f'<style>{css}</style><script>{_MONITOR_JS}</script>'
-        ).encode()
+        head = (f"<style>{css}</style><script>{_MONITOR_JS}</script>").encode()
         products = "".join(f'<a class="{cls["navBar"]}" href="{url}">{label}</a>' for label, url in _PRODUCTS)
         products += "".join(f'<a class="{cls["navBar"]}" href="{path}">{label}</a>' for label, path in _CATEGORIES)
         body = (
@@ -233,9 +286,7 @@ class ReactLayout(Base):
             '<button type="submit">进入词条</button></form><a href="/help" target="_blank">帮助</a>'
             '<a href="/usercenter" target="_blank">个人中心</a>'
         ).encode()
-        tail = (
-            f'</div></div>{footer}</div></div><script>{_LOADER_JS}</script><script>{_WIDGET_JS}</script>'
-        ).encode()
+        tail = (f"</div></div>{footer}</div></div><script>{_LOADER_JS}</script><script>{_WIDGET_JS}</script>").encode()
         return head, body, tail
 
     def _inline(self, segs: list[Segment], cls: dict[str, str]) -> str:
@@ -253,5 +304,7 @@ class ReactLayout(Base):
                     f' target="_blank" data-from-module="">{seg.text}</a></span>'
                 )
             else:
-                add(f'<span class="{sup}" data-tag="ref" data-ref-index="{seg.label[1:-1]}"><sup>{seg.label}</sup></span>')
+                add(
+                    f'<span class="{sup}" data-tag="ref" data-ref-index="{seg.label[1:-1]}"><sup>{seg.label}</sup></span>'
+                )
         return "".join(out)

@@ -45,4 +45,6 @@ class Layout2017(ClassicLayout):
 
     def _link_items(self, links: list[Link]) -> str:
         prefix = self._prefix
-        return "".join(f"<li><a href='{prefix[link.anchor]}{link.path}' target=_blank>{link.text}</a></li>" for link in links)
+        return "".join(
+            f"<li><a href='{prefix[link.anchor]}{link.path}' target=_blank>{link.text}</a></li>" for link in links
+        )
