@@ -140,6 +140,8 @@ class Replica:
     process: subprocess.Popen | None = None
     url: str = ""
     _start_url: str = ""
+    # the project tree the replica is run from (another commit's: Lab.export_tree)
+    root: Path = ROOT
 
     def start(self) -> Replica:
         self.process = subprocess.Popen(
@@ -155,7 +157,7 @@ class Replica:
                 str(self.seed),
                 *self.options,
             ],
-            cwd=ROOT,
+            cwd=self.root,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,

@@ -130,7 +130,9 @@ class Command(ScrapyCrawlCommand):
             raise UsageError("running 'scrapy crawl' with more than one spider is not supported")
         assert self.crawler_process is not None
         self.opening_errors = OpeningErrors()
-        crawler = self._create_crawler(args[0])
+        # the public create_crawler, not Scrapy's private ScrapyCommand._create_crawler (which
+        # only adds a warning when FEEDS is set without the feed exporter)
+        crawler = self.crawler_process.create_crawler(args[0])
         crawler.signals.connect(self.opening_errors.spider_opened, signal=signals.spider_opened)
         self.opening_errors.install()
         self.watch(cast("Deferred[None] | asyncio.Task[None]", self.crawler_process.crawl(crawler, **opts.spargs)))
