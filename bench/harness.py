@@ -34,7 +34,7 @@ from typing import Any
 import psutil
 import redis
 
-from tests.support import NodeLog, RedisServer
+from tests.support import NodeLog, RedisServer, node_settings, setting_args
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -314,31 +314,16 @@ def node_args(
     redis_url: str, mirror: str, log_path: Path, settings: Iterable[str], profile: Path | None = None
 ) -> list[str]:
     profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
-    args = [
+    node = node_settings(redis_url, mirror, log_path)
+    return [
         PYTHON,
         *profiler,
         "-m",
         "bench.node",
         "crawl",
         "baike",
-        "-s",
-        f"REDIS_URL={redis_url}",
-        "-s",
-        f"BAIKE_MIRROR={mirror}",
-        "-s",
-        "AUTOTHROTTLE_ENABLED=False",
-        "-s",
-        "ROBOTSTXT_OBEY=False",
-        "-s",
-        "LOG_LEVEL=INFO",
-        "-s",
-        f"LOG_FILE={log_path}",
-        "-s",
-        "BAIKE_CLUSTER_RATE=0",
+        *setting_args(*node, "BAIKE_CLUSTER_RATE=0", *settings),
     ]
-    for setting in settings:
-        args += ["-s", setting]
-    return args
 
 
 # -- the lab: owns everything a benchmark starts ------------------------------------------

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support import NodeLog, RedisServer, free_port
+from tests.support import NodeLog, RedisServer, free_port, node_settings, setting_args
 
 ROOT = Path(__file__).resolve().parents[1]
 # A node's log must not show these: Scrapy deprecations fail the tests.
@@ -167,33 +167,18 @@ class Node(NodeLog):
 
 def node_command(redis_url: str, mirror: str, log_path: Path, *settings: str) -> list[str]:
     """The command line of one test node against ``redis_url`` downloading from ``mirror``."""
-    args = [
+    return [
         sys.executable,
         "-m",
         "scrapy",
         "crawl",
         "baike",
-        "-s",
-        f"REDIS_URL={redis_url}",
-        "-s",
-        f"BAIKE_MIRROR={mirror}",
-        "-s",
-        "AUTOTHROTTLE_ENABLED=False",
-        "-s",
-        "ROBOTSTXT_OBEY=False",
-        "-s",
-        "LOG_LEVEL=INFO",
-        "-s",
-        f"LOG_FILE={log_path}",
-        "-s",
-        "CLOSESPIDER_FINISHED_GRACE=1.5",
         # the replica is ours: no cluster rate unless a test sets one
-        "-s",
-        "BAIKE_CLUSTER_RATE=0",
+        *setting_args(
+            *node_settings(redis_url, mirror, log_path), "CLOSESPIDER_FINISHED_GRACE=1.5", "BAIKE_CLUSTER_RATE=0"
+        ),
+        *setting_args(*settings),
     ]
-    for setting in settings:
-        args += ["-s", setting]
-    return args
 
 
 def node_env() -> dict[str, str]:

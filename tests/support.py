@@ -35,6 +35,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def setting_args(*settings: str) -> list[str]:
+    """``-s NAME=value`` for each of ``settings``, as ``scrapy crawl`` takes them."""
+    return [arg for setting in settings for arg in ("-s", setting)]
+
+
+def node_settings(redis_url: str, mirror: str, log_path: Path | str) -> list[str]:
+    """What every test or benchmark node runs with: its Redis, the replica, no AutoThrottle
+    or robots.txt (the replica is ours), INFO logging into ``log_path``."""
+    return [
+        f"REDIS_URL={redis_url}",
+        f"BAIKE_MIRROR={mirror}",
+        "AUTOTHROTTLE_ENABLED=False",
+        "ROBOTSTXT_OBEY=False",
+        "LOG_LEVEL=INFO",
+        f"LOG_FILE={log_path}",
+    ]
+
+
 @dataclass
 class RedisServer:
     directory: Path

@@ -11,7 +11,7 @@ import pytest
 
 from baike.keys import CrawlKeys
 from tests.conftest import ROOT
-from tests.support import NodeLog
+from tests.support import NodeLog, node_settings, setting_args
 
 KEYS = CrawlKeys.for_spider("baike")
 SCRIPT = ROOT / "scripts" / "node.sh"
@@ -46,18 +46,9 @@ def test_a_node_crawls_the_crawl_at_the_url_with_the_other_arguments(
             "bash",
             str(SCRIPT),
             redis_server.url,
-            "-s",
-            f"BAIKE_MIRROR={small_replica.url}",
-            "-s",
-            "CLOSESPIDER_PAGECOUNT=20",
-            "-s",
-            "AUTOTHROTTLE_ENABLED=False",
-            "-s",
-            "ROBOTSTXT_OBEY=False",
-            "-s",
-            "LOG_LEVEL=INFO",
-            "-s",
-            f"LOG_FILE={log.log_path}",
+            # the script takes the URL as its argument: REDIS_URL is not passed as a setting
+            *setting_args(*node_settings(redis_server.url, small_replica.url, log.log_path)[1:]),
+            *setting_args("CLOSESPIDER_PAGECOUNT=20"),
         ],
         cwd=tmp_path,
         env=environment(),
