@@ -66,10 +66,16 @@ def requests_between(replica, start: float, end: float) -> int:
 def test_a_captcha_storm_pauses_the_cluster_which_then_finishes_the_crawl(
     redis_db, redis_server, replica_factory, node_factory
 ) -> None:
-    replica = replica_factory(400, 8, "--latency-ms", "50")
+    replica = replica_factory(200, 8, "--latency-ms", "50")
     answer = replica.answer_key(replica.start_url())
     redis_db.lpush(KEYS.start_urls, replica.start_url())
-    settings = ("CLOSESPIDER_PAGECOUNT=0", "BAIKE_CLUSTER_RATE=30", "BAIKE_CLUSTER_BURST=5", "BAIKE_COOLDOWN=5")
+    settings = (
+        "CLOSESPIDER_PAGECOUNT=0",
+        "BAIKE_CLUSTER_RATE=30",
+        "BAIKE_CLUSTER_BURST=5",
+        "BAIKE_COOLDOWN=5",
+        "BAIKE_BACKOFF_WINDOW=5",
+    )
     nodes = [node_factory(redis_server.url, replica.url, *settings) for _ in range(2)]
     deadline = time.monotonic() + 60
     while int(redis_db.hget(KEYS.budget, "pages") or 0) < 60:

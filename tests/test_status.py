@@ -340,7 +340,7 @@ def test_status_after_a_crawl_that_finished(redis_db, redis_server, replica_fact
 
 @pytest.mark.e2e
 def test_a_node_killed_with_sigkill_shows_as_lost(redis_db, redis_server, replica_factory, node_factory) -> None:
-    replica = replica_factory(300, 6, "--latency-ms", "100")
+    replica = replica_factory(150, 6, "--latency-ms", "100")
     redis_db.lpush(KEYS.start_urls, replica.start_url())
     settings = ("CLOSESPIDER_PAGECOUNT=0", "CLUSTERSTATS_INTERVAL=0.3", "SCHEDULER_LEASE_SECONDS=3")
     victim, survivor = (node_factory(redis_server.url, replica.url, *settings) for _ in range(2))
