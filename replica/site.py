@@ -134,12 +134,37 @@ _FORM_WEIGHTS = {
         ("enc", 4),
     ),
 }
-_FORM_TABLE = {
-    layout: tuple(form for form, weight in weights for _ in range(weight)) for layout, weights in _FORM_WEIGHTS.items()
+# How each form is written: (how, suffix, anchor, whether it names the sense). Most forms are
+# "/item/<enc>/<id><suffix>" (_BY_ID) or "/item/<enc><suffix>" (_BY_NAME); the others are
+# written by Site._odd_form.
+_BY_ID, _BY_NAME, _RAW, _RAW_ID, _VIEW_FORM, _SUBVIEW_FORM, _FRAG, _LOWER = range(8)
+_MOD = "?fromModule=lemma_inlink"
+_FORMS = {
+    "enc-id": (_BY_ID, "", REL, True),
+    "rel-mod": (_BY_ID, _MOD, REL, True),
+    "abs-id": (_BY_ID, "", ABS_HTTPS, True),
+    "abs-mod": (_BY_ID, _MOD, ABS_HTTPS, True),
+    "aladdin": (_BY_ID, "?fr=aladdin", ABS_HTTPS, True),
+    "enc": (_BY_NAME, "", REL, False),
+    "zero-mod": (_BY_NAME, "/0" + _MOD, REL, False),
+    "abs": (_BY_NAME, "", ABS_HTTPS, False),
+    "abs-zero-mod": (_BY_NAME, "/0" + _MOD, ABS_HTTPS, False),
+    "aladdin-noid": (_BY_NAME, "?fr=aladdin", ABS_HTTPS, False),
+    "http": (_BY_NAME, "", ABS_HTTP, False),
+    "zero": (_BY_NAME, "/0", REL, False),
+    "enc-slash": (_BY_NAME, "/", REL, False),
+    # raw names fall back to "enc" / "enc-id" when the name is not safe unencoded
+    "raw": (_RAW, "", REL, False),
+    "raw-id": (_RAW_ID, "", REL, True),
+    "view": (_VIEW_FORM, "", REL, False),
+    "subview": (_SUBVIEW_FORM, "", REL, True),
+    "frag": (_FRAG, "", REL, True),
+    "lower": (_LOWER, "", REL, True),
 }
-# Forms that carry the sense id (or subview pair); the others land on the default sense.
-_SENSE_FORMS = frozenset({"enc-id", "raw-id", "subview", "frag", "abs-id", "abs-mod", "rel-mod", "aladdin", "lower"})
-_RAW_FORMS = frozenset({"raw", "raw-id"})
+_FORM_TABLE = {
+    layout: tuple(_FORMS[form] for form, weight in weights for _ in range(weight))
+    for layout, weights in _FORM_WEIGHTS.items()
+}
 _QUOTE_BYTES = tuple(
     chr(b) if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "_.-~") else f"%{b:02X}" for b in range(256)
 )
@@ -219,6 +244,8 @@ class Site:
         self.entry_id = array("q")
         self.entry_sub = array("q")
         self.by_name: dict[str, int] = {}
+        # quote_name(name) -> word, for the names a request may carry already decoded (see route)
+        self.by_enc: dict[str, int] = {}
         self.by_lemma: dict[int, int] = {}
         self.by_old: dict[int, int] = {}
         self.by_sub: dict[int, int] = {}
@@ -361,7 +388,10 @@ class Site:
         word = len(self.word_names)
         self.by_name[name] = word
         self.word_names.append(name)
-        self.word_enc.append(quote_name(name))
+        enc = quote_name(name)
+        self.word_enc.append(enc)
+        if not _CONTROL.search(name):
+            self.by_enc[enc] = word
         self.word_raw_ok.append(_raw_safe(name))
         return word
 
@@ -486,55 +516,30 @@ class Site:
     # ----------------------------------------------------------------- content
 
     def _item_link(self, rng: random.Random, layout: int, word: int, index: int) -> Link:
-        """A link to entry ``index`` (a sense of ``word``) in one of the layout's URL forms."""
-        form = _FORM_TABLE[layout][int(rng.random() * 100)]
-        name = self.word_names[word]
-        if form in _RAW_FORMS and not self.word_raw_ok[word]:
-            form = "enc-id" if form == "raw-id" else "enc"
-        enc = self.word_enc[word]
-        anchor = REL
-        # Ordered by how often the forms occur; this runs ~100 times per page.
-        if form == "enc-id":
-            path = f"/item/{enc}/{self.entry_id[index]}"
-        elif form == "rel-mod":
-            path = f"/item/{enc}/{self.entry_id[index]}?fromModule=lemma_inlink"
-        elif form == "enc":
-            path = f"/item/{enc}"
-        elif form == "abs-id":
-            path, anchor = f"/item/{enc}/{self.entry_id[index]}", ABS_HTTPS
-        elif form == "abs-mod":
-            path, anchor = f"/item/{enc}/{self.entry_id[index]}?fromModule=lemma_inlink", ABS_HTTPS
-        elif form == "zero-mod":
-            path = f"/item/{enc}/0?fromModule=lemma_inlink"
-        elif form == "raw":
-            path = f"/item/{name}"
-        elif form == "raw-id":
-            path = f"/item/{name}/{self.entry_id[index]}"
-        elif form == "abs":
-            path, anchor = f"/item/{enc}", ABS_HTTPS
-        elif form == "abs-zero-mod":
-            path, anchor = f"/item/{enc}/0?fromModule=lemma_inlink", ABS_HTTPS
-        elif form == "aladdin":
-            path, anchor = f"/item/{enc}/{self.entry_id[index]}?fr=aladdin", ABS_HTTPS
-        elif form == "aladdin-noid":
-            path, anchor = f"/item/{enc}?fr=aladdin", ABS_HTTPS
-        elif form == "view":
-            path = f"/view/{self.word_old[word]}.htm"
-        elif form == "subview":
-            path = f"/subview/{self.word_old[word]}/{self.entry_sub[index]}.htm"
-        elif form == "http":
-            path, anchor = f"/item/{enc}", ABS_HTTP
-        elif form == "frag":
-            path = f"/item/{enc}/{self.entry_id[index]}#{1 + int(rng.random() * 4)}_{1 + int(rng.random() * 3)}"
-        elif form == "zero":
-            path = f"/item/{enc}/0"
-        elif form == "lower":
-            path = f"/item/{_PERCENT_HEX.sub(_lower_match, enc)}/{self.entry_id[index]}"
-        else:  # enc-slash
-            path = f"/item/{enc}/"
-        if form not in _SENSE_FORMS:
-            index = self.word_default[word]
-        return Link(name, path, anchor, index)
+        """A link to entry ``index`` (a sense of ``word``) in one of the layout's URL forms
+        (``_FORM_WEIGHTS``); the forms without a sense land on the word's default target."""
+        how, suffix, anchor, sense = _FORM_TABLE[layout][int(rng.random() * 100)]
+        # This runs ~40 times per page: the two common shapes are written inline.
+        if how == _BY_ID:
+            path = f"/item/{self.word_enc[word]}/{self.entry_id[index]}{suffix}"
+        elif how == _BY_NAME:
+            path = f"/item/{self.word_enc[word]}{suffix}"
+        else:
+            path = self._odd_form(rng, how, word, index)
+        return Link(self.word_names[word], path, anchor, index if sense else self.word_default[word])
+
+    def _odd_form(self, rng: random.Random, how: int, word: int, index: int) -> str:
+        """The path of a link in one of the rarer forms (raw name, /view/, /subview/, fragment, lower-case escapes)."""
+        if how in (_RAW, _RAW_ID):
+            name = self.word_names[word] if self.word_raw_ok[word] else self.word_enc[word]
+            return f"/item/{name}/{self.entry_id[index]}" if how == _RAW_ID else f"/item/{name}"
+        if how == _VIEW_FORM:
+            return f"/view/{self.word_old[word]}.htm"
+        if how == _SUBVIEW_FORM:
+            return f"/subview/{self.word_old[word]}/{self.entry_sub[index]}.htm"
+        if how == _FRAG:
+            return f"/item/{self.word_enc[word]}/{self.entry_id[index]}#{1 + int(rng.random() * 4)}_{1 + int(rng.random() * 3)}"
+        return f"/item/{_PERCENT_HEX.sub(_lower_match, self.word_enc[word])}/{self.entry_id[index]}"
 
     def _name_link(self, rng: random.Random, layout: int, name: str, lemma_id: int | None = None) -> Link:
         """A link by name only (synonyms, missing entries, wrong ids, the sample entry)."""
@@ -889,9 +894,15 @@ class Site:
 
     def route(self, path: str, query: str = "") -> Route:
         """Answer for a request path (still percent-encoded) and raw query string."""
+        match = _ITEM.match(path)
+        if match and match.end() == len(path):
+            word = self.by_enc.get(match.group(1))
+            raw_id = match.group(2)
+            if word is not None and (not raw_id or _valid_escapes(raw_id)) and _valid_escapes(query):
+                # A name written as quote_name writes it: valid, and its decoding is known.
+                return self._route_item(self.word_names[word], raw_id, query)
         if not (_valid_escapes(path) and _valid_escapes(query)):
             return Route(400, "bad-request")
-        match = _ITEM.match(path)
         if match:
             return self._route_item(unquote(match.group(1)), match.group(2), query)
         match = _VIEW.match(path)
