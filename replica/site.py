@@ -188,9 +188,12 @@ def default_samples_dir() -> Path | None:
     return candidate if candidate.is_dir() else None
 
 
+_RAW_UNSAFE = frozenset(" #?%&\"'<>\\")
+
+
 def _raw_safe(name: str) -> bool:
     """True when the name may appear unencoded in an href (no space, `#`, `?`, `%`)."""
-    return not any(ch in " #?%&\"'<>\\" for ch in name)
+    return _RAW_UNSAFE.isdisjoint(name)
 
 
 def _mix(seed: int, salt: int, key: int) -> int:
@@ -768,7 +771,7 @@ class Site:
 
     def changed_in(self, index: int) -> int:
         """The last epoch that changed entry ``index``; 0 if none did."""
-        if not 0 <= index < self.entry_count:
+        if not 0 <= index < self.entry_count or not self.epoch_fractions:
             return 0
         roll = self._change_roll(index)
         return max((epoch for epoch, fraction in enumerate(self.epoch_fractions, 1) if roll < fraction), default=0)
