@@ -18,6 +18,7 @@ import re
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
+from math import floor
 from pathlib import Path
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
@@ -409,7 +410,7 @@ class Site:
             name = vocab.entry_name(rng)
             if not self._name_taken(name):
                 break
-        target = senses[int(rng.random() * len(senses))]
+        target = senses[floor(rng.random() * len(senses))]
         self.synonyms[name] = (self._new_id(rng), target)
         self.synonym_names.append(name)
 
@@ -521,7 +522,7 @@ class Site:
     def _item_link(self, rng: random.Random, layout: int, word: int, index: int) -> Link:
         """A link to entry ``index`` (a sense of ``word``) in one of the layout's URL forms
         (``_FORM_WEIGHTS``); the forms without a sense land on the word's default target."""
-        how, suffix, anchor, sense = _FORM_TABLE[layout][int(rng.random() * 100)]
+        how, suffix, anchor, sense = _FORM_TABLE[layout][floor(rng.random() * 100)]
         # This runs ~40 times per page: the two common shapes are written inline.
         if how == _BY_ID:
             path = f"/item/{self.word_enc[word]}/{self.entry_id[index]}{suffix}"
@@ -541,7 +542,7 @@ class Site:
         if how == _SUBVIEW_FORM:
             return f"/subview/{self.word_old[word]}/{self.entry_sub[index]}.htm"
         if how == _FRAG:
-            return f"/item/{self.word_enc[word]}/{self.entry_id[index]}#{1 + int(rng.random() * 4)}_{1 + int(rng.random() * 3)}"
+            return f"/item/{self.word_enc[word]}/{self.entry_id[index]}#{1 + floor(rng.random() * 4)}_{1 + floor(rng.random() * 3)}"
         return f"/item/{_PERCENT_HEX.sub(_lower_match, self.word_enc[word])}/{self.entry_id[index]}"
 
     def _name_link(self, rng: random.Random, layout: int, name: str, lemma_id: int | None = None) -> Link:
@@ -578,14 +579,14 @@ class Site:
                 yield self._odd_link(rng, layout, roll)
                 continue
             if roll < 0.30:
-                word = int(rand() * hubs)
+                word = floor(rand() * hubs)
             elif roll < 0.65:
                 word = linkable[(center + int((rand() - 0.5) * span)) % count]
             else:
-                word = linkable[int(rand() * count)]
+                word = linkable[floor(rand() * count)]
             senses = counts[word]
             if senses > 1 and rand() < 0.6:
-                yield item_link(rng, layout, word, first[word] + int(rand() * senses))
+                yield item_link(rng, layout, word, first[word] + floor(rand() * senses))
             else:
                 yield item_link(rng, layout, word, first[word])
 
@@ -594,10 +595,10 @@ class Site:
         if roll < 0.025:
             return self._name_link(rng, layout, vocab.missing_name(rng))
         if roll < 0.04 and self.synonym_names:
-            name = self.synonym_names[int(rng.random() * len(self.synonym_names))]
+            name = self.synonym_names[floor(rng.random() * len(self.synonym_names))]
             return self._name_link(rng, layout, name)
-        word = self.linkable[int(rng.random() * len(self.linkable))]
-        return self._name_link(rng, layout, self.word_names[word], 10_000_000 + int(rng.random() * 89_999_999))
+        word = self.linkable[floor(rng.random() * len(self.linkable))]
+        return self._name_link(rng, layout, self.word_names[word], 10_000_000 + floor(rng.random() * 89_999_999))
 
     def _paragraph(
         self, rng: random.Random, next_link: Callable[[], Link], sentences: int, lead: str | None = None
@@ -613,7 +614,7 @@ class Site:
         segs: list[Segment] = []
         text = lead or ""
         for _ in range(sentences):
-            before, after = pool[int(rand() * size)]
+            before, after = pool[floor(rand() * size)]
             if after is None:
                 text += before
             else:
@@ -626,7 +627,7 @@ class Site:
             if roll < 0.12:
                 # A citation always ends a sentence and is followed by whitespace, so
                 # removing it (tag or `[n]` text) never glues or splits words.
-                first = 1 + int(rand() * 6)
+                first = 1 + floor(rand() * 6)
                 if text:
                     segs.append(text)
                 segs.append(Cite(f"[{first}]" if rand() < 0.7 else f"[{first}-{first + 1}]"))
@@ -642,8 +643,8 @@ class Site:
     def _infobox(self, rng: random.Random, next_link: Callable[[], Link], name: str) -> list[tuple[str, list[Segment]]]:
         items: list[tuple[str, list[Segment]]] = [("中文名", [name])]
         keys = list(vocab.INFOBOX_KEYS)
-        for _ in range(2 + int(rng.random() * 9)):
-            key = keys.pop(int(rng.random() * len(keys)))
+        for _ in range(2 + floor(rng.random() * 9)):
+            key = keys.pop(floor(rng.random() * len(keys)))
             items.append((key, self._infobox_value(rng, next_link, key)))
         return items
 
@@ -653,48 +654,52 @@ class Site:
             if rng.random() < 0.3:
                 value += ["、", next_link()]
         elif key == "国籍":
-            value = [vocab.COUNTRIES[int(rng.random() * len(vocab.COUNTRIES))]]
+            value = [vocab.COUNTRIES[floor(rng.random() * len(vocab.COUNTRIES))]]
         elif key == "民族":
-            value = [vocab.ETHNICITIES[int(rng.random() * len(vocab.ETHNICITIES))]]
+            value = [vocab.ETHNICITIES[floor(rng.random() * len(vocab.ETHNICITIES))]]
         elif key in ("出生日期", "发现时间", "出版时间", "成立时间"):
-            value = [f"{1700 + int(rng.random() * 320)}年{1 + int(rng.random() * 12)}月{1 + int(rng.random() * 28)}日"]
+            value = [
+                f"{1700 + floor(rng.random() * 320)}年{1 + floor(rng.random() * 12)}月{1 + floor(rng.random() * 28)}日"
+            ]
         elif key in ("面积", "海拔", "人口"):
             unit = {"面积": "平方千米", "海拔": "米", "人口": "万人"}[key]
-            value = [f"{1 + int(rng.random() * 9000)}{unit}"]
+            value = [f"{1 + floor(rng.random() * 9000)}{unit}"]
         elif key in ("外文名", "简称"):
             value = [
-                vocab.LATIN_HEADS[int(rng.random() * len(vocab.LATIN_HEADS))]
+                vocab.LATIN_HEADS[floor(rng.random() * len(vocab.LATIN_HEADS))]
                 + " "
-                + vocab.LATIN_LAST[int(rng.random() * len(vocab.LATIN_LAST))]
+                + vocab.LATIN_LAST[floor(rng.random() * len(vocab.LATIN_LAST))]
             ]
         elif key == "语种":
-            value = [vocab.LANGUAGES[int(rng.random() * len(vocab.LANGUAGES))]]
+            value = [vocab.LANGUAGES[floor(rng.random() * len(vocab.LANGUAGES))]]
         else:
             value = [
-                vocab.ADJECTIVES[int(rng.random() * len(vocab.ADJECTIVES))]
-                + vocab.NOUNS[int(rng.random() * len(vocab.NOUNS))]
+                vocab.ADJECTIVES[floor(rng.random() * len(vocab.ADJECTIVES))]
+                + vocab.NOUNS[floor(rng.random() * len(vocab.NOUNS))]
             ]
         roll = rng.random()
         if roll < 0.15:
             value = ["\n", *value, "\n"]
         elif roll < 0.22:
-            value = [*value, Cite(f"[{1 + int(rng.random() * 5)}]")]
+            value = [*value, Cite(f"[{1 + floor(rng.random() * 5)}]")]
         return value
 
     def _sections(self, rng: random.Random, next_link: Callable[[], Link]) -> list[Section]:
         titles = list(vocab.SECTION_TITLES)
         sections: list[Section] = []
-        for number in range(1, 3 + int(rng.random() * 3) + 1):
-            title = titles.pop(int(rng.random() * len(titles)))
+        for number in range(1, 3 + floor(rng.random() * 3) + 1):
+            title = titles.pop(floor(rng.random() * len(titles)))
             sections.append(Section(title, 2, str(number), self._paragraphs(rng, next_link)))
             if rng.random() < 0.4:
-                for sub in range(1, 2 + int(rng.random() * 2)):
-                    sub_title = titles.pop(int(rng.random() * len(titles)))
+                for sub in range(1, 2 + floor(rng.random() * 2)):
+                    sub_title = titles.pop(floor(rng.random() * len(titles)))
                     sections.append(Section(sub_title, 3, f"{number}_{sub}", self._paragraphs(rng, next_link)))
         return sections
 
     def _paragraphs(self, rng: random.Random, next_link: Callable[[], Link]) -> list[list[Segment]]:
-        return [self._paragraph(rng, next_link, 3 + int(rng.random() * 3)) for _ in range(1 + int(rng.random() * 2))]
+        return [
+            self._paragraph(rng, next_link, 3 + floor(rng.random() * 3)) for _ in range(1 + floor(rng.random() * 2))
+        ]
 
     def hot_links(self, layout: int) -> list[Link]:
         """The site-wide "hot entries" box: the same hubs on every page of a layout."""
@@ -791,24 +796,24 @@ class Site:
         name = self.word_names[word]
         roll = rng.random()
         layout = LAYOUT_2017 if roll < 0.34 else LAYOUT_2021 if roll < 0.67 else LAYOUT_2023
-        deploy = int(rng.random() * DEPLOYS)
+        deploy = floor(rng.random() * DEPLOYS)
         if self.word_count[word] > 1:
             subtitle: str | None = self.subtitles(word)[index - self.word_first[word]]
         else:
             # Single senses draw theirs from the entry's own stream: no second seeding.
             subtitle = vocab.subtitle(rng) if rng.random() < 0.4 else None
-        lead = f"{name}，" if rng.random() < 0.6 else f"{name}（{vocab.LATIN_HEADS[int(rng.random() * 30)]}）是"
+        lead = f"{name}，" if rng.random() < 0.6 else f"{name}（{vocab.LATIN_HEADS[floor(rng.random() * 30)]}）是"
         next_link = self._link_stream(rng, layout, word).__next__
-        summary = [self._paragraph(rng, next_link, 2 + int(rng.random() * 3), lead)]
+        summary = [self._paragraph(rng, next_link, 2 + floor(rng.random() * 3), lead)]
         if rng.random() < 0.2:
             summary.append(self._paragraph(rng, next_link, 2))
         infobox = self._infobox(rng, next_link, name)
         sections = self._sections(rng, next_link)
-        related = [next_link() for _ in range(10 + int(rng.random() * 6))]
+        related = [next_link() for _ in range(10 + floor(rng.random() * 6))]
         hot = self.hot_links(layout)
-        images = [f"{rng.getrandbits(160):040x}" for _ in range(2 + int(rng.random() * 5))]
-        references = [self._reference(rng) for _ in range(2 + int(rng.random() * 4))]
-        tags = [vocab.NOUNS[int(rng.random() * len(vocab.NOUNS))] for _ in range(1 + int(rng.random() * 4))]
+        images = [f"{rng.getrandbits(160):040x}" for _ in range(2 + floor(rng.random() * 5))]
+        references = [self._reference(rng) for _ in range(2 + floor(rng.random() * 4))]
+        tags = [vocab.NOUNS[floor(rng.random() * len(vocab.NOUNS))] for _ in range(1 + floor(rng.random() * 4))]
         old_layout = layout != LAYOUT_2023
         version = self.version_of(index)
         if version:
@@ -841,9 +846,9 @@ class Site:
 
     @staticmethod
     def _reference(rng: random.Random) -> tuple[str, str]:
-        head = vocab.LATIN_HEADS[int(rng.random() * len(vocab.LATIN_HEADS))].lower()
-        year = 2005 + int(rng.random() * 19)
-        title = f"{vocab.ADJECTIVES[int(rng.random() * 24)]}{vocab.NOUNS[int(rng.random() * 36)]}的{vocab.VERBS[int(rng.random() * 24)]}"
+        head = vocab.LATIN_HEADS[floor(rng.random() * len(vocab.LATIN_HEADS))].lower()
+        year = 2005 + floor(rng.random() * 19)
+        title = f"{vocab.ADJECTIVES[floor(rng.random() * 24)]}{vocab.NOUNS[floor(rng.random() * 36)]}的{vocab.VERBS[floor(rng.random() * 24)]}"
         return title, f"http://www.{head}-news.com.cn/{year}/{rng.getrandbits(32):08x}.shtml"
 
     # ------------------------------------------------------------------ samples
