@@ -200,10 +200,12 @@ class ClassicLayout(Base):
         h2 = f"<h2>（{entry.subtitle}）</h2>" if entry.subtitle and not entry.star else ""
         summary, lead = self._summary(entry)
         extra_links = "".join(
-            f'<a href="{self.href(link)}" target="_blank">{link.text}</a>'
-            for link in entry.chrome_links[1 + bool(entry.sense_links) :]
+            [
+                f'<a href="{self.href(link)}" target="_blank">{link.text}</a>'
+                for link in entry.chrome_links[1 + bool(entry.sense_links) :]
+            ]
         )
-        tags = "，".join(f'<span class="taglist">{tag}</span>' for tag in entry.tags)
+        tags = "，".join([f'<span class="taglist">{tag}</span>' for tag in entry.tags])
         body = "".join(
             (
                 self._polysemant(entry),
@@ -289,7 +291,7 @@ class ClassicLayout(Base):
         """
         if entry.lead_in_body:
             sub_id, inline, para_open = entry.sub_id, self._inline, self._para_open
-            lead = "".join(f"{para_open(n + 1)}{inline(p, sub_id)}</div>\n" for n, p in enumerate(entry.summary))
+            lead = "".join([f"{para_open(n + 1)}{inline(p, sub_id)}</div>\n" for n, p in enumerate(entry.summary)])
             return self.summary_open + "</div>", lead
         return self.summary_open + self._summary_paras(entry) + "\n</div>", ""
 
@@ -344,9 +346,11 @@ class ClassicLayout(Base):
         blocks = []
         for cls, items in (("basicInfo-left", entry.infobox[:half]), ("basicInfo-right", entry.infobox[half:])):
             cells = "".join(
-                f'<dt class="basicInfo-item name">{_pad_key(key, "&nbsp;")}</dt>'
-                f'<dd class="basicInfo-item value">{self._inline(value, entry.sub_id)}</dd>'
-                for key, value in items
+                [
+                    f'<dt class="basicInfo-item name">{_pad_key(key, "&nbsp;")}</dt>'
+                    f'<dd class="basicInfo-item value">{self._inline(value, entry.sub_id)}</dd>'
+                    for key, value in items
+                ]
             )
             blocks.append(f'<dl class="basicInfo-block {cls}">{cells}</dl>')
         return f"{self.infobox_open}{''.join(blocks)}</div>"
@@ -390,11 +394,13 @@ class ClassicLayout(Base):
     def _references(self, entry: Entry) -> str:
         sub_id = entry.sub_id
         items = "".join(
-            f'<li class="reference-item" id="reference-[{number}]-{sub_id}-wrap"><span class="index">{number}.</span>'
-            f'<a class="gotop anchor" name="refIndex_{number}_{sub_id}" title="向上跳转" href="#ref_[{number}]_{sub_id}">&nbsp;&nbsp;</a>'
-            f'<a rel="nofollow" href="{url}" target="_blank" class="text">{title}<span class="linkRedirect">&nbsp;</span></a>'
-            f'<span class="site">．{url.split("/")[2]}</span></li>'
-            for number, (title, url) in enumerate(entry.references, start=1)
+            [
+                f'<li class="reference-item" id="reference-[{number}]-{sub_id}-wrap"><span class="index">{number}.</span>'
+                f'<a class="gotop anchor" name="refIndex_{number}_{sub_id}" title="向上跳转" href="#ref_[{number}]_{sub_id}">&nbsp;&nbsp;</a>'
+                f'<a rel="nofollow" href="{url}" target="_blank" class="text">{title}<span class="linkRedirect">&nbsp;</span></a>'
+                f'<span class="site">．{url.split("/")[2]}</span></li>'
+                for number, (title, url) in enumerate(entry.references, start=1)
+            ]
         )
         return (
             '<dl class="lemma-reference collapse nslog-area log-set-param" data-nslog-type="2">'
