@@ -169,6 +169,9 @@ _FORM_TABLE = {
 _QUOTE_BYTES = tuple(
     chr(b) if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "_.-~") else f"%{b:02X}" for b in range(256)
 )
+# Citation marks ``[n]`` and ``[n-(n+1)]`` by n (immutable: pages share them).
+_CITES = tuple(Cite(f"[{first}]") for first in range(8))
+_CITE_RANGES = tuple(Cite(f"[{first}-{first + 1}]") for first in range(8))
 # CSS-module suffix sets ("deploys") of the React layout.
 DEPLOYS = 3
 # Half-width (in words) of a page's link neighbourhood.
@@ -630,7 +633,7 @@ class Site:
                 first = 1 + floor(rand() * 6)
                 if text:
                     segs.append(text)
-                segs.append(Cite(f"[{first}]" if rand() < 0.7 else f"[{first}-{first + 1}]"))
+                segs.append(_CITES[first] if rand() < 0.7 else _CITE_RANGES[first])
                 text = "\n"
             elif roll < 0.2:
                 text += "\xa0"
@@ -681,7 +684,7 @@ class Site:
         if roll < 0.15:
             value = ["\n", *value, "\n"]
         elif roll < 0.22:
-            value = [*value, Cite(f"[{1 + floor(rng.random() * 5)}]")]
+            value = [*value, _CITES[1 + floor(rng.random() * 5)]]
         return value
 
     def _sections(self, rng: random.Random, next_link: Callable[[], Link]) -> list[Section]:
