@@ -251,7 +251,7 @@ class Site:
         self.entry_id = array("q")
         self.entry_sub = array("q")
         self.by_name: dict[str, int] = {}
-        # quote_name(name) -> word, for the names a request may carry already decoded (see route)
+        # quote_name(name) -> word: a request for a name in that form is routed without decoding it (see route)
         self.by_enc: dict[str, int] = {}
         self.by_lemma: dict[int, int] = {}
         self.by_old: dict[int, int] = {}
