@@ -9,6 +9,7 @@ never reproduce Baike's text. All generators take an explicit
 from __future__ import annotations
 
 import random
+from math import floor
 
 # Characters a name may contain; anything else (quotes, `<`, `&`, `/`, `%`, `?`)
 # would need HTML escaping or would break the `/item/<name>` path grammar.
@@ -110,7 +111,7 @@ LANGUAGES = ("中文", "英文", "法文", "日文", "德文")
 
 
 def _pick(rng: random.Random, seq: str | tuple[str, ...]) -> str:
-    return seq[int(rng.random() * len(seq))]
+    return seq[floor(rng.random() * len(seq))]
 
 
 def person_name(rng: random.Random) -> str:
@@ -139,18 +140,18 @@ def organism_name(rng: random.Random) -> str:
 
 
 def work_name(rng: random.Random) -> str:
-    length = 2 + int(rng.random() * 3)
+    length = 2 + floor(rng.random() * 3)
     return "".join(_pick(rng, WORK_CHARS) for _ in range(length))
 
 
 def foreign_person_name(rng: random.Random) -> str:
-    first = "".join(_pick(rng, TRANSLIT) for _ in range(2 + int(rng.random() * 2)))
-    last = "".join(_pick(rng, TRANSLIT) for _ in range(2 + int(rng.random() * 2)))
+    first = "".join(_pick(rng, TRANSLIT) for _ in range(2 + floor(rng.random() * 2)))
+    last = "".join(_pick(rng, TRANSLIT) for _ in range(2 + floor(rng.random() * 2)))
     return f"{first}·{last}"
 
 
 def event_name(rng: random.Random) -> str:
-    year = 1900 + int(rng.random() * 125)
+    year = 1900 + floor(rng.random() * 125)
     return f"{year}年{place_name(rng)[:2]}{_pick(rng, ('会议', '运动会', '博览会', '地震', '条约', '选举'))}"
 
 
@@ -166,7 +167,7 @@ def latin_name(rng: random.Random) -> str:
     if roll < 0.65:
         return f"{head}.{_pick(rng, ('js', 'io', 'NET', 'py'))}"
     if roll < 0.8:
-        return f"{head} {1 + int(rng.random() * 20)}"
+        return f"{head} {1 + floor(rng.random() * 20)}"
     if roll < 0.9:
         return f"{head}+{_pick(rng, LATIN_HEADS)}"
     return _pick(rng, CONCEPT_HEADS) + head
@@ -206,7 +207,7 @@ def subtitle(rng: random.Random) -> str:
     return form.format(
         place=place_name(rng)[:2],
         role=_pick(rng, PEOPLE_ROLES),
-        year=1900 + int(rng.random() * 125),
+        year=1900 + floor(rng.random() * 125),
         adj=_pick(rng, ADJECTIVES),
         noun=_pick(rng, NOUNS),
         concept=_pick(rng, CONCEPT_HEADS),
@@ -260,8 +261,8 @@ def sentence_pool(rng: random.Random, size: int) -> list[Sentence]:
             adj=_pick(rng, ADJECTIVES),
             adj2=_pick(rng, _ADJ2),
             verb=_pick(rng, VERBS),
-            year=1800 + int(rng.random() * 225),
-            num=2 + int(rng.random() * 500),
+            year=1800 + floor(rng.random() * 225),
+            num=2 + floor(rng.random() * 500),
             L="\x00",
         )
         if "\x00" in text:

@@ -11,6 +11,7 @@ or all of them in a storm.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
@@ -359,7 +360,7 @@ class Replica:
         the client's ``If-None-Match`` names its ETag (or, without one, its ``If-Modified-Since``
         is not older than its Last-Modified)."""
         etag, modified = self.site.validators(index)
-        validators = [("ETag", etag), ("Last-Modified", formatdate(modified, usegmt=True))]
+        validators = [("ETag", etag), ("Last-Modified", _http_date(modified))]
         url = self.site.canonical_url(index)
         if _not_modified(headers, etag, modified):
             self.stats.not_modified[url] += 1
@@ -502,6 +503,12 @@ class Replica:
             return Response(400, self._small_page("400 Bad Request"))
         start = params.get("start", [self.site.start_url()])[0]
         return _json(self.site.answer_key(start, origin=self.origin))
+
+
+@functools.lru_cache(maxsize=64)
+def _http_date(seconds: int) -> str:
+    """``seconds`` (unix time) as an HTTP date; the pages' Last-Modified take one value per epoch."""
+    return formatdate(seconds, usegmt=True)
 
 
 def _not_modified(headers: dict[str, str], etag: str, modified: int) -> bool:

@@ -18,6 +18,7 @@ import re
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
+from math import floor
 from pathlib import Path
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
@@ -134,15 +135,43 @@ _FORM_WEIGHTS = {
         ("enc", 4),
     ),
 }
-_FORM_TABLE = {
-    layout: tuple(form for form, weight in weights for _ in range(weight)) for layout, weights in _FORM_WEIGHTS.items()
+# How each form is written: (how, suffix, anchor, whether it names the sense). Most forms are
+# "/item/<enc>/<id><suffix>" (_BY_ID) or "/item/<enc><suffix>" (_BY_NAME); the others are
+# written by Site._odd_form.
+_BY_ID, _BY_NAME, _RAW, _RAW_ID, _VIEW_FORM, _SUBVIEW_FORM, _FRAG, _LOWER = range(8)
+_MOD = "?fromModule=lemma_inlink"
+_FORMS = {
+    "enc-id": (_BY_ID, "", REL, True),
+    "rel-mod": (_BY_ID, _MOD, REL, True),
+    "abs-id": (_BY_ID, "", ABS_HTTPS, True),
+    "abs-mod": (_BY_ID, _MOD, ABS_HTTPS, True),
+    "aladdin": (_BY_ID, "?fr=aladdin", ABS_HTTPS, True),
+    "enc": (_BY_NAME, "", REL, False),
+    "zero-mod": (_BY_NAME, "/0" + _MOD, REL, False),
+    "abs": (_BY_NAME, "", ABS_HTTPS, False),
+    "abs-zero-mod": (_BY_NAME, "/0" + _MOD, ABS_HTTPS, False),
+    "aladdin-noid": (_BY_NAME, "?fr=aladdin", ABS_HTTPS, False),
+    "http": (_BY_NAME, "", ABS_HTTP, False),
+    "zero": (_BY_NAME, "/0", REL, False),
+    "enc-slash": (_BY_NAME, "/", REL, False),
+    # raw names fall back to "enc" / "enc-id" when the name is not safe unencoded
+    "raw": (_RAW, "", REL, False),
+    "raw-id": (_RAW_ID, "", REL, True),
+    "view": (_VIEW_FORM, "", REL, False),
+    "subview": (_SUBVIEW_FORM, "", REL, True),
+    "frag": (_FRAG, "", REL, True),
+    "lower": (_LOWER, "", REL, True),
 }
-# Forms that carry the sense id (or subview pair); the others land on the default sense.
-_SENSE_FORMS = frozenset({"enc-id", "raw-id", "subview", "frag", "abs-id", "abs-mod", "rel-mod", "aladdin", "lower"})
-_RAW_FORMS = frozenset({"raw", "raw-id"})
+_FORM_TABLE = {
+    layout: tuple(_FORMS[form] for form, weight in weights for _ in range(weight))
+    for layout, weights in _FORM_WEIGHTS.items()
+}
 _QUOTE_BYTES = tuple(
     chr(b) if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "_.-~") else f"%{b:02X}" for b in range(256)
 )
+# Citation marks ``[n]`` and ``[n-(n+1)]`` by n (immutable: pages share them).
+_CITES = tuple(Cite(f"[{first}]") for first in range(8))
+_CITE_RANGES = tuple(Cite(f"[{first}-{first + 1}]") for first in range(8))
 # CSS-module suffix sets ("deploys") of the React layout.
 DEPLOYS = 3
 # Half-width (in words) of a page's link neighbourhood.
@@ -163,9 +192,12 @@ def default_samples_dir() -> Path | None:
     return candidate if candidate.is_dir() else None
 
 
+_RAW_UNSAFE = frozenset(" #?%&\"'<>\\")
+
+
 def _raw_safe(name: str) -> bool:
     """True when the name may appear unencoded in an href (no space, `#`, `?`, `%`)."""
-    return not any(ch in " #?%&\"'<>\\" for ch in name)
+    return _RAW_UNSAFE.isdisjoint(name)
 
 
 def _mix(seed: int, salt: int, key: int) -> int:
@@ -219,6 +251,8 @@ class Site:
         self.entry_id = array("q")
         self.entry_sub = array("q")
         self.by_name: dict[str, int] = {}
+        # quote_name(name) -> word: a request for a name in that form is routed without decoding it (see route)
+        self.by_enc: dict[str, int] = {}
         self.by_lemma: dict[int, int] = {}
         self.by_old: dict[int, int] = {}
         self.by_sub: dict[int, int] = {}
@@ -361,7 +395,10 @@ class Site:
         word = len(self.word_names)
         self.by_name[name] = word
         self.word_names.append(name)
-        self.word_enc.append(quote_name(name))
+        enc = quote_name(name)
+        self.word_enc.append(enc)
+        if not _CONTROL.search(name):
+            self.by_enc[enc] = word
         self.word_raw_ok.append(_raw_safe(name))
         return word
 
@@ -376,7 +413,7 @@ class Site:
             name = vocab.entry_name(rng)
             if not self._name_taken(name):
                 break
-        target = senses[int(rng.random() * len(senses))]
+        target = senses[floor(rng.random() * len(senses))]
         self.synonyms[name] = (self._new_id(rng), target)
         self.synonym_names.append(name)
 
@@ -486,55 +523,30 @@ class Site:
     # ----------------------------------------------------------------- content
 
     def _item_link(self, rng: random.Random, layout: int, word: int, index: int) -> Link:
-        """A link to entry ``index`` (a sense of ``word``) in one of the layout's URL forms."""
-        form = _FORM_TABLE[layout][int(rng.random() * 100)]
-        name = self.word_names[word]
-        if form in _RAW_FORMS and not self.word_raw_ok[word]:
-            form = "enc-id" if form == "raw-id" else "enc"
-        enc = self.word_enc[word]
-        anchor = REL
-        # Ordered by how often the forms occur; this runs ~100 times per page.
-        if form == "enc-id":
-            path = f"/item/{enc}/{self.entry_id[index]}"
-        elif form == "rel-mod":
-            path = f"/item/{enc}/{self.entry_id[index]}?fromModule=lemma_inlink"
-        elif form == "enc":
-            path = f"/item/{enc}"
-        elif form == "abs-id":
-            path, anchor = f"/item/{enc}/{self.entry_id[index]}", ABS_HTTPS
-        elif form == "abs-mod":
-            path, anchor = f"/item/{enc}/{self.entry_id[index]}?fromModule=lemma_inlink", ABS_HTTPS
-        elif form == "zero-mod":
-            path = f"/item/{enc}/0?fromModule=lemma_inlink"
-        elif form == "raw":
-            path = f"/item/{name}"
-        elif form == "raw-id":
-            path = f"/item/{name}/{self.entry_id[index]}"
-        elif form == "abs":
-            path, anchor = f"/item/{enc}", ABS_HTTPS
-        elif form == "abs-zero-mod":
-            path, anchor = f"/item/{enc}/0?fromModule=lemma_inlink", ABS_HTTPS
-        elif form == "aladdin":
-            path, anchor = f"/item/{enc}/{self.entry_id[index]}?fr=aladdin", ABS_HTTPS
-        elif form == "aladdin-noid":
-            path, anchor = f"/item/{enc}?fr=aladdin", ABS_HTTPS
-        elif form == "view":
-            path = f"/view/{self.word_old[word]}.htm"
-        elif form == "subview":
-            path = f"/subview/{self.word_old[word]}/{self.entry_sub[index]}.htm"
-        elif form == "http":
-            path, anchor = f"/item/{enc}", ABS_HTTP
-        elif form == "frag":
-            path = f"/item/{enc}/{self.entry_id[index]}#{1 + int(rng.random() * 4)}_{1 + int(rng.random() * 3)}"
-        elif form == "zero":
-            path = f"/item/{enc}/0"
-        elif form == "lower":
-            path = f"/item/{_PERCENT_HEX.sub(_lower_match, enc)}/{self.entry_id[index]}"
-        else:  # enc-slash
-            path = f"/item/{enc}/"
-        if form not in _SENSE_FORMS:
-            index = self.word_default[word]
-        return Link(name, path, anchor, index)
+        """A link to entry ``index`` (a sense of ``word``) in one of the layout's URL forms
+        (``_FORM_WEIGHTS``); the forms without a sense land on the word's default target."""
+        how, suffix, anchor, sense = _FORM_TABLE[layout][floor(rng.random() * 100)]
+        # This runs ~40 times per page: the two common shapes are written inline.
+        if how == _BY_ID:
+            path = f"/item/{self.word_enc[word]}/{self.entry_id[index]}{suffix}"
+        elif how == _BY_NAME:
+            path = f"/item/{self.word_enc[word]}{suffix}"
+        else:
+            path = self._odd_form(rng, how, word, index)
+        return Link(self.word_names[word], path, anchor, index if sense else self.word_default[word])
+
+    def _odd_form(self, rng: random.Random, how: int, word: int, index: int) -> str:
+        """The path of a link in one of the rarer forms (raw name, /view/, /subview/, fragment, lower-case escapes)."""
+        if how in (_RAW, _RAW_ID):
+            name = self.word_names[word] if self.word_raw_ok[word] else self.word_enc[word]
+            return f"/item/{name}/{self.entry_id[index]}" if how == _RAW_ID else f"/item/{name}"
+        if how == _VIEW_FORM:
+            return f"/view/{self.word_old[word]}.htm"
+        if how == _SUBVIEW_FORM:
+            return f"/subview/{self.word_old[word]}/{self.entry_sub[index]}.htm"
+        if how == _FRAG:
+            return f"/item/{self.word_enc[word]}/{self.entry_id[index]}#{1 + floor(rng.random() * 4)}_{1 + floor(rng.random() * 3)}"
+        return f"/item/{_PERCENT_HEX.sub(_lower_match, self.word_enc[word])}/{self.entry_id[index]}"
 
     def _name_link(self, rng: random.Random, layout: int, name: str, lemma_id: int | None = None) -> Link:
         """A link by name only (synonyms, missing entries, wrong ids, the sample entry)."""
@@ -570,14 +582,14 @@ class Site:
                 yield self._odd_link(rng, layout, roll)
                 continue
             if roll < 0.30:
-                word = int(rand() * hubs)
+                word = floor(rand() * hubs)
             elif roll < 0.65:
                 word = linkable[(center + int((rand() - 0.5) * span)) % count]
             else:
-                word = linkable[int(rand() * count)]
+                word = linkable[floor(rand() * count)]
             senses = counts[word]
             if senses > 1 and rand() < 0.6:
-                yield item_link(rng, layout, word, first[word] + int(rand() * senses))
+                yield item_link(rng, layout, word, first[word] + floor(rand() * senses))
             else:
                 yield item_link(rng, layout, word, first[word])
 
@@ -586,10 +598,10 @@ class Site:
         if roll < 0.025:
             return self._name_link(rng, layout, vocab.missing_name(rng))
         if roll < 0.04 and self.synonym_names:
-            name = self.synonym_names[int(rng.random() * len(self.synonym_names))]
+            name = self.synonym_names[floor(rng.random() * len(self.synonym_names))]
             return self._name_link(rng, layout, name)
-        word = self.linkable[int(rng.random() * len(self.linkable))]
-        return self._name_link(rng, layout, self.word_names[word], 10_000_000 + int(rng.random() * 89_999_999))
+        word = self.linkable[floor(rng.random() * len(self.linkable))]
+        return self._name_link(rng, layout, self.word_names[word], 10_000_000 + floor(rng.random() * 89_999_999))
 
     def _paragraph(
         self, rng: random.Random, next_link: Callable[[], Link], sentences: int, lead: str | None = None
@@ -605,7 +617,7 @@ class Site:
         segs: list[Segment] = []
         text = lead or ""
         for _ in range(sentences):
-            before, after = pool[int(rand() * size)]
+            before, after = pool[floor(rand() * size)]
             if after is None:
                 text += before
             else:
@@ -618,10 +630,10 @@ class Site:
             if roll < 0.12:
                 # A citation always ends a sentence and is followed by whitespace, so
                 # removing it (tag or `[n]` text) never glues or splits words.
-                first = 1 + int(rand() * 6)
+                first = 1 + floor(rand() * 6)
                 if text:
                     segs.append(text)
-                segs.append(Cite(f"[{first}]" if rand() < 0.7 else f"[{first}-{first + 1}]"))
+                segs.append(_CITES[first] if rand() < 0.7 else _CITE_RANGES[first])
                 text = "\n"
             elif roll < 0.2:
                 text += "\xa0"
@@ -634,8 +646,8 @@ class Site:
     def _infobox(self, rng: random.Random, next_link: Callable[[], Link], name: str) -> list[tuple[str, list[Segment]]]:
         items: list[tuple[str, list[Segment]]] = [("中文名", [name])]
         keys = list(vocab.INFOBOX_KEYS)
-        for _ in range(2 + int(rng.random() * 9)):
-            key = keys.pop(int(rng.random() * len(keys)))
+        for _ in range(2 + floor(rng.random() * 9)):
+            key = keys.pop(floor(rng.random() * len(keys)))
             items.append((key, self._infobox_value(rng, next_link, key)))
         return items
 
@@ -645,48 +657,52 @@ class Site:
             if rng.random() < 0.3:
                 value += ["、", next_link()]
         elif key == "国籍":
-            value = [vocab.COUNTRIES[int(rng.random() * len(vocab.COUNTRIES))]]
+            value = [vocab.COUNTRIES[floor(rng.random() * len(vocab.COUNTRIES))]]
         elif key == "民族":
-            value = [vocab.ETHNICITIES[int(rng.random() * len(vocab.ETHNICITIES))]]
+            value = [vocab.ETHNICITIES[floor(rng.random() * len(vocab.ETHNICITIES))]]
         elif key in ("出生日期", "发现时间", "出版时间", "成立时间"):
-            value = [f"{1700 + int(rng.random() * 320)}年{1 + int(rng.random() * 12)}月{1 + int(rng.random() * 28)}日"]
+            value = [
+                f"{1700 + floor(rng.random() * 320)}年{1 + floor(rng.random() * 12)}月{1 + floor(rng.random() * 28)}日"
+            ]
         elif key in ("面积", "海拔", "人口"):
             unit = {"面积": "平方千米", "海拔": "米", "人口": "万人"}[key]
-            value = [f"{1 + int(rng.random() * 9000)}{unit}"]
+            value = [f"{1 + floor(rng.random() * 9000)}{unit}"]
         elif key in ("外文名", "简称"):
             value = [
-                vocab.LATIN_HEADS[int(rng.random() * len(vocab.LATIN_HEADS))]
+                vocab.LATIN_HEADS[floor(rng.random() * len(vocab.LATIN_HEADS))]
                 + " "
-                + vocab.LATIN_LAST[int(rng.random() * len(vocab.LATIN_LAST))]
+                + vocab.LATIN_LAST[floor(rng.random() * len(vocab.LATIN_LAST))]
             ]
         elif key == "语种":
-            value = [vocab.LANGUAGES[int(rng.random() * len(vocab.LANGUAGES))]]
+            value = [vocab.LANGUAGES[floor(rng.random() * len(vocab.LANGUAGES))]]
         else:
             value = [
-                vocab.ADJECTIVES[int(rng.random() * len(vocab.ADJECTIVES))]
-                + vocab.NOUNS[int(rng.random() * len(vocab.NOUNS))]
+                vocab.ADJECTIVES[floor(rng.random() * len(vocab.ADJECTIVES))]
+                + vocab.NOUNS[floor(rng.random() * len(vocab.NOUNS))]
             ]
         roll = rng.random()
         if roll < 0.15:
             value = ["\n", *value, "\n"]
         elif roll < 0.22:
-            value = [*value, Cite(f"[{1 + int(rng.random() * 5)}]")]
+            value = [*value, _CITES[1 + floor(rng.random() * 5)]]
         return value
 
     def _sections(self, rng: random.Random, next_link: Callable[[], Link]) -> list[Section]:
         titles = list(vocab.SECTION_TITLES)
         sections: list[Section] = []
-        for number in range(1, 3 + int(rng.random() * 3) + 1):
-            title = titles.pop(int(rng.random() * len(titles)))
+        for number in range(1, 3 + floor(rng.random() * 3) + 1):
+            title = titles.pop(floor(rng.random() * len(titles)))
             sections.append(Section(title, 2, str(number), self._paragraphs(rng, next_link)))
             if rng.random() < 0.4:
-                for sub in range(1, 2 + int(rng.random() * 2)):
-                    sub_title = titles.pop(int(rng.random() * len(titles)))
+                for sub in range(1, 2 + floor(rng.random() * 2)):
+                    sub_title = titles.pop(floor(rng.random() * len(titles)))
                     sections.append(Section(sub_title, 3, f"{number}_{sub}", self._paragraphs(rng, next_link)))
         return sections
 
     def _paragraphs(self, rng: random.Random, next_link: Callable[[], Link]) -> list[list[Segment]]:
-        return [self._paragraph(rng, next_link, 3 + int(rng.random() * 3)) for _ in range(1 + int(rng.random() * 2))]
+        return [
+            self._paragraph(rng, next_link, 3 + floor(rng.random() * 3)) for _ in range(1 + floor(rng.random() * 2))
+        ]
 
     def hot_links(self, layout: int) -> list[Link]:
         """The site-wide "hot entries" box: the same hubs on every page of a layout."""
@@ -763,7 +779,7 @@ class Site:
 
     def changed_in(self, index: int) -> int:
         """The last epoch that changed entry ``index``; 0 if none did."""
-        if not 0 <= index < self.entry_count:
+        if not 0 <= index < self.entry_count or not self.epoch_fractions:
             return 0
         roll = self._change_roll(index)
         return max((epoch for epoch, fraction in enumerate(self.epoch_fractions, 1) if roll < fraction), default=0)
@@ -783,24 +799,24 @@ class Site:
         name = self.word_names[word]
         roll = rng.random()
         layout = LAYOUT_2017 if roll < 0.34 else LAYOUT_2021 if roll < 0.67 else LAYOUT_2023
-        deploy = int(rng.random() * DEPLOYS)
+        deploy = floor(rng.random() * DEPLOYS)
         if self.word_count[word] > 1:
             subtitle: str | None = self.subtitles(word)[index - self.word_first[word]]
         else:
             # Single senses draw theirs from the entry's own stream: no second seeding.
             subtitle = vocab.subtitle(rng) if rng.random() < 0.4 else None
-        lead = f"{name}，" if rng.random() < 0.6 else f"{name}（{vocab.LATIN_HEADS[int(rng.random() * 30)]}）是"
+        lead = f"{name}，" if rng.random() < 0.6 else f"{name}（{vocab.LATIN_HEADS[floor(rng.random() * 30)]}）是"
         next_link = self._link_stream(rng, layout, word).__next__
-        summary = [self._paragraph(rng, next_link, 2 + int(rng.random() * 3), lead)]
+        summary = [self._paragraph(rng, next_link, 2 + floor(rng.random() * 3), lead)]
         if rng.random() < 0.2:
             summary.append(self._paragraph(rng, next_link, 2))
         infobox = self._infobox(rng, next_link, name)
         sections = self._sections(rng, next_link)
-        related = [next_link() for _ in range(10 + int(rng.random() * 6))]
+        related = [next_link() for _ in range(10 + floor(rng.random() * 6))]
         hot = self.hot_links(layout)
-        images = [f"{rng.getrandbits(160):040x}" for _ in range(2 + int(rng.random() * 5))]
-        references = [self._reference(rng) for _ in range(2 + int(rng.random() * 4))]
-        tags = [vocab.NOUNS[int(rng.random() * len(vocab.NOUNS))] for _ in range(1 + int(rng.random() * 4))]
+        images = [f"{rng.getrandbits(160):040x}" for _ in range(2 + floor(rng.random() * 5))]
+        references = [self._reference(rng) for _ in range(2 + floor(rng.random() * 4))]
+        tags = [vocab.NOUNS[floor(rng.random() * len(vocab.NOUNS))] for _ in range(1 + floor(rng.random() * 4))]
         old_layout = layout != LAYOUT_2023
         version = self.version_of(index)
         if version:
@@ -833,9 +849,9 @@ class Site:
 
     @staticmethod
     def _reference(rng: random.Random) -> tuple[str, str]:
-        head = vocab.LATIN_HEADS[int(rng.random() * len(vocab.LATIN_HEADS))].lower()
-        year = 2005 + int(rng.random() * 19)
-        title = f"{vocab.ADJECTIVES[int(rng.random() * 24)]}{vocab.NOUNS[int(rng.random() * 36)]}的{vocab.VERBS[int(rng.random() * 24)]}"
+        head = vocab.LATIN_HEADS[floor(rng.random() * len(vocab.LATIN_HEADS))].lower()
+        year = 2005 + floor(rng.random() * 19)
+        title = f"{vocab.ADJECTIVES[floor(rng.random() * 24)]}{vocab.NOUNS[floor(rng.random() * 36)]}的{vocab.VERBS[floor(rng.random() * 24)]}"
         return title, f"http://www.{head}-news.com.cn/{year}/{rng.getrandbits(32):08x}.shtml"
 
     # ------------------------------------------------------------------ samples
@@ -889,9 +905,15 @@ class Site:
 
     def route(self, path: str, query: str = "") -> Route:
         """Answer for a request path (still percent-encoded) and raw query string."""
+        match = _ITEM.match(path)
+        if match and match.end() == len(path):
+            word = self.by_enc.get(match.group(1))
+            raw_id = match.group(2)
+            if word is not None and (not raw_id or _valid_escapes(raw_id)) and _valid_escapes(query):
+                # A name written as quote_name writes it: valid, and its decoding is known.
+                return self._route_item(self.word_names[word], raw_id, query)
         if not (_valid_escapes(path) and _valid_escapes(query)):
             return Route(400, "bad-request")
-        match = _ITEM.match(path)
         if match:
             return self._route_item(unquote(match.group(1)), match.group(2), query)
         match = _VIEW.match(path)

@@ -16,6 +16,8 @@ and inline links, link lists). The disambiguation list pages
 
 from __future__ import annotations
 
+import copy
+
 from replica.layouts.shared import (
     _CATEGORIES,
     _LOADER_JS,
@@ -124,6 +126,13 @@ class ClassicChrome:
         ).encode()
         self.tail = f'<script type="text/javascript">{_TAIL_JS}</script></body></html>'.encode()
 
+    def recoded(self, codec: str) -> ClassicChrome:
+        """The same chunks in ``codec`` instead of UTF-8 (the chrome of the pages served as GBK)."""
+        other = copy.copy(self)
+        for name in ("head", "nav", "body", "body_star", "footer", "tail"):
+            setattr(other, name, getattr(self, name).decode("utf-8").encode(codec))
+        return other
+
 
 class ClassicLayout(Base):
     """An entry page in the classic tree; subclasses fill in what their years changed."""
@@ -143,6 +152,9 @@ class ClassicLayout(Base):
         self.chrome = chrome
         # The hot-entries box is the same on every page of a layout: render it once.
         self.hot = self._link_list("热门词条", "lemmaWgt-hotLemma", site.hot_links(self.layout)).encode("utf-8")
+        # The pages served as GBK: the constant chunks encoded once more, so a page encodes only its own parts.
+        self.gbk_chrome = chrome.recoded(GBK_CODEC)
+        self.gbk_hot = self.hot.decode("utf-8").encode(GBK_CODEC)
 
     # ------------------------------------------------- what the years change
 
@@ -188,10 +200,12 @@ class ClassicLayout(Base):
         h2 = f"<h2>（{entry.subtitle}）</h2>" if entry.subtitle and not entry.star else ""
         summary, lead = self._summary(entry)
         extra_links = "".join(
-            f'<a href="{self.href(link)}" target="_blank">{link.text}</a>'
-            for link in entry.chrome_links[1 + bool(entry.sense_links) :]
+            [
+                f'<a href="{self.href(link)}" target="_blank">{link.text}</a>'
+                for link in entry.chrome_links[1 + bool(entry.sense_links) :]
+            ]
         )
-        tags = "，".join(f'<span class="taglist">{tag}</span>' for tag in entry.tags)
+        tags = "，".join([f'<span class="taglist">{tag}</span>' for tag in entry.tags])
         body = "".join(
             (
                 self._polysemant(entry),
@@ -219,7 +233,9 @@ class ClassicLayout(Base):
             )
         )
         gbk = entry.charset == GBK
-        page = b"".join(
+        # 1/8 of 2017 pages are GBK: their own parts in gb18030, the constant ones encoded once.
+        codec, chrome, hot = (GBK_CODEC, self.gbk_chrome, self.gbk_hot) if gbk else ("utf-8", chrome, self.hot)
+        return b"".join(
             (
                 b"<!DOCTYPE html><!--STATUS OK--><html><head>",
                 b"" if gbk else _META_UTF8,
@@ -227,21 +243,19 @@ class ClassicLayout(Base):
                 (
                     f'<meta name="description" content="{description}..."><title>{_page_title(entry)}</title>'
                     f'<meta name="keywords" content="{keywords}">'
-                ).encode(),
+                ).encode(codec),
                 chrome.head,
-                name.encode("utf-8"),
+                name.encode(codec),
                 chrome.nav,
-                f'<div><a href="{self.href(navbar)}" target="_blank">{navbar.text}</a></div>'.encode(),
+                f'<div><a href="{self.href(navbar)}" target="_blank">{navbar.text}</a></div>'.encode(codec),
                 chrome.body_star if entry.star else chrome.body,
-                body.encode("utf-8"),
-                self.hot,
+                body.encode(codec),
+                hot,
                 chrome.footer,
-                self._ids_script(entry).encode("utf-8"),
+                self._ids_script(entry).encode(codec),
                 chrome.tail,
             )
         )
-        # Rare (1/8 of 2017 pages): re-encoding beats keeping a GBK copy of every static chunk.
-        return page.decode("utf-8").encode(GBK_CODEC) if gbk else page
 
     def _inline(self, segs: list[Segment], sub_id: int) -> str:
         """A paragraph or infobox value: text, links, citation marks (``sup`` + anchor)."""
@@ -277,7 +291,7 @@ class ClassicLayout(Base):
         """
         if entry.lead_in_body:
             sub_id, inline, para_open = entry.sub_id, self._inline, self._para_open
-            lead = "".join(f"{para_open(n + 1)}{inline(p, sub_id)}</div>\n" for n, p in enumerate(entry.summary))
+            lead = "".join([f"{para_open(n + 1)}{inline(p, sub_id)}</div>\n" for n, p in enumerate(entry.summary)])
             return self.summary_open + "</div>", lead
         return self.summary_open + self._summary_paras(entry) + "\n</div>", ""
 
@@ -332,9 +346,11 @@ class ClassicLayout(Base):
         blocks = []
         for cls, items in (("basicInfo-left", entry.infobox[:half]), ("basicInfo-right", entry.infobox[half:])):
             cells = "".join(
-                f'<dt class="basicInfo-item name">{_pad_key(key, "&nbsp;")}</dt>'
-                f'<dd class="basicInfo-item value">{self._inline(value, entry.sub_id)}</dd>'
-                for key, value in items
+                [
+                    f'<dt class="basicInfo-item name">{_pad_key(key, "&nbsp;")}</dt>'
+                    f'<dd class="basicInfo-item value">{self._inline(value, entry.sub_id)}</dd>'
+                    for key, value in items
+                ]
             )
             blocks.append(f'<dl class="basicInfo-block {cls}">{cells}</dl>')
         return f"{self.infobox_open}{''.join(blocks)}</div>"
@@ -378,11 +394,13 @@ class ClassicLayout(Base):
     def _references(self, entry: Entry) -> str:
         sub_id = entry.sub_id
         items = "".join(
-            f'<li class="reference-item" id="reference-[{number}]-{sub_id}-wrap"><span class="index">{number}.</span>'
-            f'<a class="gotop anchor" name="refIndex_{number}_{sub_id}" title="向上跳转" href="#ref_[{number}]_{sub_id}">&nbsp;&nbsp;</a>'
-            f'<a rel="nofollow" href="{url}" target="_blank" class="text">{title}<span class="linkRedirect">&nbsp;</span></a>'
-            f'<span class="site">．{url.split("/")[2]}</span></li>'
-            for number, (title, url) in enumerate(entry.references, start=1)
+            [
+                f'<li class="reference-item" id="reference-[{number}]-{sub_id}-wrap"><span class="index">{number}.</span>'
+                f'<a class="gotop anchor" name="refIndex_{number}_{sub_id}" title="向上跳转" href="#ref_[{number}]_{sub_id}">&nbsp;&nbsp;</a>'
+                f'<a rel="nofollow" href="{url}" target="_blank" class="text">{title}<span class="linkRedirect">&nbsp;</span></a>'
+                f'<span class="site">．{url.split("/")[2]}</span></li>'
+                for number, (title, url) in enumerate(entry.references, start=1)
+            ]
         )
         return (
             '<dl class="lemma-reference collapse nslog-area log-set-param" data-nslog-type="2">'

@@ -142,7 +142,7 @@ class ReactLayout(Base):
             "lemmaId": entry.lemma_id,
             "lemmaTitle": entry.name,
             "lemmaDesc": entry.subtitle or "",
-            "abstractPlain": " ".join(clean_text(p) for p in entry.summary),
+            "abstractPlain": " ".join([clean_text(p) for p in entry.summary]),
             "isPolysemant": len(entry.senses) > 1,
             "card": {"left": card[:half], "right": card[half:]},
             "navigation": {"lemmas": lemmas},
@@ -212,14 +212,18 @@ class ReactLayout(Base):
         half = (len(entry.infobox) + 1) // 2
         for side, items in (("left", entry.infobox[:half]), ("right", entry.infobox[half:])):
             cells = "".join(
-                f'<div class="{cls["itemWrapper"]}"><dt class="{cls["basicInfoItem"]} {cls["itemName"]}">{_pad_key(key, chr(0xA0))}</dt>'
-                f'<dd class="{cls["basicInfoItem"]} {cls["itemValue"]}">{inline(value, cls)}</dd></div>'
-                for key, value in items
+                [
+                    f'<div class="{cls["itemWrapper"]}"><dt class="{cls["basicInfoItem"]} {cls["itemName"]}">{_pad_key(key, chr(0xA0))}</dt>'
+                    f'<dd class="{cls["basicInfoItem"]} {cls["itemValue"]}">{inline(value, cls)}</dd></div>'
+                    for key, value in items
+                ]
             )
             add(f'<dl class="{cls["basicInfoBlock"]} {side}">{cells}</dl>')
         catalog = "".join(
-            f'<li class="{cls["catalogItem"]} {cls["level" + str(s.level)]}"><a href="#{s.number}">{s.title}</a></li>'
-            for s in entry.sections
+            [
+                f'<li class="{cls["catalogItem"]} {cls["level" + str(s.level)]}"><a href="#{s.number}">{s.title}</a></li>'
+                for s in entry.sections
+            ]
         )
         add(f'</div><div class="{cls["catalog"]}"><h2>目录</h2><ol class="{cls["catalogList"]}">{catalog}</ol></div>')
         images = list(entry.images)
@@ -240,17 +244,23 @@ class ReactLayout(Base):
                     )
                 add(para_open + inline(para, cls) + "</div>")
         refs = "".join(
-            f'<li class="{cls["referenceItem"]}"><span>[{n}]</span><a href="{url}" target="_blank" rel="nofollow">{title}</a></li>'
-            for n, (title, url) in enumerate(entry.references, start=1)
+            [
+                f'<li class="{cls["referenceItem"]}"><span>[{n}]</span><a href="{url}" target="_blank" rel="nofollow">{title}</a></li>'
+                for n, (title, url) in enumerate(entry.references, start=1)
+            ]
         )
         extra_links = "".join(
-            f'<a class="{cls["innerLink"]}" href="{self.href(link)}" target="_blank">{link.text}</a>'
-            for link in entry.chrome_links[1 + bool(entry.sense_links) :]
+            [
+                f'<a class="{cls["innerLink"]}" href="{self.href(link)}" target="_blank">{link.text}</a>'
+                for link in entry.chrome_links[1 + bool(entry.sense_links) :]
+            ]
         )
-        tags = "".join(f'<span class="{cls["tag"]}">{tag}</span>' for tag in entry.tags)
+        tags = "".join([f'<span class="{cls["tag"]}">{tag}</span>' for tag in entry.tags])
         related = "".join(
-            f'<li><a href="{prefix[link.anchor]}{link.path}" target="_blank">{link.text}</a></li>'
-            for link in entry.related
+            [
+                f'<li><a href="{prefix[link.anchor]}{link.path}" target="_blank">{link.text}</a></li>'
+                for link in entry.related
+            ]
         )
         album = (
             f'<div class="{cls["albumList"]}"><a href="https://bkimg.cdn.bcebos.com/pic/{entry.images[0]}" target="_blank">'

@@ -32,7 +32,7 @@ class Layout2017(ClassicLayout):
 
     def _summary_paras(self, entry: Entry) -> str:
         sub_id, inline = entry.sub_id, self._inline
-        return "\n".join(f"<div class=para label-module=para>\n{inline(p, sub_id)}\n</div>" for p in entry.summary)
+        return "\n".join([f"<div class=para label-module=para>\n{inline(p, sub_id)}\n</div>" for p in entry.summary])
 
     def _para_open(self, pid: int) -> str:
         return "<div class=para label-module=para>"
@@ -46,5 +46,5 @@ class Layout2017(ClassicLayout):
     def _link_items(self, links: list[Link]) -> str:
         prefix = self._prefix
         return "".join(
-            f"<li><a href='{prefix[link.anchor]}{link.path}' target=_blank>{link.text}</a></li>" for link in links
+            [f"<li><a href='{prefix[link.anchor]}{link.path}' target=_blank>{link.text}</a></li>" for link in links]
         )

@@ -35,9 +35,11 @@ class Layout2021(ClassicLayout):
     def _summary_paras(self, entry: Entry) -> str:
         sub_id, inline = entry.sub_id, self._inline
         return "\n".join(
-            f'<div class="para MARK_MODULE" label-module="para" data-uuid="{sub_id:x}{n}" data-pid="{n + 1}">'
-            f"{inline(p, sub_id)}</div>"
-            for n, p in enumerate(entry.summary)
+            [
+                f'<div class="para MARK_MODULE" label-module="para" data-uuid="{sub_id:x}{n}" data-pid="{n + 1}">'
+                f"{inline(p, sub_id)}</div>"
+                for n, p in enumerate(entry.summary)
+            ]
         )
 
     def _para_open(self, pid: int) -> str:
@@ -55,6 +57,8 @@ class Layout2021(ClassicLayout):
     def _link_items(self, links: list[Link]) -> str:
         prefix, ids = self._prefix, self.site.entry_id
         return "".join(
-            f'<li><a href="{prefix[link.anchor]}{link.path}" target="_blank" data-lemmaid="{ids[link.target] if link.target >= 0 else 0}">{link.text}</a></li>'
-            for link in links
+            [
+                f'<li><a href="{prefix[link.anchor]}{link.path}" target="_blank" data-lemmaid="{ids[link.target] if link.target >= 0 else 0}">{link.text}</a></li>'
+                for link in links
+            ]
         )
