@@ -50,7 +50,7 @@ STALE_AFTER = 5.0
 
 # BAIKE_SHARD0_SHARE's default: the part of an even share of the fingerprints that shard 0
 # takes, because its master also does the crawl's work that is not split (bench/shards.py)
-DEFAULT_SHARD0_SHARE = 0.75
+DEFAULT_SHARD0_SHARE = 0.4
 # The fingerprint's last 4 bytes, read as an integer, are split over the shards.
 SPACE = 1 << 32
 # BAIKE_SHARD0_SHARE is taken in millionths, so every node computes the same bounds.
