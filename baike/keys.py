@@ -85,8 +85,9 @@ TEMPLATES: dict[str, str] = {
     # not change) and "not_modified" (answered 304)
     "revisit_stats": "%(spider)s:revisit:stats",
     # With BAIKE_SHARDS > 1 (see baike.frontier.shards; none of these exists with one shard):
-    # hash on shard 0: "count" (the crawl's shard count) and "granted" (page budget units
-    # handed to the shards' allowances, less those given back)
+    # hash on shard 0: "count" (the crawl's shard count), "bounds" (its fingerprint split,
+    # recorded with the count; none in a crawl split by fingerprint % count) and "granted"
+    # (page budget units handed to the shards' allowances, less those given back)
     "shards": "%(spider)s:shards",
     # hash on shard 0: grant id -> "<shard> <units> <Redis time>", a grant not yet credited
     "grants": "%(spider)s:shards:grants",

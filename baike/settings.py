@@ -74,6 +74,10 @@ BAIKE_KNOWN_LINKS = 1_000_000
 # hash tags the frontier and the dupefilter are split over, by request fingerprint, so that
 # their Redis work spreads over a Redis Cluster's masters (1: one, every key as before)
 BAIKE_SHARDS = 1
+# with BAIKE_SHARDS > 1: the part of an even share of the fingerprints that shard 0 takes, its
+# master also doing the crawl's unsplit work (items, seeds, node records, stats, the budget's
+# ledger); 1.0 splits evenly. The crawl's first node records the split, the others follow it
+BAIKE_SHARD0_SHARE = 0.4
 # Request.meta keys of your own that travel through the frontier (e.g. "proxy"); the
 # crawler's own keys always do, any other key is dropped on the way in and refused on
 # the way out (baike.frontier.schema)

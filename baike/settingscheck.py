@@ -172,6 +172,7 @@ TYPED_SETTINGS: dict[str, Rule] = {
     "SCHEDULER_KNOWN_FINGERPRINTS": whole(0),
     "BAIKE_KNOWN_LINKS": whole(0, note=OFF_AT_ZERO),
     "BAIKE_SHARDS": whole(1, 0xFFFF),
+    "BAIKE_SHARD0_SHARE": Rule("float", low=0.0, high=1.0, above_low=True, note="1 = an even split"),
     "SCHEDULER_EXTRA_META_KEYS": Rule("list", items_are="Request.meta keys"),
     # dedup
     "DUPEFILTER_EXPECTED_URLS": whole(1),

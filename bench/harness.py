@@ -48,9 +48,12 @@ SCRIPT_COMMANDS = frozenset({"evalsha", "eval", "evalsha_ro", "eval_ro"})
 logger = logging.getLogger("bench")
 
 
-def rounds_args(doc: str | None, argv: list[str] | None = None, flush_interval: bool = False) -> argparse.Namespace:
+def rounds_args(
+    doc: str | None, argv: list[str] | None = None, flush_interval: bool = False, shard0_share: bool = False
+) -> argparse.Namespace:
     """The options of a bench of rounds of crawls (``--quick``: 1 round of 300 pages; with
-    ``flush_interval``, ``--flush-interval`` for SCHEDULER_FLUSH_INTERVAL in every case)."""
+    ``flush_interval``, ``--flush-interval`` for SCHEDULER_FLUSH_INTERVAL in every case; with
+    ``shard0_share``, ``--shard0-share`` for BAIKE_SHARD0_SHARE)."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1 round with a budget of 300 pages")
     parser.add_argument("--rounds", type=int, default=3)
@@ -60,6 +63,10 @@ def rounds_args(doc: str | None, argv: list[str] | None = None, flush_interval: 
     parser.add_argument("--keep", action="store_true", help="keep the node logs")
     if flush_interval:
         parser.add_argument("--flush-interval", type=float, default=0.0, help="SCHEDULER_FLUSH_INTERVAL of every node")
+    if shard0_share:
+        parser.add_argument(
+            "--shard0-share", type=float, default=0.0, help="BAIKE_SHARD0_SHARE of every node (0: the default)"
+        )
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.budget = 1, 300

@@ -3,6 +3,7 @@
     .venv/bin/python bench/shards.py            # 3 rounds, budget 2000, 2 nodes
     .venv/bin/python bench/shards.py --quick    # 1 round, budget 300
     .venv/bin/python bench/shards.py --flush-interval 0.5   # both cases flush less often
+    .venv/bin/python bench/shards.py --shard0-share 1       # shards-3 split evenly
 
 The same crawl (2 nodes, the page budget, the replica) on one Redis Cluster of 3 masters
 (``redis-cli --cluster create``), side by side, the order of the cases turning each round:
@@ -95,6 +96,17 @@ def idle_rates(cluster: ClusterServers, seconds: float = 2.0) -> list[float]:
     return [(end - start) / elapsed for start, end in zip(before, after, strict=True)]
 
 
+def shard0_master(cluster: ClusterServers) -> int:
+    """The index (in ``cluster.servers``) of the master of ``{baike}``: shard 0's, which also
+    holds the crawl's unsplit keys."""
+    client = cluster.client()
+    try:
+        port = int(client.get_node_from_key("{baike}").port)
+    finally:
+        client.close()
+    return next(index for index, server in enumerate(cluster.servers) if server.port == port)
+
+
 def crawl_once(
     lab: Lab, cluster: ClusterServers, case: str, budget: int, timeout: float, extra: tuple[str, ...] = ()
 ) -> dict[str, Any]:
@@ -142,12 +154,15 @@ def crawl_once(
     net = [max(value - 1000 * rate * window / pages, 0.0) for value, rate in zip(per_master, idle, strict=True)]
     scripts = [usec / 1000 / max(answered(stats), 1) for usec in script_usec(cluster)]
     commands = command_stats(cluster)
+    shard0 = shard0_master(cluster)
     return {
         "case": case,
         "pages": answered(stats),
         "pages_per_s": round(pages / (done[0] - first[0]), 2),
         "master_cpu_ms_per_page": [round(value, 4) for value in per_master],
         "busiest_cpu_ms_per_page": round(max(per_master), 4),
+        "shard0_master": shard0,
+        "shard0_cpu_ms_per_page": round(per_master[shard0], 4),
         "idle_cpu_ms_per_s": [round(1000 * rate, 3) for rate in idle],
         "master_net_cpu_ms_per_page": [round(value, 4) for value in net],
         "busiest_net_cpu_ms_per_page": round(max(net), 4),
@@ -168,12 +183,13 @@ def run_rounds(
             run = {"round": round_index, **crawl_once(lab, cluster, name, budget, timeout, extra)}
             runs.append(run)
             logger.info(
-                "round %d %-8s %5d pages  %.1f pages/s  masters %s ms/page",
+                "round %d %-8s %5d pages  %.1f pages/s  masters %s ms/page (shard 0's %.3f)",
                 round_index,
                 name,
                 run["pages"],
                 run["pages_per_s"],
                 " / ".join(f"{value:.3f}" for value in run["master_cpu_ms_per_page"]),
+                run["shard0_cpu_ms_per_page"],
             )
     return runs
 
@@ -192,6 +208,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "pages_per_s": spread([run["pages_per_s"] for run in mine]),
             "masters_ms_per_page": [spread([row[rank] for row in ranked])["median"] for rank in range(3)],
             "busiest": spread([run["busiest_cpu_ms_per_page"] for run in mine]),
+            "shard0": spread([run["shard0_cpu_ms_per_page"] for run in mine]),
             "busiest_vs_shards_1": spread(
                 [
                     run["busiest_cpu_ms_per_page"] / reference[run["round"]]
@@ -222,6 +239,7 @@ def cost_table(summary: dict[str, dict[str, Any]]) -> str:
                 name,
                 f"{case['pages_per_s']['median']:.1f}",
                 f"{busiest:.3f} / {second:.3f} / {third:.3f}",
+                f"{case['shard0']['median']:.3f}",
                 f"{case['busiest']['median']:.3f}",
                 f"{ratio['median']:.2f} (max {ratio['max']:.2f})",
                 f"{case['busiest_net']['median']:.3f}",
@@ -235,6 +253,7 @@ def cost_table(summary: dict[str, dict[str, Any]]) -> str:
             "case",
             "pages/s (med)",
             "Redis CPU ms/page per master, busiest first (med)",
+            "shard 0's master (med)",
             "busiest master CPU (med)",
             f"busiest CPU vs shards-1 (target <= {TARGET})",
             "busiest master CPU less its idle (med)",
@@ -247,8 +266,9 @@ def cost_table(summary: dict[str, dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = rounds_args(__doc__, argv, flush_interval=True)
+    args = rounds_args(__doc__, argv, flush_interval=True, shard0_share=True)
     extra = (f"SCHEDULER_FLUSH_INTERVAL={args.flush_interval}",) if args.flush_interval else ()
+    extra += (f"BAIKE_SHARD0_SHARE={args.shard0_share}",) if args.shard0_share else ()
     setup_logging()
     with Lab("shards", keep=args.keep) as lab:
         cluster = ClusterServers(lab.directory / "cluster")
@@ -260,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             cluster.stop()
     summary = summarize(runs)
     flush = f", SCHEDULER_FLUSH_INTERVAL={args.flush_interval}" if args.flush_interval else ""
+    flush += f", BAIKE_SHARD0_SHARE={args.shard0_share}" if args.shard0_share else ""
     print(f"\n{NODES} nodes, page budget {args.budget}, {args.rounds} rounds, Redis Cluster of 3 masters{flush}\n")
     print(cost_table(summary))
     path = write_results("shards", {"args": vars(args), "runs": runs, "summary": summary})

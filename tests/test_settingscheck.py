@@ -81,6 +81,9 @@ def test_the_project_settings_pass() -> None:
         ("RETRY_HTTP_CODES", "500,abc", "a comma-separated list of HTTP status codes (100 to 599)"),
         ("LOGSTATS_INTERVAL", "-1", "a number of seconds >= 0 (0 = no stats line)"),
         ("BAIKE_CAPTCHA_RETRIES", "many", "a whole number >= 0"),
+        ("BAIKE_SHARD0_SHARE", "0", "a number > 0 and <= 1 (1 = an even split)"),
+        ("BAIKE_SHARD0_SHARE", "1.5", "a number > 0 and <= 1 (1 = an even split)"),
+        ("BAIKE_SHARD0_SHARE", "a quarter", "a number > 0 and <= 1 (1 = an even split)"),
     ],
 )
 def test_a_bad_value_is_one_line_with_the_expected_form(name: str, value: str, expected: str) -> None:
@@ -95,6 +98,8 @@ def test_a_bad_value_is_one_line_with_the_expected_form(name: str, value: str, e
         ("SCHEDULER_LEASE_SECONDS", "2"),
         ("SCHEDULER_HEARTBEAT_INTERVAL", "0.5"),
         ("CLOSESPIDER_FINISHED_GRACE", "0"),
+        ("BAIKE_SHARD0_SHARE", "1"),
+        ("BAIKE_SHARD0_SHARE", "0.7"),
         ("BLOOM_CAPACITY", "100000"),
         ("DOWNLOAD_TIMEOUT", "1e1"),
         ("ROBOTSTXT_OBEY", "False"),

@@ -15,7 +15,16 @@ from baike.frontier.bloom import BloomDupeFilter
 from baike.frontier.dupefilter import BucketDupeFilter
 from baike.frontier.queue import LeasedQueue, handle_shard, lease_handle, split_handle
 from baike.frontier.scheduler import LeasedScheduler
-from baike.frontier.shards import Transfers, crawl_shards, read_shards, record_shards, shard_of
+from baike.frontier.shards import (
+    DEFAULT_SHARD0_SHARE,
+    SPACE,
+    ShardSplit,
+    Transfers,
+    crawl_shards,
+    read_shards,
+    record_shards,
+    shard_of,
+)
 from baike.keys import CrawlKeys, shard_keys
 from tests.frontier_helpers import make_crawler
 from tests.test_crash_safety import assert_accounting_whole
@@ -95,9 +104,119 @@ def test_lease_handles_name_their_shard() -> None:
 def test_requests_spread_over_the_shards_by_fingerprint() -> None:
     counts = [0, 0, 0]
     for n in range(3000):
-        counts[shard_of(hashlib.sha1(str(n).encode()).digest(), 3)] += 1
+        counts[shard_of(hashlib.sha1(str(n).encode()).digest(), ShardSplit.weighted(3, 1.0))] += 1
     assert all(900 < count < 1100 for count in counts), counts
-    assert shard_of(b"\x00" * 20, 1) == 0
+    assert shard_of(b"\x00" * 20, ShardSplit.weighted(1, DEFAULT_SHARD0_SHARE)) == 0
+
+
+def fractions_of(split: ShardSplit, samples: int = 30_000) -> list[float]:
+    counts = [0] * split.count
+    for n in range(samples):
+        counts[shard_of(hashlib.sha1(str(n).encode()).digest(), split)] += 1
+    return [count / samples for count in counts]
+
+
+@pytest.mark.parametrize(("share", "expected"), [(0.75, [0.25, 0.375, 0.375]), (0.5, [0.166667, 0.416667, 0.416667])])
+def test_shard_zero_takes_its_share_of_the_fingerprints(share: float, expected: list[float]) -> None:
+    split = ShardSplit.weighted(3, share)
+    assert [round(split.fraction(shard), 6) for shard in range(3)] == expected
+    assert all(abs(got - want) < 0.012 for got, want in zip(fractions_of(split), expected, strict=True))
+    assert split.shard0_share == pytest.approx(share, abs=1e-6)
+
+
+def test_a_share_of_one_is_an_even_split_by_bounds() -> None:
+    even = ShardSplit.weighted(3, 1.0)
+    assert even.bounds == (SPACE // 3, 2 * SPACE // 3)
+    assert all(abs(got - 1 / 3) < 0.012 for got in fractions_of(even))
+    edges = [b"\x00" * 16 + value.to_bytes(4, "big") for value in (0, SPACE // 3 - 1, SPACE // 3, SPACE - 1)]
+    assert [shard_of(fingerprint, even) for fingerprint in edges] == [0, 0, 1, 2]
+    assert ShardSplit.parse(3, even.record) == even
+
+
+def test_an_old_split_is_by_fingerprint_modulo_the_count() -> None:
+    old = ShardSplit.parse(3, "")
+    assert old.bounds is None and old.fraction(2) == pytest.approx(1 / 3)
+    for n in range(300):
+        fingerprint = hashlib.sha1(str(n).encode()).digest()
+        assert shard_of(fingerprint, old) == int.from_bytes(fingerprint[-4:], "big") % 3
+
+
+@pytest.mark.parametrize("record", ["5", "3 2", f"1 {SPACE}", "a b", "0 7"])
+def test_a_recorded_split_that_is_not_one_is_refused(redis_db, record: str) -> None:
+    ledger = keys_of(3)[0]
+    redis_db.hset(ledger.shards, mapping={"count": 3, "bounds": record})
+    with pytest.raises(NodeRefused, match="is not one"):
+        record_shards(redis_db, ledger, ShardSplit.weighted(3, 1.0))
+
+
+def test_the_first_node_records_its_split_and_the_others_follow_it(redis_db) -> None:
+    ledger = keys_of(3)[0]
+    first, other = ShardSplit.weighted(3, 0.7), ShardSplit.weighted(3, 1.0)
+    assert record_shards(redis_db, ledger, first) == first
+    assert redis_db.hgetall(ledger.shards) == {b"count": b"3", b"bounds": first.record.encode()}
+    assert record_shards(redis_db, ledger, other) == first, "the recorded split wins"
+    assert redis_db.hget(ledger.shards, "bounds") == first.record.encode()
+
+
+def test_a_node_follows_the_split_recorded_by_the_crawl(redis_db, redis_server, caplog) -> None:
+    first = make_crawler(redis_server.url, BAIKE_SHARDS=3, BAIKE_SHARD0_SHARE=0.6)
+    LeasedScheduler.from_crawler(first)
+    crawler = make_crawler(redis_server.url, BAIKE_SHARDS=3, BAIKE_SHARD0_SHARE=1.0)
+    scheduler = LeasedScheduler.from_crawler(crawler)
+    recorded = ShardSplit.weighted(3, 0.6)
+    assert scheduler.split == recorded and scheduler.df.split == recorded
+    assert scheduler._transfers is not None and scheduler._transfers.split == recorded
+    lines = [record.getMessage() for record in caplog.records if "BAIKE_SHARD0_SHARE=1" in record.getMessage()]
+    assert len(lines) == 1 and "takes 0.6 of an even share" in lines[0], lines
+
+
+def test_a_crawl_split_before_bounds_were_recorded_keeps_its_split(redis_db, redis_server, caplog) -> None:
+    ledger = keys_of(3, redis_server.url)[0]
+    redis_db.hset(ledger.shards, "count", 3)
+    crawler = make_crawler(redis_server.url, BAIKE_SHARDS=3)
+    scheduler = LeasedScheduler.from_crawler(crawler)
+    assert scheduler.split == ShardSplit(3) and scheduler.df.split == ShardSplit(3)
+    assert not redis_db.hexists(ledger.shards, "bounds"), "an old crawl's record is left as it is"
+    fingerprint = hashlib.sha1(b"old").digest()
+    assert (
+        scheduler.df.bucket_shard(scheduler.df.slot_of(fingerprint)[0]) == int.from_bytes(fingerprint[-4:], "big") % 3
+    )
+    assert any("fingerprint % 3" in record.getMessage() for record in caplog.records)
+
+
+def test_the_shared_rate_is_split_by_the_shards_shares(redis_db, redis_server) -> None:
+    split = ShardSplit.weighted(3, 0.75)
+    crawler = make_crawler(redis_server.url, BAIKE_SHARDS=3, BAIKE_CLUSTER_RATE=10.0, BAIKE_CLUSTER_BURST=20)
+    queues = []
+    for shard in range(3):
+        queue = LeasedQueue(redis_db, crawler.spider, "unused")
+        queue.use_shard(shard, split)
+        queues.append(queue)
+    assert [queue.rate for queue in queues] == pytest.approx([2.5, 3.75, 3.75]), "the host's total is 10"
+    assert [queue.burst for queue in queues] == [5, 8, 8]
+
+
+def test_a_rate_cap_is_split_by_the_shards_shares(redis_db, redis_server) -> None:
+    crawler = make_crawler(redis_server.url, BAIKE_SHARDS=3, BAIKE_SHARD0_SHARE=0.75)
+    scheduler = LeasedScheduler.from_crawler(crawler)
+    scheduler.open(crawler.spider)
+    try:
+        scheduler.cap_rate(4.0, "robots.txt")
+        assert [queue.rate for queue in scheduler.queues] == pytest.approx([1.0, 1.5, 1.5])
+        caps = [float(redis_db.hget(queue.rate_key, "cap")) for queue in scheduler.queues]
+        assert caps == pytest.approx([1.0, 1.5, 1.5])
+    finally:
+        scheduler.close("finished")
+
+
+def test_grants_follow_the_shards_shares(redis_db, redis_server, keys) -> None:
+    split = ShardSplit.weighted(3, 0.75)
+    queues = [queue_of(redis_db, redis_server, shard, split=split) for shard in range(3)]
+    for shard, queue in enumerate(queues):
+        push(queue, *range(100 * shard, 100 * shard + 60))
+    assert Transfers(redis_db, keys, split).rebalance(120, 4, lambda: now(redis_db)) == 120
+    states, granted, _ = read_shards(redis_db, keys)
+    assert [state.allowance for state in states] == [30, 45, 45] and granted == 120
 
 
 def test_a_grant_run_twice_credits_once(redis_db, keys, transfers) -> None:
@@ -139,10 +258,10 @@ def test_a_grant_cut_short_by_a_crash_is_finished_by_another_node_once(redis_db,
     assert units_everywhere(redis_db, keys) == BUDGET
 
 
-def queue_of(redis_db, redis_server, shard: int, shards: int = 3) -> LeasedQueue:
+def queue_of(redis_db, redis_server, shard: int, shards: int = 3, split: ShardSplit | None = None) -> LeasedQueue:
     crawler = make_crawler(redis_server.url, BAIKE_SHARDS=shards)
     queue = LeasedQueue(redis_db, crawler.spider, "unused")
-    queue.use_shard(shard, shards)
+    queue.use_shard(shard, split or ShardSplit.weighted(shards, 1.0))
     return queue
 
 
@@ -209,17 +328,18 @@ def test_rebalance_feeds_the_shards_with_work_and_moves_stranded_units(redis_db,
 
 def test_a_node_with_another_shard_count_is_refused(redis_db) -> None:
     single, sharded = keys_of(1)[0], keys_of(3)[0]
-    record_shards(redis_db, sharded, 3)
-    record_shards(redis_db, sharded, 3)
+    three, one = ShardSplit.weighted(3, DEFAULT_SHARD0_SHARE), ShardSplit.weighted(1, DEFAULT_SHARD0_SHARE)
+    assert record_shards(redis_db, sharded, three) == three
+    assert record_shards(redis_db, sharded, three) == three
     with pytest.raises(NodeRefused, match="BAIKE_SHARDS=3"):
-        record_shards(redis_db, single, 1)
+        record_shards(redis_db, single, one)
     assert len(crawl_shards(redis_db, single)) == 3
     redis_db.flushdb()
-    record_shards(redis_db, single, 1)
+    assert record_shards(redis_db, single, one) == one
     assert redis_db.dbsize() == 0, "one shard records nothing"
     redis_db.hset(single.budget, "enqueued", 5)
     with pytest.raises(NodeRefused, match=r"split over 1 shard .*BAIKE_SHARDS=1"):
-        record_shards(redis_db, sharded, 3)
+        record_shards(redis_db, sharded, three)
 
 
 # -- whole crawls with shards -----------------------------------------------------------------
@@ -286,12 +406,13 @@ def test_the_budget_is_exact_over_three_shards(redis_db, redis_server, replica_f
 def test_the_dupefilter_puts_a_fingerprint_in_its_shards_buckets(redis_db, redis_server) -> None:
     crawler = make_crawler(redis_server.url, BAIKE_SHARDS=3)
     dupefilter = BucketDupeFilter.from_crawler(crawler)
+    assert dupefilter.split == ShardSplit.weighted(3, DEFAULT_SHARD0_SHARE)
     shards = keys_of(3, redis_server.url)
     seen = set()
     for n in range(60):
         fingerprint = hashlib.sha1(str(n).encode()).digest()
         bucket, _ = dupefilter.slot_of(fingerprint)
-        shard = shard_of(fingerprint, 3)
+        shard = shard_of(fingerprint, dupefilter.split)
         assert bucket.startswith(shards[shard].dupefilter + ":") and dupefilter.bucket_shard(bucket) == shard
         seen.add(shard)
     assert seen == {0, 1, 2}
@@ -340,7 +461,7 @@ def test_a_flush_waits_for_one_shard_to_fill_its_batch(redis_db, redis_server) -
     try:
         for n in range(2, 200):
             request = Request(f"https://baike.baidu.com/item/entry{n}/{n}", callback=spider.parse)
-            shard = shard_of(crawler.request_fingerprinter.fingerprint(request), 3)
+            shard = shard_of(crawler.request_fingerprinter.fingerprint(request), scheduler.split)
             if per_shard[shard] == 3:
                 continue
             per_shard[shard] += 1
@@ -350,7 +471,7 @@ def test_a_flush_waits_for_one_shard_to_fill_its_batch(redis_db, redis_server) -
         assert not any(redis_db.exists(keys.budget) for keys in shards), "no shard has a full batch yet: 9 wait"
         for n in range(200, 400):
             request = Request(f"https://baike.baidu.com/item/entry{n}/{n}", callback=spider.parse)
-            if shard_of(crawler.request_fingerprinter.fingerprint(request), 3) == 1:
+            if shard_of(crawler.request_fingerprinter.fingerprint(request), scheduler.split) == 1:
                 assert scheduler.enqueue_request(request)
                 break
         enqueued = [int(redis_db.hget(keys.budget, "enqueued") or 0) for keys in shards]

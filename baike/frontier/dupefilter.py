@@ -38,7 +38,7 @@ from redis.exceptions import RedisError
 from scrapy.dupefilters import BaseDupeFilter
 
 from baike.errors import NodeRefused
-from baike.frontier.shards import shard_of
+from baike.frontier.shards import ShardSplit, record_shards, wanted_split
 from baike.keys import CrawlKeys, shard_count, shard_keys
 
 if TYPE_CHECKING:
@@ -163,13 +163,18 @@ class BucketDupeFilter(SharedDupeFilter):
         # the bucket key prefix of each frontier shard (BAIKE_SHARDS; see use_shards)
         self.shard_prefixes = [key]
         self._shard_of_prefix = {key: 0}
+        self.split = ShardSplit(1, ())
 
-    def use_shards(self, prefixes: list[str]) -> None:
+    def use_shards(self, prefixes: list[str], split: ShardSplit) -> None:
         """Split the buckets over frontier shards: a fingerprint's bucket is under
-        ``prefixes[shard_of(fingerprint)]`` (its shard's dupefilter key); shard 0's key keeps
-        the layout record."""
+        ``prefixes[split.shard_of(fingerprint)]`` (its shard's dupefilter key; ``split`` the
+        crawl's, see :func:`baike.frontier.shards.record_shards`); shard 0's key keeps the
+        layout record."""
+        if len(prefixes) != split.count:
+            raise ValueError(f"{len(prefixes)} bucket prefixes for a split over {split.count} shards")
         self.shard_prefixes = prefixes
         self._shard_of_prefix = {prefix: shard for shard, prefix in enumerate(prefixes)}
+        self.split = split
 
     def bucket_shard(self, bucket: str) -> int:
         """The frontier shard of a bucket key this filter named."""
@@ -194,7 +199,10 @@ class BucketDupeFilter(SharedDupeFilter):
             debug=settings.getbool("DUPEFILTER_DEBUG"),
         )
         if shard_count(settings) > 1:
-            dupefilter.use_shards([shard.dupefilter for shard in shard_keys(crawler.spidercls.name, settings)])
+            dupefilter.use_shards(
+                [shard.dupefilter for shard in shard_keys(crawler.spidercls.name, settings)],
+                dupefilter.crawl_split(keys, wanted_split(settings)),
+            )
         dupefilter.adopt_layout()
         return dupefilter
 
@@ -202,6 +210,17 @@ class BucketDupeFilter(SharedDupeFilter):
     def from_spider(cls, spider: Spider) -> Self:
         """scrapy-redis's own scheduler builds its dupefilter from the spider."""
         return cls.from_crawler(spider.crawler)
+
+    def crawl_split(self, keys: CrawlKeys, wanted: ShardSplit) -> ShardSplit:
+        """The crawl's fingerprint split over its shards (recorded by its first node; see
+        :func:`baike.frontier.shards.record_shards`). Raises NodeRefused when Redis cannot say."""
+        try:
+            return record_shards(self.server, keys, wanted)
+        except RedisError as exc:
+            raise NodeRefused(
+                f"cannot read the crawl's shard split from {keys.shards} ({exc}): without it this node would"
+                " look for fingerprints in the wrong shards. Check REDIS_URL and that Redis is up, then start again"
+            ) from None
 
     def adopt_layout(self) -> BucketLayout:
         """Record this filter's layout for the crawl, or take the one already recorded.
@@ -248,7 +267,7 @@ class BucketDupeFilter(SharedDupeFilter):
             return f"{self.key}:{index:x}", field
         if len(fingerprint) < _MIN_FINGERPRINT:
             fingerprint = hashlib.sha1(fingerprint).digest()
-        return f"{self.shard_prefixes[shard_of(fingerprint, len(self.shard_prefixes))]}:{index:x}", field
+        return f"{self.shard_prefixes[self.split.shard_of(fingerprint)]}:{index:x}", field
 
     def slot(self, request: Request) -> tuple[str, bytes]:
         """``(bucket key, field)`` holding ``request``'s fingerprint."""

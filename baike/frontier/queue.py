@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from redis.commands.core import Script
     from scrapy import Spider
 
+    from baike.frontier.shards import ShardSplit
+
 logger = logging.getLogger(__name__)
 
 # Request meta key carrying the lease id of a request taken from the frontier.
@@ -151,18 +153,20 @@ class LeasedQueue(Base):  # type: ignore[misc]  # scrapy-redis is untyped
         self._heartbeat = server.register_script(scripts.HEARTBEAT)
         self._dead_letter_raw = server.register_script(scripts.DEAD_LETTER_RAW)
 
-    def use_shard(self, shard: int, shards: int) -> None:
-        """Serve frontier shard ``shard`` of ``shards``: its keys (baike.keys.SHARD_TAG), its
-        part of the shared rate (rate and burst / ``shards``, in a rate hash of its own slot),
-        leases on its allowance of the budget, and seeds on shard 0 only."""
+    def use_shard(self, shard: int, split: ShardSplit) -> None:
+        """Serve frontier shard ``shard`` of the crawl's ``split``: its keys (baike.keys.SHARD_TAG),
+        its part of the shared rate (rate and burst times the shard's part of the fingerprints,
+        so the host's total is unchanged, in a rate hash of its own slot), leases on its
+        allowance of the budget, and seeds on shard 0 only."""
+        shards = split.count
         self.shard, self.shards = shard, shards
         self.keys = CrawlKeys.for_spider(self.spider.name, self.spider.settings, shard)
         self.key = self.keys.requests
         host = urlsplit(self.mirror or BAIKE_ORIGIN).netloc
         self.rate_key = self.keys.rate(host, self.spider.settings.get("BAIKE_EGRESS") or "")
         if shards > 1:
-            self.rate /= shards
-            self.burst = max(-(-self.burst // shards), 1)
+            self.rate *= split.fraction(shard)
+            self.burst = max(split.portion(shard, self.burst), 1)
             if shard:
                 self.seed_batch = 0
 

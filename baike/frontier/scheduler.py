@@ -67,7 +67,7 @@ from baike.frontier.queue import (
     handle_shard,
     new_call_id,
 )
-from baike.frontier.shards import Transfers, record_shards
+from baike.frontier.shards import ShardSplit, Transfers, record_shards, wanted_split
 from baike.keys import CrawlKeys, shard_count, shard_keys
 from baike.revisit import RevisitPolicy, Revisits
 from baike.scrapyapi import wake_engine
@@ -200,7 +200,9 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
         # BAIKE_SHARDS: the frontier shards (see baike.frontier.shards), shard 0 the crawl's own
         self.shards = shard_count(settings)
         self.shard_keys = shard_keys(crawler.spidercls.name, settings)
-        self._transfers = Transfers(server, self.shard_keys) if self.shards > 1 else None
+        # the crawl's fingerprint split over the shards (recorded by its first node: _record_shards)
+        self.split = ShardSplit(1, ())
+        self._transfers: Transfers | None = None
         self._take_shard = 0
         # new requests buffered per shard since the last flush (see _count_push)
         self._shard_pushes = [0] * self.shards
@@ -218,7 +220,7 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
         self.flush_on_start = settings.getbool("SCHEDULER_FLUSH_ON_START")
         if self.flush_on_start:
             self._flush_at_start()
-        self._record_shards()
+        self._record_shards(wanted_split(settings))
         # built here, not in open(), as Scrapy's own scheduler does: a node that cannot
         # agree with the crawl's dupefilter is refused before its engine opens
         self.df = load_object(self.dupefilter_cls).from_crawler(crawler)
@@ -257,7 +259,7 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
         ]
         if self.shards > 1:
             for shard, queue in enumerate(self.queues):
-                queue.use_shard(shard, self.shards)
+                queue.use_shard(shard, self.split)
         self.queue = self.queues[0]
         self.crawler.signals.connect(self.response_received, signal=signals.response_received)
         try:
@@ -321,12 +323,12 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
 
     def cap_rate(self, rate: float, why: str) -> None:
         """Cap the cluster's rate at ``rate`` requests/s, for every node (or set one here);
-        with shards each shard's part of it (``rate`` / BAIKE_SHARDS)."""
-        share = rate / self.shards
-        if self.queue.rate and self.queue.rate <= share:
+        with shards each shard's part of it (``rate`` times its part of the fingerprints)."""
+        if self.queue.rate and self.queue.rate <= rate * self.split.fraction(0):
             return
         logger.info("%s: the cluster's rate is capped at %g requests/s", why, rate)
-        for queue in self.queues:
+        for shard, queue in enumerate(self.queues):
+            share = rate * self.split.fraction(shard)
             if not queue.rate:
                 queue.rate = share
             try:
@@ -691,15 +693,37 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
             grouped.setdefault(handle_shard(lease), []).append(lease)
         return grouped
 
-    def _record_shards(self) -> None:
-        """Refuse a node whose BAIKE_SHARDS is not the crawl's (one line; see baike.frontier.shards)."""
+    def _record_shards(self, wanted: ShardSplit) -> None:
+        """Refuse a node whose BAIKE_SHARDS is not the crawl's (one line; see baike.frontier.shards),
+        and take the crawl's fingerprint split: a node whose BAIKE_SHARD0_SHARE gives another
+        follows the recorded one and says so once."""
         try:
-            record_shards(self.server, self.keys, self.shards)
+            self.split = record_shards(self.server, self.keys, wanted)
         except RedisError as exc:
             raise NodeRefused(
                 f"cannot read the crawl's shard count from {self.keys.shards} at {self.where} ({exc}). Check"
                 " REDIS_URL and that Redis is up, then start again"
             ) from None
+        if self.split.count > 1:
+            self._transfers = Transfers(self.server, self.shard_keys, self.split)
+        if self.split == wanted:
+            return
+        if self.split.bounds is None:
+            logger.warning(
+                "This crawl's frontier was split over %d shards before the split was recorded (in %s):"
+                " its fingerprints keep the even split by fingerprint %% %d, whatever BAIKE_SHARD0_SHARE says",
+                self.split.count,
+                self.keys.shards,
+                self.split.count,
+            )
+        else:
+            logger.warning(
+                "This crawl's shard 0 takes %.3g of an even share of the fingerprints (recorded in %s);"
+                " following it, not BAIKE_SHARD0_SHARE=%.3g of this node's settings",
+                self.split.shard0_share,
+                self.keys.shards,
+                wanted.shard0_share,
+            )
 
     def _filtered(self, request: Request) -> None:
         """``request`` is a duplicate: counted, and logged as the dupefilter logs (DUPEFILTER_DEBUG)."""

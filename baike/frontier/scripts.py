@@ -802,14 +802,18 @@ redis.call('ZADD', KEYS[2], redis.call('TIME')[1], ARGV[1])
 return 1
 """
 
-# RECORD_SHARDS: the crawl's shard count, recorded by its first node with shards.
-# KEYS[1] shards hash   KEYS[2] budget hash (both shard 0)   ARGV[1] this node's BAIKE_SHARDS
-# Returns the recorded count: 1 when none is recorded and the frontier already holds a
-# crawl (it was started without shards) or this node has one shard (it records nothing).
+# RECORD_SHARDS: the crawl's shard count and fingerprint split, recorded together by its
+# first node with shards.
+# KEYS[1] shards hash   KEYS[2] budget hash (both shard 0)
+# ARGV[1] this node's BAIKE_SHARDS   ARGV[2] its split's bounds (baike.frontier.shards.ShardSplit)
+# Returns {count, bounds} as recorded: {1, ''} when none is recorded and the frontier already
+# holds a crawl (it was started without shards) or this node has one shard (it records
+# nothing); bounds '' for a crawl whose count was recorded before its split was (its
+# fingerprints keep the old split, fingerprint % count).
 RECORD_SHARDS = """
-local count = redis.call('HGET', KEYS[1], 'count')
-if count then return tonumber(count) end
-if ARGV[1] == '1' or redis.call('HEXISTS', KEYS[2], 'enqueued') == 1 then return 1 end
-redis.call('HSET', KEYS[1], 'count', ARGV[1])
-return tonumber(ARGV[1])
+local recorded = redis.call('HMGET', KEYS[1], 'count', 'bounds')
+if recorded[1] then return {tonumber(recorded[1]), recorded[2] or ''} end
+if ARGV[1] == '1' or redis.call('HEXISTS', KEYS[2], 'enqueued') == 1 then return {1, ''} end
+redis.call('HSET', KEYS[1], 'count', ARGV[1], 'bounds', ARGV[2])
+return {tonumber(ARGV[1]), ARGV[2]}
 """

@@ -1,11 +1,14 @@
 """The frontier and the dupefilter split over BAIKE_SHARDS hash tags (a Redis Cluster's masters).
 
-With ``BAIKE_SHARDS`` = N > 1 a request belongs to shard ``fingerprint % N`` (see
-:func:`shard_of`): its frontier entry, lease, and dupefilter bucket live under that
+With ``BAIKE_SHARDS`` = N > 1 a request belongs to the shard its fingerprint falls in (see
+:class:`ShardSplit`): its frontier entry, lease, and dupefilter bucket live under that
 shard's keys (``baike.keys.SHARD_TAG``: ``{baike}`` for shard 0, ``{baike:1}``, ...), so
 each shard's scripts run on the master of its slot. Everything else (seeds, items, node
-records, stats, state) stays on shard 0. With one shard nothing here is used and every
-key is the one of a crawl without shards.
+records, stats, state) stays on shard 0, so shard 0 takes a smaller part of the
+fingerprints (``BAIKE_SHARD0_SHARE`` of an even share) and its master no more work than
+the others'. The split is recorded in the crawl's ``shards`` hash by its first node and
+every node follows the recorded one. With one shard nothing here is used and every key is
+the one of a crawl without shards.
 
 The page budget cannot be spent by one script across slots, so it is split (see
 :data:`baike.frontier.scripts.GRANT` and the scripts after it): shard 0's ledger hands
@@ -25,12 +28,14 @@ from __future__ import annotations
 
 import logging
 import secrets
+from bisect import bisect_right
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from baike.errors import NodeRefused
 from baike.frontier import scripts
-from baike.keys import CrawlKeys
+from baike.keys import CrawlKeys, shard_count
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -43,27 +48,122 @@ logger = logging.getLogger(__name__)
 STALE_AFTER = 5.0
 
 
-def shard_of(fingerprint: bytes, shards: int) -> int:
-    """The shard of a request by its fingerprint (the last 4 bytes of Scrapy's 20-byte
-    fingerprint: independent of the dupefilter's bucket and field, cut from its first bytes)."""
-    if shards <= 1:
-        return 0
-    return int.from_bytes(fingerprint[-4:], "big") % shards
+# BAIKE_SHARD0_SHARE's default: the part of an even share of the fingerprints that shard 0
+# takes, because its master also does the crawl's work that is not split (bench/shards.py)
+DEFAULT_SHARD0_SHARE = 0.4
+# The fingerprint's last 4 bytes, read as an integer, are split over the shards.
+SPACE = 1 << 32
+# BAIKE_SHARD0_SHARE is taken in millionths, so every node computes the same bounds.
+SHARE_UNIT = 1_000_000
 
 
-def record_shards(server: Redis, keys: CrawlKeys, shards: int) -> None:
-    """Record the crawl's shard count (its first node with shards does), or check it.
+@dataclass(frozen=True, slots=True)
+class ShardSplit:
+    """How request fingerprints are split over ``count`` shards.
 
-    Raises NodeRefused, one line, when the crawl in Redis has another count than ``shards``.
+    The fingerprint's last 4 bytes (independent of the dupefilter's bucket and field, cut
+    from its first bytes) are an integer u in [0, SPACE): shard s takes ``bounds[s-1] <= u <
+    bounds[s]`` (0 and SPACE at the ends). A split without bounds is that of a crawl split
+    before they were recorded: ``u % count``. One shard takes everything.
     """
+
+    count: int
+    bounds: tuple[int, ...] | None = None
+
+    @classmethod
+    def weighted(cls, count: int, shard0_share: float) -> ShardSplit:
+        """Shard 0 takes ``shard0_share`` of an even share (``shard0_share / count`` of all the
+        fingerprints), the others the rest in equal parts; 1.0 is an even split. Integer
+        arithmetic on the share in millionths: the same bounds on every node."""
+        if count <= 1:
+            return cls(1, ())
+        first = SPACE * max(round(shard0_share * SHARE_UNIT), 1) // (count * SHARE_UNIT)
+        rest = SPACE - first
+        return cls(count, tuple(first + rest * shard // (count - 1) for shard in range(count - 1)))
+
+    @classmethod
+    def parse(cls, count: int, record: str) -> ShardSplit:
+        """The split recorded for a crawl of ``count`` shards (``record``: the bounds, "" for
+        ``% count``). Raises ValueError when ``record`` is not ``count - 1`` increasing bounds."""
+        if count <= 1:
+            return cls(1, ())
+        if not record:
+            return cls(count)
+        bounds = tuple(int(bound) for bound in record.split(" "))
+        edges = (0, *bounds, SPACE)
+        if len(bounds) != count - 1 or any(low >= high for low, high in pairwise(edges)):
+            raise ValueError(f"{record[:60]!r} is not {count - 1} increasing bounds below {SPACE}")
+        return cls(count, bounds)
+
+    @property
+    def record(self) -> str:
+        """The bounds as the crawl's ``shards`` hash keeps them ("" for ``% count``)."""
+        return " ".join(str(bound) for bound in self.bounds or ())
+
+    @property
+    def shard0_share(self) -> float:
+        """Shard 0's part of the fingerprints against an even share (1.0 when even)."""
+        return self.fraction(0) * self.count
+
+    def shard_of(self, fingerprint: bytes) -> int:
+        """The shard of a request by its fingerprint (of Scrapy's 20 bytes; at least 4)."""
+        if self.count <= 1:
+            return 0
+        value = int.from_bytes(fingerprint[-4:], "big")
+        return value % self.count if self.bounds is None else bisect_right(self.bounds, value)
+
+    def fraction(self, shard: int) -> float:
+        """The part of all fingerprints that falls in ``shard``."""
+        if self.bounds is None:
+            return 1 / self.count
+        edges = (0, *self.bounds, SPACE)
+        return (edges[shard + 1] - edges[shard]) / SPACE
+
+    def portion(self, shard: int, units: int) -> int:
+        """``units`` times ``shard``'s fraction, rounded up (integer arithmetic)."""
+        if self.bounds is None:
+            return -(-units // self.count)
+        edges = (0, *self.bounds, SPACE)
+        return -(-units * (edges[shard + 1] - edges[shard]) // SPACE)
+
+
+def shard_of(fingerprint: bytes, split: ShardSplit) -> int:
+    """The shard of a request by its fingerprint under ``split`` (see :class:`ShardSplit`)."""
+    return split.shard_of(fingerprint)
+
+
+def wanted_split(settings: Any) -> ShardSplit:
+    """The split this node's settings give (BAIKE_SHARDS, BAIKE_SHARD0_SHARE), before it is
+    checked against the crawl's (:func:`record_shards`)."""
+    return ShardSplit.weighted(shard_count(settings), settings.getfloat("BAIKE_SHARD0_SHARE", DEFAULT_SHARD0_SHARE))
+
+
+def record_shards(server: Redis, keys: CrawlKeys, wanted: ShardSplit) -> ShardSplit:
+    """Record the crawl's shard count and split (its first node with shards does), or read
+    them: the split every node of the crawl uses, which may differ from ``wanted`` (a crawl
+    split before bounds were recorded keeps ``% count``; one recorded with another
+    BAIKE_SHARD0_SHARE keeps its own).
+
+    Raises NodeRefused, one line, when the crawl in Redis has another count than ``wanted``'s,
+    or a split that is not one.
+    """
+    shards = wanted.count
     record = server.register_script(scripts.RECORD_SHARDS)
-    recorded = int(record(keys=[keys.shards, keys.budget], args=[shards]))
+    recorded, bounds = record(keys=[keys.shards, keys.budget], args=[shards, wanted.record])
+    recorded = int(recorded)
     if recorded != shards:
         raise NodeRefused(
             f"this crawl's frontier is split over {recorded} shard{'s' if recorded != 1 else ''} (recorded in"
             f" {keys.shards if recorded > 1 else keys.budget}), this node has BAIKE_SHARDS={shards}: start it with"
             f" BAIKE_SHARDS={recorded}, or `scrapy reset` for a fresh crawl"
         )
+    try:
+        return ShardSplit.parse(recorded, _text(bounds))
+    except ValueError as exc:
+        raise NodeRefused(
+            f"the fingerprint split recorded in {keys.shards} is not one ({exc}): this database holds another"
+            " crawl's or project's data. `scrapy reset` starts a fresh crawl, or point REDIS_URL elsewhere"
+        ) from None
 
 
 def recorded_shards(server: Redis, keys: CrawlKeys) -> int:
@@ -126,11 +226,16 @@ def read_shards(server: Redis, shard_keys: list[CrawlKeys]) -> tuple[list[ShardS
 
 
 class Transfers:
-    """Moves page budget units between shard 0's ledger and the shards' allowances."""
+    """Moves page budget units between shard 0's ledger and the shards' allowances.
 
-    def __init__(self, server: Redis, shard_keys: list[CrawlKeys]):
+    ``split`` is the crawl's (see :func:`record_shards`): a grant is sized by the shard's part
+    of the fingerprints, its part of the crawl's new work (None: an even split).
+    """
+
+    def __init__(self, server: Redis, shard_keys: list[CrawlKeys], split: ShardSplit | None = None):
         self.server = server
         self.shard_keys = shard_keys
+        self.split = split or ShardSplit(len(shard_keys))
         self.ledger = shard_keys[0]
         self._grant = server.register_script(scripts.GRANT)
         self._credit = server.register_script(scripts.CREDIT)
@@ -203,7 +308,7 @@ class Transfers:
     def rebalance(self, budget: int, batch: int, clock: Callable[[], float]) -> int:
         """Let queued work meet the budget: finish stale transfers (``clock()`` is Redis's time,
         asked only when a transfer is pending), grant units to shards with requests queued and
-        no free allowance, and (when the budget has none left to grant) take unused units back
+        no free allowance (each at most its part of the units left, by the split, or ``batch``), and (when the budget has none left to grant) take unused units back
         from shards with nothing queued. Returns units moved and transfers finished."""
         states, granted, pending = read_shards(self.server, self.shard_keys)
         completed = 0
@@ -221,11 +326,11 @@ class Transfers:
                 if state.queued == 0 and state.free > 0:
                     moved += self.give_back(shard, state.free)
             left = budget - (granted - moved)
-        share = max(batch, -(-left // len(self.shard_keys)))
+        shares = [max(batch, self.split.portion(shard, left)) for shard in range(len(self.shard_keys))]
         for shard in starving:
             if left <= 0:
                 break
-            units = self.grant(shard, min(share, states[shard].queued, left), budget)
+            units = self.grant(shard, min(shares[shard], states[shard].queued, left), budget)
             left -= units
             moved += units
         return moved + completed
