@@ -171,3 +171,29 @@ def test_dupefilter_debug_logs_every_filtered_request(redis_db, redis_server, ca
             f"Filtered duplicate request <GET {entry(1)}> - no more duplicates will be shown"
             " (see DUPEFILTER_DEBUG to show all duplicates)"
         ]
+
+
+def test_an_ack_whose_stored_record_redis_lacks_puts_the_page_back(scheduler, redis_db) -> None:
+    """After a failover the new master may lack a record the old one stored: the page's
+    acknowledgement, sent to the new master afterwards, must not settle it (the entry
+    would never be stored), but hand it back to the frontier to be done again."""
+    spider = scheduler.spider
+    scheduler.enqueue_request(Request(entry(1), callback=spider.parse))
+    page = scheduler.next_request()
+    lease = scheduler.lease_of(page)
+    scheduler.response_received(None, page, spider)
+    # its record was stored on the old master, which a failover then lost: not in this Redis
+    assert scheduler.settle(lease, records=(entry(1),))
+    scheduler._flush()
+    assert redis_db.zcard(KEYS.leases) == 0 and redis_db.zcard(KEYS.requests) == 1, "the page is queued again"
+    assert ledger(redis_db).get("settled", 0) == 0 and ledger(redis_db).get("pages", 0) == 0
+    assert scheduler.stats.get_value("baike/leases/unstored") == 1
+    # done again, its record stored this time: settled as usual
+    again = scheduler.next_request()
+    assert again.url == entry(1)
+    scheduler.response_received(None, again, spider)
+    redis_db.hset(KEYS.items, entry(1), "{}")
+    assert scheduler.settle(scheduler.lease_of(again), records=(entry(1),))
+    scheduler._flush()
+    assert redis_db.zcard(KEYS.leases) == 0 and redis_db.zcard(KEYS.requests) == 0
+    assert ledger(redis_db)["settled"] == 1 and ledger(redis_db)["pages"] == 1

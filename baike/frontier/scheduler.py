@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from itertools import count
 from typing import TYPE_CHECKING, Any
 
+from redis.cluster import RedisCluster
+from redis.crc import key_slot
 from redis.exceptions import RedisError
 from scrapy import signals
 from scrapy.utils.asyncio import create_looping_call
@@ -133,6 +135,14 @@ def uses_leases(settings: Any) -> bool:
     return issubclass(load_object(settings["SCHEDULER"]), LeasedScheduler)
 
 
+def records_checkable(server: Any, keys: CrawlKeys) -> bool:
+    """Whether a flush can check the stored records in its script: always on one Redis; on a
+    Redis Cluster only when the items hash shares the frontier's slot (its default name)."""
+    if not isinstance(server, RedisCluster):
+        return True
+    return bool(key_slot(keys.items.encode()) == key_slot(keys.requests.encode()))
+
+
 def make_node_id() -> str:
     """A node id unique across machines and restarts: ``host:pid:random``."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
@@ -182,6 +192,9 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
         self.first_cooldown = max(settings.getfloat("BAIKE_COOLDOWN", 5.0), 0.0)
         self._pages: set[str] = set()
         self._acks: list[tuple[str, bool, str]] = []
+        # lease -> the URLs of the records its page stored, until the flush carrying its ack
+        # is confirmed: Redis settles the lease only if it holds them (see settle)
+        self._records: dict[str, tuple[str, ...]] = {}
         self._next_take = 0.0
         # the last take found the cluster's rate out of tokens (or cooling down)
         self._rate_limited = False
@@ -197,6 +210,7 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
         self._retry_at = 0.0
         self._loops: list[Any] = []
         self.keys = CrawlKeys.for_spider(crawler.spidercls.name, settings)
+        self._checks_records = records_checkable(server, self.keys)
         # BAIKE_SHARDS: the frontier shards (see baike.frontier.shards), shard 0 the crawl's own
         self.shards = shard_count(settings)
         self.shard_keys = shard_keys(crawler.spidercls.name, settings)
@@ -470,11 +484,16 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
 
     # -- verbs for the acknowledgement middleware and the failed requests ---------------
 
-    def settle(self, request_id: str, dead_reason: str = "") -> bool:
+    def settle(self, request_id: str, dead_reason: str = "", records: tuple[str, ...] = ()) -> bool:
         """Settle a lease of this node, to the dead letters when ``dead_reason`` is given.
 
         Buffered until the next flush, which also carries the requests the page
         produced, so the lease is never settled before its children are safe.
+        ``records`` are the URLs of the records the page stored (in the items hash):
+        Redis settles the lease only if it holds them all, and otherwise puts its request
+        back in the frontier. Stored before the ack, a record can only be missing when a
+        failover lost it (the new master holds an earlier state of the crawl); the page is
+        then done again instead of being settled without its entry.
         Returns False when the lease is not (or no longer) this node's.
         """
         if request_id not in self._active:
@@ -484,6 +503,8 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
         page = request_id in self._pages
         self._pages.discard(request_id)
         self._acks.append((request_id, page, dead_reason))
+        if records and self._checks_records:
+            self._records[request_id] = records
         if dead_reason:
             self._inc("baike/frontier/dead_lettered")
         return True
@@ -568,6 +589,7 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
                     answers=batch.answers,
                     list_filtered=self._lists_filtered(),
                     client=client,
+                    records=self._records_of(batch.acks),
                 )
                 # confirmed only once the replicas asked for hold it (nothing without REDIS_WAIT_REPLICAS)
                 self._replica_wait.wait(client)
@@ -588,7 +610,17 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
         self._log_filtered(batch, pushed.duplicates)
         self._inc("scheduler/enqueued/redis", pushed.added)
         self._inc("baike/frontier/duplicates", pushed.filtered)
-        self._inc("baike/frontier/settled", len(batch.acks) - pushed.stale)
+        self._inc("baike/frontier/settled", len(batch.acks) - pushed.stale - pushed.unstored)
+        for lease, _, _ in batch.acks:
+            self._records.pop(lease, None)
+        if pushed.unstored:
+            self._inc("baike/leases/unstored", pushed.unstored)
+            logger.warning(
+                "Redis lacked the stored records of %d of %d acknowledged pages (a failover lost them):"
+                " their requests went back to the frontier, to be done again",
+                pushed.unstored,
+                len(batch.acks),
+            )
         if pushed.stale:
             self._inc("baike/leases/stale_acks", pushed.stale)
             logger.warning(
@@ -597,6 +629,10 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
                 pushed.stale,
                 len(batch.acks),
             )
+
+    def _records_of(self, acks: list[tuple[str, bool, str]]) -> dict[str, tuple[str, ...]]:
+        """The records to check for ``acks``: those of the leases whose pages stored some."""
+        return {lease: self._records[lease] for lease, _, _ in acks if lease in self._records}
 
     def _hold_acks(self, batch: _Flush) -> None:
         """With shards: hold ``batch``'s acks (with the retries and redirects fenced by them)
@@ -634,7 +670,7 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
     def _flush_shards(self, batch: _Flush) -> None:
         """Send ``batch`` over the shards (see :meth:`_plan`): the calls Redis has not confirmed
         yet, in order, each under its own call id; the batch is done when all are."""
-        added = filtered = stale = 0
+        added = filtered = stale = unstored = 0
         cooling = 0.0
         duplicates: list[int] = []
         try:
@@ -652,16 +688,19 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
                         answers=batch.answers if call.answers else None,
                         list_filtered=self._lists_filtered(),
                         client=client,
+                        # the records are on shard 0's slot
+                        records=self._records_of(call.acks) if call.shard == 0 else None,
                     )
                     batch.done.add(number)
                     added, filtered, stale = added + pushed.added, filtered + pushed.filtered, stale + pushed.stale
+                    unstored += pushed.unstored
                     cooling = max(cooling, pushed.cooling)
                     duplicates += [call.pushes[index] for index in pushed.duplicates]
                 self._replica_wait.wait(client)
         except REDIS_ERRORS as exc:
             self._redis_failed(exc)
             return
-        self._flushed(batch, Pushed(added, filtered, stale, cooling, 0.0, tuple(duplicates)))
+        self._flushed(batch, Pushed(added, filtered, stale, cooling, 0.0, tuple(duplicates), unstored))
 
     def _plan(self, batch: _Flush) -> list[_ShardCall]:
         """The script calls of a flush over shards (see :meth:`_hold_acks`): one per shard
