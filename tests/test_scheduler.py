@@ -197,3 +197,42 @@ def test_an_ack_whose_stored_record_redis_lacks_puts_the_page_back(scheduler, re
     scheduler._flush()
     assert redis_db.zcard(KEYS.leases) == 0 and redis_db.zcard(KEYS.requests) == 0
     assert ledger(redis_db)["settled"] == 1 and ledger(redis_db)["pages"] == 1
+
+
+def snapshot(client) -> dict[bytes, bytes]:
+    """Every key of ``client``'s database, dumped: a replica's state at this moment."""
+    return {key: client.dump(key) for key in client.keys("*")}
+
+
+def fail_over_to(client, held: dict[bytes, bytes]) -> None:
+    """``client``'s database becomes ``held``: a new master that lacks every write since."""
+    client.flushdb()
+    for key, value in held.items():
+        client.restore(key, 0, value)
+
+
+def test_a_page_whose_links_a_failover_lost_is_done_again(scheduler, redis_db) -> None:
+    """A page's links went in a flush the old master confirmed and a failover lost; the page
+    has no record (a list, or its item dropped), and its acknowledgement reaches the new
+    master in a later flush: it must not be settled, or its links are never crawled."""
+    spider = scheduler.spider
+    scheduler.enqueue_request(Request(entry(1), callback=spider.parse))
+    page = scheduler.next_request()
+    lease = scheduler.lease_of(page)
+    scheduler.response_received(None, page, spider)
+    replica = snapshot(redis_db)
+    scheduler.enqueue_request(Request(entry(2), callback=spider.parse))
+    scheduler._flush()
+    assert redis_db.zcard(KEYS.requests) == 1, "the link is in the old master"
+    fail_over_to(redis_db, replica)
+    assert scheduler.settle(lease)
+    scheduler._flush()
+    assert ledger(redis_db).get("settled", 0) == 0, "not settled without its links"
+    again = scheduler.next_request()
+    assert again is not None and again.url == entry(1), "the page is done again"
+    scheduler.response_received(None, again, spider)
+    scheduler.enqueue_request(Request(entry(2), callback=spider.parse))
+    assert scheduler.settle(scheduler.lease_of(again))
+    scheduler._flush()
+    assert ledger(redis_db)["settled"] == 1
+    assert redis_db.zcard(KEYS.requests) == 1 and ledger(redis_db)["enqueued"] == 2, "its link is queued"

@@ -119,6 +119,7 @@ end
 #   dead-letter prefix "": settled normally; otherwise the payload goes to the dead
 #             list as <prefix> .. payload .. "}"
 # then "1" to have the reply list the requests filtered as duplicates (DUPEFILTER_DEBUG), else "0"
+# then the id of this node's last call of this script that Redis confirmed to it ("" for none)
 # Requests arrive packed, two arguments per group instead of three per request: a page
 # brings dozens, and every argument costs Redis a parse and a Lua string.
 # The new requests of one group become one frontier entry: a lone payload as it is,
@@ -132,7 +133,10 @@ end
 # An ack of a lease still this node's whose records are not all in the items hash (a
 # failover lost them: the new master holds an earlier state than the one the node stored
 # them in) is refused too: its request goes back to the frontier unspent, to be done again,
-# and is counted as unstored; the lease is no longer this node's.
+# and is counted as unstored; the lease is no longer this node's. So is every ack of a call
+# made "behind": the last call of this node recorded in the calls hash is not the one the
+# node names as its last confirmed (a failover lost it, and with it maybe links of the
+# pages acknowledged now).
 # Backing off together: a captcha when no cool-down is running pauses the whole cluster
 # (LEASE hands out nothing until "cooldown_until", Redis time) for the first cool-down, or
 # for twice the last one when the storm outlasted it (up to the longest), and halves the
@@ -140,7 +144,7 @@ end
 # window's answers (at least 5) halve the rate; healthy answers a whole window after the
 # last of those raise it by a twentieth of the configured rate per second, back to it.
 # Returns {added, filtered, stale acks, ms of cool-down left, rate now in requests per
-# 1000 s, unstored acks, {positions of the filtered requests among all the groups' requests, from 1, when
+# 1000 s, unstored acks, 1 when the call was behind else 0, {positions of the filtered requests among all the groups' requests, from 1, when
 # asked}}; a resent call (same call id) replays it.
 PUSH_AND_ACK = (
     _CALL_CHUNKED
@@ -156,6 +160,9 @@ local width = tonumber(ARGV[3])
 local hashes, bits = tonumber(ARGV[4]), tonumber(ARGV[5])
 local n_groups = tonumber(ARGV[6])
 local added, filtered, marked = 0, 0, 0
+local after = ARGV[#ARGV]
+local recorded = redis.call('HGET', KEYS[8], 'push ' .. node)
+local behind = after ~= '' and not (recorded and string.sub(recorded, 1, #after + 1) == after .. '\\n')
 -- the acks first (they follow the groups in ARGV): which are stale decides which
 -- replacing groups are kept
 local settled, pages, unreserved, stale, unstored, refused = {}, 0, 0, 0, 0, {}
@@ -175,7 +182,7 @@ for k = 1, n_ack do
   local owner = redis.call('HGET', KEYS[5], id)
   local prefix = owner_prefix(node, token)
   local ours = owner and string.sub(owner, 1, #prefix) == prefix
-  if ours and records ~= '' and not all_stored(records) then
+  if ours and (behind or (records ~= '' and not all_stored(records))) then
     redis.call('ZADD', KEYS[1], score_of(owner), id)
     redis.call('ZREM', KEYS[4], id)
     redis.call('HDEL', KEYS[5], id)
@@ -325,7 +332,7 @@ if configured > 0 then
   if ending > now then cooling = math.ceil((ending - now) * 1000) end
 end
 return remember(KEYS[8], 'push ' .. node, call_id,
-  {added, filtered, stale, cooling, math.floor(current * 1000), unstored, duplicates})
+  {added, filtered, stale, cooling, math.floor(current * 1000), unstored, behind and 1 or 0, duplicates})
 """
 )
 
