@@ -236,3 +236,24 @@ def test_a_page_whose_links_a_failover_lost_is_done_again(scheduler, redis_db) -
     scheduler._flush()
     assert ledger(redis_db)["settled"] == 1
     assert redis_db.zcard(KEYS.requests) == 1 and ledger(redis_db)["enqueued"] == 2, "its link is queued"
+
+
+def test_behind_a_lost_flush_the_pages_in_flight_go_back_unsettled(scheduler, redis_db) -> None:
+    """Found behind, the node cannot tell which pages in flight sent links in the lost flush:
+    it hands them all back, and their acknowledgements are never sent."""
+    spider = scheduler.spider
+    for n in (1, 3):
+        scheduler.enqueue_request(Request(entry(n), callback=spider.parse))
+    first, second = scheduler.next_request(), scheduler.next_request()
+    replica = snapshot(redis_db)
+    scheduler.enqueue_request(Request(entry(2), callback=spider.parse))
+    scheduler._flush()
+    fail_over_to(redis_db, replica)
+    assert scheduler.settle(scheduler.lease_of(first))
+    in_flight = scheduler.lease_of(second)
+    scheduler._flush()
+    assert redis_db.zcard(KEYS.leases) == 0 and redis_db.zcard(KEYS.requests) == 2, "both pages are queued again"
+    assert not scheduler.settle(in_flight), "the page in flight is no longer this node's"
+    assert scheduler.stats.get_value("baike/leases/redone") == 1
+    scheduler._flush()
+    assert ledger(redis_db).get("settled", 0) == 0
