@@ -44,7 +44,8 @@ return 1
 
 
 # Scrapy signal sent by a node's scheduler when it sees a failover (``failover``: a
-# Failover): whatever the node knew to be in Redis may be missing on the new master.
+# Failover), or finds Redis lacking a flush it confirmed to the node (``failover``: None):
+# whatever the node knew to be in Redis may be missing on the new master.
 redis_failover = object()
 
 

@@ -24,12 +24,14 @@ class RecordingScheduler:
 
     def __init__(self) -> None:
         self.settled: list[tuple[str, str]] = []
+        self.records: dict[str, tuple[str, ...]] = {}
 
     def lease_of(self, request: Request) -> str | None:
         return request.meta.get(LEASE_META_KEY)
 
-    def settle(self, lease: str, reason: str = "") -> bool:
+    def settle(self, lease: str, reason: str = "", records: tuple[str, ...] = ()) -> bool:
         self.settled.append((lease, reason))
+        self.records[lease] = records
         return True
 
 
@@ -93,6 +95,31 @@ def test_a_dropped_item_and_the_links_settle_together(middleware) -> None:
     assert middleware.scheduler.settled == []
     crawler.signals.send_catch_log(signals.request_scheduled, request=child, spider=crawler.spider)
     assert middleware.scheduler.settled == [("7", "")]
+
+
+def test_the_ack_names_the_records_its_page_stored_not_the_dropped_ones(middleware) -> None:
+    """Redis settles the lease only if it holds these records (a failover may have lost them)."""
+    response = leased_response()
+    stored, dropped = BaikeItem(url=PAGE, title="x"), BaikeItem(url="https://baike.baidu.com/item/y/2", title="y")
+    drain(middleware, response, [stored, dropped])
+    crawler = middleware.crawler
+    crawler.signals.send_catch_log(signals.item_scraped, item=stored, response=response, spider=crawler.spider)
+    crawler.signals.send_catch_log(
+        signals.item_dropped, item=dropped, response=response, exception=Exception("dropped"), spider=crawler.spider
+    )
+    assert middleware.scheduler.settled == [("7", "")]
+    assert middleware.scheduler.records == {"7": (PAGE,)}
+
+
+def test_without_the_redis_store_no_record_is_named(redis_db, redis_server) -> None:
+    crawler = make_crawler(redis_server.url, ITEM_PIPELINES={"baike.pipelines.RedisStorePipeline": None})
+    crawler.engine = SimpleNamespace(scheduler=RecordingScheduler())
+    middleware = LeaseAckMiddleware(crawler)
+    response = leased_response()
+    item = BaikeItem(url=PAGE, title="x")
+    drain(middleware, response, [item])
+    crawler.signals.send_catch_log(signals.item_scraped, item=item, response=response, spider=crawler.spider)
+    assert middleware.scheduler.records == {"7": ()}
 
 
 def test_a_parser_failure_dead_letters_the_page_with_its_reason(middleware) -> None:

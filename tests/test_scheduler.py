@@ -171,3 +171,89 @@ def test_dupefilter_debug_logs_every_filtered_request(redis_db, redis_server, ca
             f"Filtered duplicate request <GET {entry(1)}> - no more duplicates will be shown"
             " (see DUPEFILTER_DEBUG to show all duplicates)"
         ]
+
+
+def test_an_ack_whose_stored_record_redis_lacks_puts_the_page_back(scheduler, redis_db) -> None:
+    """After a failover the new master may lack a record the old one stored: the page's
+    acknowledgement, sent to the new master afterwards, must not settle it (the entry
+    would never be stored), but hand it back to the frontier to be done again."""
+    spider = scheduler.spider
+    scheduler.enqueue_request(Request(entry(1), callback=spider.parse))
+    page = scheduler.next_request()
+    lease = scheduler.lease_of(page)
+    scheduler.response_received(None, page, spider)
+    # its record was stored on the old master, which a failover then lost: not in this Redis
+    assert scheduler.settle(lease, records=(entry(1),))
+    scheduler._flush()
+    assert redis_db.zcard(KEYS.leases) == 0 and redis_db.zcard(KEYS.requests) == 1, "the page is queued again"
+    assert ledger(redis_db).get("settled", 0) == 0 and ledger(redis_db).get("pages", 0) == 0
+    assert scheduler.stats.get_value("baike/leases/unstored") == 1
+    # done again, its record stored this time: settled as usual
+    again = scheduler.next_request()
+    assert again.url == entry(1)
+    scheduler.response_received(None, again, spider)
+    redis_db.hset(KEYS.items, entry(1), "{}")
+    assert scheduler.settle(scheduler.lease_of(again), records=(entry(1),))
+    scheduler._flush()
+    assert redis_db.zcard(KEYS.leases) == 0 and redis_db.zcard(KEYS.requests) == 0
+    assert ledger(redis_db)["settled"] == 1 and ledger(redis_db)["pages"] == 1
+
+
+def snapshot(client) -> dict[bytes, bytes]:
+    """Every key of ``client``'s database, dumped: a replica's state at this moment."""
+    return {key: client.dump(key) for key in client.keys("*")}
+
+
+def fail_over_to(client, held: dict[bytes, bytes]) -> None:
+    """``client``'s database becomes ``held``: a new master that lacks every write since."""
+    client.flushdb()
+    for key, value in held.items():
+        client.restore(key, 0, value)
+
+
+def test_a_page_whose_links_a_failover_lost_is_done_again(scheduler, redis_db) -> None:
+    """A page's links went in a flush the old master confirmed and a failover lost; the page
+    has no record (a list, or its item dropped), and its acknowledgement reaches the new
+    master in a later flush: it must not be settled, or its links are never crawled."""
+    spider = scheduler.spider
+    scheduler.enqueue_request(Request(entry(1), callback=spider.parse))
+    page = scheduler.next_request()
+    lease = scheduler.lease_of(page)
+    scheduler.response_received(None, page, spider)
+    replica = snapshot(redis_db)
+    scheduler.enqueue_request(Request(entry(2), callback=spider.parse))
+    scheduler._flush()
+    assert redis_db.zcard(KEYS.requests) == 1, "the link is in the old master"
+    fail_over_to(redis_db, replica)
+    assert scheduler.settle(lease)
+    scheduler._flush()
+    assert ledger(redis_db).get("settled", 0) == 0, "not settled without its links"
+    again = scheduler.next_request()
+    assert again is not None and again.url == entry(1), "the page is done again"
+    scheduler.response_received(None, again, spider)
+    scheduler.enqueue_request(Request(entry(2), callback=spider.parse))
+    assert scheduler.settle(scheduler.lease_of(again))
+    scheduler._flush()
+    assert ledger(redis_db)["settled"] == 1
+    assert redis_db.zcard(KEYS.requests) == 1 and ledger(redis_db)["enqueued"] == 2, "its link is queued"
+
+
+def test_behind_a_lost_flush_the_pages_in_flight_go_back_unsettled(scheduler, redis_db) -> None:
+    """Found behind, the node cannot tell which pages in flight sent links in the lost flush:
+    it hands them all back, and their acknowledgements are never sent."""
+    spider = scheduler.spider
+    for n in (1, 3):
+        scheduler.enqueue_request(Request(entry(n), callback=spider.parse))
+    first, second = scheduler.next_request(), scheduler.next_request()
+    replica = snapshot(redis_db)
+    scheduler.enqueue_request(Request(entry(2), callback=spider.parse))
+    scheduler._flush()
+    fail_over_to(redis_db, replica)
+    assert scheduler.settle(scheduler.lease_of(first))
+    in_flight = scheduler.lease_of(second)
+    scheduler._flush()
+    assert redis_db.zcard(KEYS.leases) == 0 and redis_db.zcard(KEYS.requests) == 2, "both pages are queued again"
+    assert not scheduler.settle(in_flight), "the page in flight is no longer this node's"
+    assert scheduler.stats.get_value("baike/leases/redone") == 1
+    scheduler._flush()
+    assert ledger(redis_db).get("settled", 0) == 0

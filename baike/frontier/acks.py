@@ -6,7 +6,10 @@ Scrapy buffers up to CONCURRENT_ITEMS outputs between this middleware and the
 engine, so an exhausted output does not mean its requests arrived), and every item
 it yielded has left the item pipelines (stored, or dropped with a reason). The
 requests reach the scheduler's buffer before the acknowledgement, and both are
-flushed in one atomic step. An item pipeline error or a spider exception sends the
+flushed in one atomic step. The acknowledgement names the records its items were
+stored under (with RedisStorePipeline), and Redis settles the lease only if it holds
+them: after a failover the new master may lack a record the old one stored, and the
+page is then done again (see LeasedScheduler.settle). An item pipeline error or a spider exception sends the
 request to the dead letters instead of losing it; a
 :class:`~baike.errors.DeadLetter` gives the reason (e.g. ``parser failed: ...``).
 """
@@ -14,17 +17,20 @@ request to the dead letters instead of losing it; a
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from itemadapter import is_item
+from itemadapter import ItemAdapter, is_item
 from pydispatch.dispatcher import getAllReceivers, liveReceivers
 from scrapy import Request, signals
 from scrapy.exceptions import NotConfigured
+from scrapy.utils.conf import build_component_list
+from scrapy.utils.misc import load_object
 
 from baike.errors import DeadLetter
 from baike.frontier.queue import LEASE_META_KEY
 from baike.frontier.scheduler import PARENT_META_KEY, LeasedScheduler, uses_leases
+from baike.pipelines import RedisStorePipeline
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -39,12 +45,23 @@ logger = logging.getLogger(__name__)
 __all__ = ["PARENT_META_KEY", "LeaseAckMiddleware"]
 
 
+def stores_in_redis(settings: Any) -> bool:
+    """Whether ``ITEM_PIPELINES`` (the node's own settings) holds RedisStorePipeline (or a subclass)."""
+    for component in build_component_list(settings.getwithbase("ITEM_PIPELINES")):
+        cls = load_object(component) if isinstance(component, str) else component
+        if isinstance(cls, type) and issubclass(cls, RedisStorePipeline):
+            return True
+    return False
+
+
 @dataclass(slots=True)
 class _Progress:
     items: int = 0
     requests: int = 0
     output_done: bool = False
     failure: str = ""
+    # the URLs of the records the page's items were stored under
+    records: list[str] = field(default_factory=list)
 
 
 class LeaseAckMiddleware:
@@ -53,6 +70,9 @@ class LeaseAckMiddleware:
     def __init__(self, crawler: Crawler):
         self.crawler = crawler
         self._progress: dict[str, _Progress] = {}
+        # whether a scraped item was stored in Redis (RedisStorePipeline is enabled): its
+        # page's ack then names the record, for Redis to check (see LeasedScheduler.settle)
+        self._stores = stores_in_redis(crawler.settings)
         crawler.signals.connect(self.item_scraped, signal=signals.item_scraped)
         crawler.signals.connect(self.item_dropped, signal=signals.item_dropped)
         crawler.signals.connect(self.item_error, signal=signals.item_error)
@@ -136,7 +156,8 @@ class LeaseAckMiddleware:
         self._maybe_settle(lease)
 
     def item_scraped(self, item: Any, response: Response, spider: Any) -> None:
-        self._item_left(response)
+        url = ItemAdapter(item).get("url") if self._stores else None
+        self._item_left(response, record=url if isinstance(url, str) else "")
 
     def item_dropped(self, item: Any, response: Response, exception: BaseException, spider: Any) -> None:
         self._item_left(response)
@@ -144,7 +165,9 @@ class LeaseAckMiddleware:
     def item_error(self, item: Any, response: Response, spider: Any, failure: Any) -> None:
         self._item_left(response, failure=f"item pipeline error: {failure.value!r}")
 
-    def _item_left(self, response: Response | None, failure: str = "") -> None:
+    def _item_left(self, response: Response | None, failure: str = "", record: str = "") -> None:
+        """An item of ``response``'s page left the pipelines: failed (``failure``), or stored
+        under the URL ``record``, or neither (dropped, or not stored in Redis)."""
         request = getattr(response, "request", None)
         lease = request.meta.get(LEASE_META_KEY) if request is not None else None
         progress = self._progress.get(lease) if lease else None
@@ -152,6 +175,8 @@ class LeaseAckMiddleware:
             return
         progress.items -= 1
         progress.failure = progress.failure or failure
+        if record:
+            progress.records.append(record)
         self._maybe_settle(lease)
 
     def _maybe_settle(self, lease: str) -> None:
@@ -161,4 +186,4 @@ class LeaseAckMiddleware:
         del self._progress[lease]
         if progress.failure:
             logger.error("Request of lease %s goes to the dead letters: %s", lease, progress.failure)
-        self.scheduler.settle(lease, progress.failure)
+        self.scheduler.settle(lease, progress.failure, tuple(progress.records))

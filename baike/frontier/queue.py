@@ -87,6 +87,11 @@ class Pushed(NamedTuple):
     cooling: float = 0.0  # seconds the cluster's cool-down still lasts (Redis time)
     rate: float = 0.0  # the cluster's rate now, requests per second (0: no shared rate)
     duplicates: tuple[int, ...] = ()  # indices of the filtered pushes, when asked for
+    # acknowledgements refused because Redis lacked what their page stored (a record, or
+    # the node's last confirmed call: a failover lost it): their requests went back to the frontier
+    unstored: int = 0
+    # Redis lacked the node's last confirmed call (``after``): it holds an earlier state
+    behind: bool = False
 
 
 @dataclass(slots=True)
@@ -305,6 +310,8 @@ class LeasedQueue(Base):  # type: ignore[misc]  # scrapy-redis is untyped
         answers: Answers | None = None,
         list_filtered: bool = False,
         client: Redis | None = None,
+        records: dict[str, tuple[str, ...]] | None = None,
+        after: str = "",
     ) -> Pushed:
         """Enqueue new requests and settle leases in one atomic round trip.
 
@@ -322,7 +329,12 @@ class LeasedQueue(Base):  # type: ignore[misc]  # scrapy-redis is untyped
         cluster's shared rate, which may back off; the reply says for how long it cools down.
         With ``list_filtered`` the reply names the pushes filtered as duplicates (for
         DUPEFILTER_DEBUG's log). ``client`` sends the script instead of the queue's own
-        client (one pinned connection, for ``WAIT``).
+        client (one pinned connection, for ``WAIT``). ``records`` maps an acknowledged lease
+        to the URLs of the records its page stored: an ack whose records are not all in the
+        items hash (a failover lost them) is refused, its request back in the frontier, and
+        counted in ``unstored``. ``after`` is the call id of ``node``'s last call Redis
+        confirmed: when Redis did not record it as the node's last, it lacks that call (a
+        failover lost it), and every ack is refused the same way (``behind`` says so).
         """
         report = [self.rate, *astuple(answers or Answers()), *self.backoff] if self.rate else [0] * 8
         return push_and_ack(
@@ -336,6 +348,8 @@ class LeasedQueue(Base):  # type: ignore[misc]  # scrapy-redis is untyped
             replaces,
             (self.rate_key, report),
             list_filtered,
+            records,
+            after,
         )
 
     def push(self, request: Request) -> None:
@@ -516,6 +530,8 @@ def push_and_ack(
     replaces: dict[int, str] | None = None,
     report: tuple[str, list[Any]] | None = None,
     list_filtered: bool = False,
+    records: dict[str, tuple[str, ...]] | None = None,
+    after: str = "",
 ) -> Pushed:
     """Run :data:`~baike.frontier.scripts.PUSH_AND_ACK` (see :meth:`LeasedQueue.push_and_ack`).
 
@@ -526,7 +542,9 @@ def push_and_ack(
     the same call: such a push is kept only if its lease's ack is accepted. ``report``
     is the politeness key's rate hash and the answers' arguments (see the script).
     With ``list_filtered`` the reply's ``duplicates`` are the indices in ``pushes`` of
-    the requests filtered as duplicates. Raises ValueError when fingerprints differ in
+    the requests filtered as duplicates. ``records`` maps a lease of ``acks`` to the URLs
+    of the records its page stored, checked in the items hash before the lease is settled;
+    ``after`` the id of the node's last call Redis confirmed ("" for none). Raises ValueError when fingerprints differ in
     width or more than 65,535 buckets are named in one call.
     """
     widths = {len(fingerprint) for bucket, fingerprint, _, _ in pushes if bucket and fingerprint is not None}
@@ -566,9 +584,9 @@ def push_and_ack(
         prefix = ""
         if reason:
             prefix = json.dumps({"reason": reason, "time": now, "node": node})[:-1] + ',"payload":'
-        argv += [*split_handle(lease), int(page), prefix]
+        argv += [*split_handle(lease), int(page), prefix, "\n".join((records or {}).get(lease, ()))]
     rate_hash, answers = report or (keys.budget, [0] * 8)
-    argv += [*answers, int(list_filtered)]
+    argv += [*answers, int(list_filtered), after]
     frontier = [
         keys.requests,
         keys.request_data,
@@ -579,12 +597,25 @@ def push_and_ack(
         keys.dead,
         keys.calls,
         rate_hash,
+        # read only for records (an unread key of the call's own slot otherwise)
+        keys.items if records else keys.budget,
     ]
-    added, filtered, stale, cooling, rate, *listed = script(keys=[*frontier, *bucket_index], args=argv)
+    added, filtered, stale, cooling, rate, unstored, behind, *listed = script(
+        keys=[*frontier, *bucket_index], args=argv
+    )
     # the script numbers the pushes in the order they were sent, group by group, from 1
     sent = [number for *_, numbers in groups for number in numbers]
     duplicates = tuple(sent[int(position) - 1] for position in (listed[0] if listed else ()))
-    return Pushed(int(added), int(filtered), int(stale), int(cooling) / 1000, int(rate) / 1000, duplicates)
+    return Pushed(
+        int(added),
+        int(filtered),
+        int(stale),
+        int(cooling) / 1000,
+        int(rate) / 1000,
+        duplicates,
+        int(unstored),
+        bool(int(behind)),
+    )
 
 
 def new_call_id() -> str:

@@ -24,7 +24,11 @@ What it changes from the stock scheduler, and why:
   (instead of "Redis is back"), records it for ``scrapy status`` (see
   :mod:`baike.failover`) and forgets its known-fingerprint cache: the new master may
   lack the last writes of the old one (replication is asynchronous), and a fingerprint
-  it lacks must reach Redis again when its page is redone.
+  it lacks must reach Redis again when its page is redone. A failover may also lose what
+  a page wrote before its acknowledgement reaches the new master: each acknowledgement
+  names the page's stored records, and each flush the node's last confirmed flush; the
+  script settles a lease only if Redis holds both, and otherwise the page is done again
+  (see :meth:`settle` and :meth:`_lost_writes`).
 * With ``REDIS_WAIT_REPLICAS`` a flush is confirmed only once that many replicas hold it
   (``WAIT``, see :class:`baike.connection.ReplicaWait`): a flush whose ``WAIT`` failed is
   resent under its call id, so a failover loses no flush this node counts as done.
@@ -44,6 +48,8 @@ from dataclasses import dataclass, field
 from itertools import count
 from typing import TYPE_CHECKING, Any
 
+from redis.cluster import RedisCluster
+from redis.crc import key_slot
 from redis.exceptions import RedisError
 from scrapy import signals
 from scrapy.utils.asyncio import create_looping_call
@@ -133,6 +139,14 @@ def uses_leases(settings: Any) -> bool:
     return issubclass(load_object(settings["SCHEDULER"]), LeasedScheduler)
 
 
+def records_checkable(server: Any, keys: CrawlKeys) -> bool:
+    """Whether a flush can check the stored records in its script: always on one Redis; on a
+    Redis Cluster only when the items hash shares the frontier's slot (its default name)."""
+    if not isinstance(server, RedisCluster):
+        return True
+    return bool(key_slot(keys.items.encode()) == key_slot(keys.requests.encode()))
+
+
 def make_node_id() -> str:
     """A node id unique across machines and restarts: ``host:pid:random``."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
@@ -182,6 +196,9 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
         self.first_cooldown = max(settings.getfloat("BAIKE_COOLDOWN", 5.0), 0.0)
         self._pages: set[str] = set()
         self._acks: list[tuple[str, bool, str]] = []
+        # lease -> the URLs of the records its page stored, until the flush carrying its ack
+        # is confirmed: Redis settles the lease only if it holds them (see settle)
+        self._records: dict[str, tuple[str, ...]] = {}
         self._next_take = 0.0
         # the last take found the cluster's rate out of tokens (or cooling down)
         self._rate_limited = False
@@ -197,6 +214,10 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
         self._retry_at = 0.0
         self._loops: list[Any] = []
         self.keys = CrawlKeys.for_spider(crawler.spidercls.name, settings)
+        self._checks_records = records_checkable(server, self.keys)
+        # shard -> the id of this node's last push call Redis confirmed there: the next call
+        # names it, and Redis trusts none of its acks unless it holds that call (see _lost_writes)
+        self._confirmed_calls: dict[int, str] = {}
         # BAIKE_SHARDS: the frontier shards (see baike.frontier.shards), shard 0 the crawl's own
         self.shards = shard_count(settings)
         self.shard_keys = shard_keys(crawler.spidercls.name, settings)
@@ -472,11 +493,16 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
 
     # -- verbs for the acknowledgement middleware and the failed requests ---------------
 
-    def settle(self, request_id: str, dead_reason: str = "") -> bool:
+    def settle(self, request_id: str, dead_reason: str = "", records: tuple[str, ...] = ()) -> bool:
         """Settle a lease of this node, to the dead letters when ``dead_reason`` is given.
 
         Buffered until the next flush, which also carries the requests the page
         produced, so the lease is never settled before its children are safe.
+        ``records`` are the URLs of the records the page stored (in the items hash):
+        Redis settles the lease only if it holds them all, and otherwise puts its request
+        back in the frontier. Stored before the ack, a record can only be missing when a
+        failover lost it (the new master holds an earlier state of the crawl); the page is
+        then done again instead of being settled without its entry.
         Returns False when the lease is not (or no longer) this node's.
         """
         if request_id not in self._active:
@@ -486,6 +512,8 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
         page = request_id in self._pages
         self._pages.discard(request_id)
         self._acks.append((request_id, page, dead_reason))
+        if records and self._checks_records:
+            self._records[request_id] = records
         if dead_reason:
             self._inc("baike/frontier/dead_lettered")
         return True
@@ -570,12 +598,15 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
                     answers=batch.answers,
                     list_filtered=self._lists_filtered(),
                     client=client,
+                    records=self._records_of(batch.acks),
+                    after=self._confirmed_calls.get(0, ""),
                 )
                 # confirmed only once the replicas asked for hold it (nothing without REDIS_WAIT_REPLICAS)
                 self._replica_wait.wait(client)
         except REDIS_ERRORS as exc:
             self._redis_failed(exc)
             return
+        self._confirmed_calls[0] = batch.call_id
         self._flushed(batch, pushed)
 
     def _flushed(self, batch: _Flush, pushed: Pushed) -> None:
@@ -590,7 +621,17 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
         self._log_filtered(batch, pushed.duplicates)
         self._inc("scheduler/enqueued/redis", pushed.added)
         self._inc("baike/frontier/duplicates", pushed.filtered)
-        self._inc("baike/frontier/settled", len(batch.acks) - pushed.stale)
+        self._inc("baike/frontier/settled", len(batch.acks) - pushed.stale - pushed.unstored)
+        for lease, _, _ in batch.acks:
+            self._records.pop(lease, None)
+        if pushed.unstored:
+            self._inc("baike/leases/unstored", pushed.unstored)
+            logger.warning(
+                "Redis lacked what %d of %d acknowledged pages stored (records, or links of an earlier flush:"
+                " a failover lost them): their requests went back to the frontier, to be done again",
+                pushed.unstored,
+                len(batch.acks),
+            )
         if pushed.stale:
             self._inc("baike/leases/stale_acks", pushed.stale)
             logger.warning(
@@ -599,6 +640,42 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
                 pushed.stale,
                 len(batch.acks),
             )
+        if pushed.behind:
+            self._lost_writes()
+
+    def _lost_writes(self) -> None:
+        """Redis lacks a flush it confirmed to this node (a failover lost it): the pages in
+        flight, and those whose acknowledgement is not sent yet, may have sent links in it.
+
+        None of them is settled: each is forgotten here (its acknowledgement is never sent)
+        and handed back to the frontier to be done again (or left to expire, when Redis
+        fails meanwhile). The fingerprints this node learned from its flushes are forgotten.
+        """
+        redo = set(self._active) | {ack[0] for ack in self._acks} | {ack[0] for ack in self._held_acks}
+        self._acks = [ack for ack in self._acks if ack[0] not in redo]
+        self._held_acks = [ack for ack in self._held_acks if ack[0] not in redo]
+        self._held_fenced = [(push, parent) for push, parent in self._held_fenced if parent not in redo]
+        for lease in redo:
+            self._active.discard(lease)
+            self._pages.discard(lease)
+            self._records.pop(lease, None)
+            self.failures.forget(lease)
+        self._forget_known()
+        self._inc("baike/leases/redone", len(redo))
+        logger.warning(
+            "Redis lacks writes it confirmed to this node (a failover lost them): %d pages in flight or not yet"
+            " acknowledged go back to the frontier, to be done again",
+            len(redo),
+        )
+        try:
+            for shard, part in self._by_shard(sorted(redo)).items():
+                self.queues[shard].release(self.node_id, part)
+        except REDIS_ERRORS as exc:
+            logger.debug("Leases left to expire (%s): %d", exc, len(redo))
+
+    def _records_of(self, acks: list[tuple[str, bool, str]]) -> dict[str, tuple[str, ...]]:
+        """The records to check for ``acks``: those of the leases whose pages stored some."""
+        return {lease: self._records[lease] for lease, _, _ in acks if lease in self._records}
 
     def _hold_acks(self, batch: _Flush) -> None:
         """With shards: hold ``batch``'s acks (with the retries and redirects fenced by them)
@@ -636,7 +713,8 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
     def _flush_shards(self, batch: _Flush) -> None:
         """Send ``batch`` over the shards (see :meth:`_plan`): the calls Redis has not confirmed
         yet, in order, each under its own call id; the batch is done when all are."""
-        added = filtered = stale = 0
+        added = filtered = stale = unstored = 0
+        behind = False
         cooling = 0.0
         duplicates: list[int] = []
         try:
@@ -644,26 +722,33 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
                 for number, call in enumerate(self._plan(batch)):
                     if number in batch.done:
                         continue
+                    call_id = f"{batch.call_id}.{number}"
                     pushed = self.queues[call.shard].push_and_ack(
                         self.node_id,
                         [batch.pushes[index] for index in call.pushes],
                         call.acks,
                         getattr(self.df, "bloom", (0, 0)),
-                        call_id=f"{batch.call_id}.{number}",
+                        call_id=call_id,
                         replaces=call.replaces,
                         answers=batch.answers if call.answers else None,
                         list_filtered=self._lists_filtered(),
                         client=client,
+                        # the records are on shard 0's slot
+                        records=self._records_of(call.acks) if call.shard == 0 else None,
+                        after=self._confirmed_calls.get(call.shard, ""),
                     )
                     batch.done.add(number)
+                    self._confirmed_calls[call.shard] = call_id
+                    behind = behind or pushed.behind
                     added, filtered, stale = added + pushed.added, filtered + pushed.filtered, stale + pushed.stale
+                    unstored += pushed.unstored
                     cooling = max(cooling, pushed.cooling)
                     duplicates += [call.pushes[index] for index in pushed.duplicates]
                 self._replica_wait.wait(client)
         except REDIS_ERRORS as exc:
             self._redis_failed(exc)
             return
-        self._flushed(batch, Pushed(added, filtered, stale, cooling, 0.0, tuple(duplicates)))
+        self._flushed(batch, Pushed(added, filtered, stale, cooling, 0.0, tuple(duplicates), unstored, behind))
 
     def _plan(self, batch: _Flush) -> list[_ShardCall]:
         """The script calls of a flush over shards (see :meth:`_hold_acks`): one per shard
@@ -1000,8 +1085,14 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
             failover.new,
             down,
         )
-        self._known.clear()
+        self._forget_known(failover)
         self._inc("baike/redis/failovers")
+
+    def _forget_known(self, failover: Failover | None = None) -> None:
+        """Forget the fingerprints this node knew were in Redis, and tell the spider to forget
+        its links (``redis_failover``; ``failover`` None when Redis was found lacking this
+        node's writes without a change of master seen)."""
+        self._known.clear()
         self.crawler.signals.send_catch_log(redis_failover, failover=failover)
 
     def _inc(self, key: str, count: int = 1) -> None:

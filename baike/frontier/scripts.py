@@ -89,7 +89,8 @@ end
 # KEYS[1] requests zset   KEYS[2] request_data hash   KEYS[3] request_seq
 # KEYS[4] leases zset     KEYS[5] lease_owners hash   KEYS[6] budget hash
 # KEYS[7] dead list       KEYS[8] calls hash   KEYS[9] the politeness key's rate hash
-# KEYS[10..] dupefilter buckets (hashes) or Bloom filter shards (strings), by index
+# KEYS[10] items hash (the stored records)
+# KEYS[11..] dupefilter buckets (hashes) or Bloom filter shards (strings), by index
 # ARGV[1] node id   ARGV[2] call id   ARGV[3] fingerprint width W
 # ARGV[4] Bloom hashes k, 0 for bucket fields   ARGV[5] Bloom bits per shard m
 # ARGV[6] number of priority groups G
@@ -107,7 +108,8 @@ end
 #          request this group replaces (a retry or redirect of it): the group is kept
 #          only if that ack is accepted, so a fenced node never re-queues a request that
 #          another node has taken over
-# then number of acks A, then A times: request id, lease token, page flag, dead-letter prefix
+# then number of acks A, then A times: request id, lease token, page flag, dead-letter prefix,
+#   records: the URLs of the records the page stored, "\n" between them ("" for none)
 # then the answers the host gave since the last call, reported to the shared rate:
 #   configured rate (0: no shared rate, answers ignored), healthy answers, 403/429/5xx
 #   answers, captchas, the longest Retry-After (seconds, 0: none), the first cool-down,
@@ -117,6 +119,7 @@ end
 #   dead-letter prefix "": settled normally; otherwise the payload goes to the dead
 #             list as <prefix> .. payload .. "}"
 # then "1" to have the reply list the requests filtered as duplicates (DUPEFILTER_DEBUG), else "0"
+# then the id of this node's last call of this script that Redis confirmed to it ("" for none)
 # Requests arrive packed, two arguments per group instead of three per request: a page
 # brings dozens, and every argument costs Redis a parse and a Lua string.
 # The new requests of one group become one frontier entry: a lone payload as it is,
@@ -127,6 +130,13 @@ end
 # enqueued == settled + queued + leased.
 # An ack whose lease is no longer this node's with this token (it expired, and was
 # reclaimed or taken again) is refused: counted as stale, nothing settled or spent.
+# An ack of a lease still this node's whose records are not all in the items hash (a
+# failover lost them: the new master holds an earlier state than the one the node stored
+# them in) is refused too: its request goes back to the frontier unspent, to be done again,
+# and is counted as unstored; the lease is no longer this node's. So is every ack of a call
+# made "behind": the last call of this node recorded in the calls hash is not the one the
+# node names as its last confirmed (a failover lost it, and with it maybe links of the
+# pages acknowledged now).
 # Backing off together: a captcha when no cool-down is running pauses the whole cluster
 # (LEASE hands out nothing until "cooldown_until", Redis time) for the first cool-down, or
 # for twice the last one when the storm outlasted it (up to the longest), and halves the
@@ -134,7 +144,7 @@ end
 # window's answers (at least 5) halve the rate; healthy answers a whole window after the
 # last of those raise it by a twentieth of the configured rate per second, back to it.
 # Returns {added, filtered, stale acks, ms of cool-down left, rate now in requests per
-# 1000 s, {positions of the filtered requests among all the groups' requests, from 1, when
+# 1000 s, unstored acks, 1 when the call was behind else 0, {positions of the filtered requests among all the groups' requests, from 1, when
 # asked}}; a resent call (same call id) replays it.
 PUSH_AND_ACK = (
     _CALL_CHUNKED
@@ -150,18 +160,36 @@ local width = tonumber(ARGV[3])
 local hashes, bits = tonumber(ARGV[4]), tonumber(ARGV[5])
 local n_groups = tonumber(ARGV[6])
 local added, filtered, marked = 0, 0, 0
+local after = ARGV[#ARGV]
+local recorded = redis.call('HGET', KEYS[8], 'push ' .. node)
+local behind = after ~= '' and not (recorded and string.sub(recorded, 1, #after + 1) == after .. '\\n')
 -- the acks first (they follow the groups in ARGV): which are stale decides which
 -- replacing groups are kept
-local settled, pages, unreserved, stale, refused = {}, 0, 0, 0, {}
+local settled, pages, unreserved, stale, unstored, refused = {}, 0, 0, 0, 0, {}
 local i = 7 + 5 * n_groups
 local n_ack = tonumber(ARGV[i])
 i = i + 1
+-- whether every record named in `records` is stored
+local function all_stored(records)
+  for url in string.gmatch(records, '[^\\n]+') do
+    if redis.call('HEXISTS', KEYS[10], url) == 0 then return false end
+  end
+  return true
+end
 for k = 1, n_ack do
-  local id, token, page, dead_prefix = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  i = i + 4
+  local id, token, page, dead_prefix, records = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  i = i + 5
   local owner = redis.call('HGET', KEYS[5], id)
   local prefix = owner_prefix(node, token)
-  if owner and string.sub(owner, 1, #prefix) == prefix then
+  local ours = owner and string.sub(owner, 1, #prefix) == prefix
+  if ours and (behind or (records ~= '' and not all_stored(records))) then
+    redis.call('ZADD', KEYS[1], score_of(owner), id)
+    redis.call('ZREM', KEYS[4], id)
+    redis.call('HDEL', KEYS[5], id)
+    unreserved = unreserved + 1
+    unstored = unstored + 1
+    refused[k] = true
+  elseif ours then
     settled[#settled + 1] = id
     if dead_prefix ~= '' then
       local payload = redis.call('HGET', KEYS[2], id)
@@ -219,7 +247,7 @@ if n_groups > 0 then
         local at = (k - 1) * stride + 1
         local high, low = string.byte(slots, at, at + 1)
         local bucket = high * 256 + low
-        if bucket > 0 and record(KEYS[9 + bucket], slots, at + 2) then marked = marked + 1 end
+        if bucket > 0 and record(KEYS[10 + bucket], slots, at + 2) then marked = marked + 1 end
       end
       sent, count = sent + count, 0
     end
@@ -227,7 +255,7 @@ if n_groups > 0 then
       local at = (k - 1) * stride + 1
       local high, low = string.byte(slots, at, at + 1)
       local bucket = high * 256 + low
-      if bucket == 0 or record(KEYS[9 + bucket], slots, at + 2) then
+      if bucket == 0 or record(KEYS[10 + bucket], slots, at + 2) then
         kept[#kept + 1] = k
       elseif list_filtered then
         duplicates[#duplicates + 1] = sent + k
@@ -304,7 +332,7 @@ if configured > 0 then
   if ending > now then cooling = math.ceil((ending - now) * 1000) end
 end
 return remember(KEYS[8], 'push ' .. node, call_id,
-  {added, filtered, stale, cooling, math.floor(current * 1000), duplicates})
+  {added, filtered, stale, cooling, math.floor(current * 1000), unstored, behind and 1 or 0, duplicates})
 """
 )
 
