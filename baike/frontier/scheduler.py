@@ -89,6 +89,16 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# the lines a flush logs for acknowledgements Redis did not settle (count, of how many sent)
+UNSTORED_WARNING = (
+    "Redis lacked what %d of %d acknowledged pages stored (records, or links of an earlier flush:"
+    " a failover lost them): their requests went back to the frontier, to be done again"
+)
+STALE_WARNING = (
+    "Redis refused %d of %d acknowledgements: their leases had expired and went to other nodes"
+    " (this node was cut off or stalled longer than SCHEDULER_LEASE_SECONDS), or a failover lost them"
+)
+
 # A flush names each request's dupefilter bucket by a 2-byte index (see PUSH_AND_ACK).
 MAX_FLUSH_SIZE = 0xFFFF
 # Request meta key of a request that is never downloaded: its fingerprint is only recorded
@@ -624,24 +634,17 @@ class LeasedScheduler(Scheduler):  # type: ignore[misc]  # scrapy-redis is untyp
         self._inc("baike/frontier/settled", len(batch.acks) - pushed.stale - pushed.unstored)
         for lease, _, _ in batch.acks:
             self._records.pop(lease, None)
-        if pushed.unstored:
-            self._inc("baike/leases/unstored", pushed.unstored)
-            logger.warning(
-                "Redis lacked what %d of %d acknowledged pages stored (records, or links of an earlier flush:"
-                " a failover lost them): their requests went back to the frontier, to be done again",
-                pushed.unstored,
-                len(batch.acks),
-            )
-        if pushed.stale:
-            self._inc("baike/leases/stale_acks", pushed.stale)
-            logger.warning(
-                "Redis refused %d of %d acknowledgements: their leases had expired and went to"
-                " other nodes (this node was cut off or stalled longer than SCHEDULER_LEASE_SECONDS)",
-                pushed.stale,
-                len(batch.acks),
-            )
+        self._warn_unsettled("baike/leases/unstored", pushed.unstored, len(batch.acks), UNSTORED_WARNING)
+        self._warn_unsettled("baike/leases/stale_acks", pushed.stale, len(batch.acks), STALE_WARNING)
         if pushed.behind:
             self._lost_writes()
+
+    def _warn_unsettled(self, stat: str, refused: int, sent: int, message: str) -> None:
+        """Count ``refused`` of the ``sent`` acknowledgements that Redis did not settle under
+        ``stat``, and say why in one line (nothing when there are none)."""
+        if refused:
+            self._inc(stat, refused)
+            logger.warning(message, refused, sent)
 
     def _lost_writes(self) -> None:
         """Redis lacks a flush it confirmed to this node (a failover lost it): the pages in
