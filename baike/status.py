@@ -31,7 +31,7 @@ from urllib.parse import unquote_plus, urlsplit
 
 from baike.connection import RedisSettingsError, get_redis, pipelines_time, slot_time, time_reply
 from baike.frontier.queue import queued_from_ledger
-from baike.frontier.shards import crawl_shards
+from baike.frontier.shards import crawl_shards, recorded_split
 from baike.revisit import read_freshness
 
 if TYPE_CHECKING:
@@ -379,6 +379,7 @@ def snapshot(
         "leased": leased,
         "fingerprints": _fingerprints(server, shards, counts, scan) if fingerprints else None,
         "shards": len(shards),
+        "shard_parts": _shard_parts(server, keys, len(shards)),
         "dead_letters": dead,
         "dead_by_shard": dead_by_shard,
         "items": items,
@@ -449,6 +450,15 @@ def _add_shards(
         leased = leased + replies[at + 1]
         dead_by_shard.append(replies[at + 2])
     return totals, leased, dead_by_shard
+
+
+def _shard_parts(server: Redis, keys: CrawlKeys, shards: int) -> list[float] | None:
+    """Each frontier shard's part of the request fingerprints (BAIKE_SHARD0_SHARE, as the
+    crawl recorded its split), [1.0] with one shard, None when the record is not a split."""
+    if shards <= 1:
+        return [1.0]
+    split = recorded_split(server, keys)
+    return None if split is None else [round(split.fraction(shard), 4) for shard in range(split.count)]
 
 
 def _fingerprints(server: Redis, shards: list[CrawlKeys], ledger: dict[str, int], scan: bool) -> int:
@@ -563,6 +573,7 @@ def render(snap: dict[str, Any], width: int = 40) -> str:
         f"stored       {snap['items']} items, {snap['dead_letters']} dead letters",
         f"cluster      {snap['cluster']['pages']} pages, {snap['cluster']['items']} items,"
         f" {snap['cluster']['errors']} errors, {cluster_rate(snap):.1f} pages/s",
+        *([f"shards       {describe_shards(snap)}"] if snap.get("shards", 1) > 1 else []),
         *(f"rate         {describe_rate(rate)}" for rate in snap["rates"]),
         *(
             [f"redis        {describe_failover(snap['failover'])}"]
@@ -579,6 +590,14 @@ def render(snap: dict[str, Any], width: int = 40) -> str:
     ]
     lines += _node_table(snap["nodes"], snap["time"])
     return "\n".join(lines)
+
+
+def describe_shards(snap: dict[str, Any]) -> str:
+    """The frontier's shards and each one's part of the fingerprints, as ``scrapy status`` says them."""
+    parts = snap.get("shard_parts")
+    if not parts:
+        return f"{snap['shards']}; the split recorded in Redis is not one (`scrapy reset` starts a fresh crawl)"
+    return f"{snap['shards']}, fingerprints " + " / ".join(f"{100 * part:.1f}%" for part in parts)
 
 
 def _node_table(nodes: list[dict[str, Any]], now: float) -> list[str]:

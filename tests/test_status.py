@@ -17,6 +17,7 @@ from baike.extensions.closespider import ClusterCloseSpider
 from baike.extensions.clusterstats import ClusterStats
 from baike.fresh import live_nodes
 from baike.frontier.scheduler import LeasedScheduler
+from baike.frontier.shards import ShardSplit, record_shards
 from baike.keys import CrawlKeys
 from baike.status import (
     FINISHED,
@@ -169,6 +170,22 @@ def test_silent_nodes_are_lost_and_closed_nodes_stopped(redis_db) -> None:
     assert (snap["nodes_alive"], snap["nodes_lost"]) == (2, 1)
     text = render(snap)
     assert "b:2:0002" in text and "lost" in text and "stopped (finished)" in text
+
+
+def test_status_shows_each_shards_part_of_the_fingerprints(redis_db) -> None:
+    redis_db.set(KEYS.started, NOW)
+    snap = snapshot(redis_db, KEYS, NOW)
+    assert (snap["shards"], snap["shard_parts"]) == (1, [1.0]) and "shards  " not in render(snap)
+    record_shards(redis_db, KEYS, ShardSplit.weighted(3, 0.4))
+    snap = snapshot(redis_db, KEYS, NOW)
+    assert snap["shards"] == 3 and snap["shard_parts"] == pytest.approx([0.1333, 0.4333, 0.4333], abs=1e-4)
+    assert "shards       3, fingerprints 13.3% / 43.3% / 43.3%" in render(snap)
+    redis_db.hdel(KEYS.shards, "bounds")  # a crawl split before the split was recorded: % 3
+    assert snapshot(redis_db, KEYS, NOW)["shard_parts"] == pytest.approx([0.3333] * 3, abs=1e-4)
+    redis_db.hset(KEYS.shards, "bounds", "9 not bounds")
+    snap = snapshot(redis_db, KEYS, NOW)
+    assert snap["shard_parts"] is None and "the split recorded in Redis is not one" in render(snap)
+    json.dumps(snap, allow_nan=False)
 
 
 def test_render_and_progress_line(crawl) -> None:

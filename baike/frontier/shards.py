@@ -166,6 +166,16 @@ def record_shards(server: Redis, keys: CrawlKeys, wanted: ShardSplit) -> ShardSp
         ) from None
 
 
+def recorded_split(server: Redis, keys: CrawlKeys) -> ShardSplit | None:
+    """The fingerprint split recorded for the crawl (one shard when none is), or None when
+    what is recorded is not a split (a reader reports it; a node refuses it at start)."""
+    count, bounds = server.hmget(keys.shards, ["count", "bounds"])
+    try:
+        return ShardSplit.parse(max(int(count or 1), 1), _text(bounds or ""))
+    except ValueError:
+        return None
+
+
 def recorded_shards(server: Redis, keys: CrawlKeys) -> int:
     """The shard count recorded for the crawl (1 when none is)."""
     try:
