@@ -9,7 +9,9 @@ never reproduce Baike's text. All generators take an explicit
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from math import floor
+from typing import TypeVar
 
 # Characters a name may contain; anything else (quotes, `<`, `&`, `/`, `%`, `?`)
 # would need HTML escaping or would break the `/item/<name>` path grammar.
@@ -110,67 +112,72 @@ LANGUAGES = ("中文", "英文", "法文", "日文", "德文")
 # fmt: on
 
 
-def _pick(rng: random.Random, seq: str | tuple[str, ...]) -> str:
+T = TypeVar("T")
+
+
+def pick(rng: random.Random, seq: Sequence[T]) -> T:
+    """One item of ``seq`` by one ``rng.random()`` draw (``rng.choice`` draws otherwise, and
+    every generated page depends on the draws staying as they are)."""
     return seq[floor(rng.random() * len(seq))]
 
 
 def person_name(rng: random.Random) -> str:
-    given = _pick(rng, GIVEN)
+    given = pick(rng, GIVEN)
     if rng.random() < 0.7:
-        given += _pick(rng, GIVEN)
-    return _pick(rng, SURNAMES) + given
+        given += pick(rng, GIVEN)
+    return pick(rng, SURNAMES) + given
 
 
 def place_name(rng: random.Random) -> str:
-    head = _pick(rng, PLACE_HEADS) + _pick(rng, PLACE_HEADS)
-    return head + _pick(rng, PLACE_SUFFIXES)
+    head = pick(rng, PLACE_HEADS) + pick(rng, PLACE_HEADS)
+    return head + pick(rng, PLACE_SUFFIXES)
 
 
 def concept_name(rng: random.Random) -> str:
-    return _pick(rng, CONCEPT_HEADS) + _pick(rng, CONCEPT_TAILS)
+    return pick(rng, CONCEPT_HEADS) + pick(rng, CONCEPT_TAILS)
 
 
 def organism_name(rng: random.Random) -> str:
     return (
-        _pick(rng, ORGANISM_HEADS)
-        + _pick(rng, ORGANISM_HEADS)
-        + _pick(rng, ORGANISM_BODIES)
-        + _pick(rng, ORGANISM_SUFFIXES)
+        pick(rng, ORGANISM_HEADS)
+        + pick(rng, ORGANISM_HEADS)
+        + pick(rng, ORGANISM_BODIES)
+        + pick(rng, ORGANISM_SUFFIXES)
     )
 
 
 def work_name(rng: random.Random) -> str:
     length = 2 + floor(rng.random() * 3)
-    return "".join(_pick(rng, WORK_CHARS) for _ in range(length))
+    return "".join(pick(rng, WORK_CHARS) for _ in range(length))
 
 
 def foreign_person_name(rng: random.Random) -> str:
-    first = "".join(_pick(rng, TRANSLIT) for _ in range(2 + floor(rng.random() * 2)))
-    last = "".join(_pick(rng, TRANSLIT) for _ in range(2 + floor(rng.random() * 2)))
+    first = "".join(pick(rng, TRANSLIT) for _ in range(2 + floor(rng.random() * 2)))
+    last = "".join(pick(rng, TRANSLIT) for _ in range(2 + floor(rng.random() * 2)))
     return f"{first}·{last}"
 
 
 def event_name(rng: random.Random) -> str:
     year = 1900 + floor(rng.random() * 125)
-    return f"{year}年{place_name(rng)[:2]}{_pick(rng, ('会议', '运动会', '博览会', '地震', '条约', '选举'))}"
+    return f"{year}年{place_name(rng)[:2]}{pick(rng, ('会议', '运动会', '博览会', '地震', '条约', '选举'))}"
 
 
 def latin_name(rng: random.Random) -> str:
     roll = rng.random()
-    head = _pick(rng, LATIN_HEADS)
+    head = pick(rng, LATIN_HEADS)
     if roll < 0.25:
-        return f"{_pick(rng, LATIN_FIRST)} {_pick(rng, LATIN_PARTICLES)} {_pick(rng, LATIN_LAST)}"
+        return f"{pick(rng, LATIN_FIRST)} {pick(rng, LATIN_PARTICLES)} {pick(rng, LATIN_LAST)}"
     if roll < 0.4:
         return head + "++"
     if roll < 0.5:
         return head + "#"
     if roll < 0.65:
-        return f"{head}.{_pick(rng, ('js', 'io', 'NET', 'py'))}"
+        return f"{head}.{pick(rng, ('js', 'io', 'NET', 'py'))}"
     if roll < 0.8:
         return f"{head} {1 + floor(rng.random() * 20)}"
     if roll < 0.9:
-        return f"{head}+{_pick(rng, LATIN_HEADS)}"
-    return _pick(rng, CONCEPT_HEADS) + head
+        return f"{head}+{pick(rng, LATIN_HEADS)}"
+    return pick(rng, CONCEPT_HEADS) + head
 
 
 _KINDS = (
@@ -199,19 +206,19 @@ def missing_name(rng: random.Random) -> str:
     It may still coincide with another kind of entry name, so links built from it
     are resolved like any other link.
     """
-    return _pick(rng, SURNAMES) + _pick(rng, GIVEN) + _pick(rng, GIVEN) + _pick(rng, GIVEN)
+    return pick(rng, SURNAMES) + pick(rng, GIVEN) + pick(rng, GIVEN) + pick(rng, GIVEN)
 
 
 def subtitle(rng: random.Random) -> str:
-    form = _pick(rng, SUBTITLE_FORMS)
+    form = pick(rng, SUBTITLE_FORMS)
     return form.format(
         place=place_name(rng)[:2],
-        role=_pick(rng, PEOPLE_ROLES),
+        role=pick(rng, PEOPLE_ROLES),
         year=1900 + floor(rng.random() * 125),
-        adj=_pick(rng, ADJECTIVES),
-        noun=_pick(rng, NOUNS),
-        concept=_pick(rng, CONCEPT_HEADS),
-        work=_pick(rng, ("电影", "小说", "歌曲", "专辑", "电视剧", "游戏")),
+        adj=pick(rng, ADJECTIVES),
+        noun=pick(rng, NOUNS),
+        concept=pick(rng, CONCEPT_HEADS),
+        work=pick(rng, ("电影", "小说", "歌曲", "专辑", "电视剧", "游戏")),
     )
 
 
@@ -254,13 +261,13 @@ def sentence_pool(rng: random.Random, size: int) -> list[Sentence]:
     """Build ``size`` sentences; each is ``(text, None)`` or ``(before, after)`` around a link."""
     pool: list[Sentence] = []
     for _ in range(size):
-        shape = _pick(rng, _SENTENCES)
+        shape = pick(rng, _SENTENCES)
         text = shape.format(
-            noun=_pick(rng, NOUNS),
-            noun2=_pick(rng, NOUNS),
-            adj=_pick(rng, ADJECTIVES),
-            adj2=_pick(rng, _ADJ2),
-            verb=_pick(rng, VERBS),
+            noun=pick(rng, NOUNS),
+            noun2=pick(rng, NOUNS),
+            adj=pick(rng, ADJECTIVES),
+            adj2=pick(rng, _ADJ2),
+            verb=pick(rng, VERBS),
             year=1800 + floor(rng.random() * 225),
             num=2 + floor(rng.random() * 500),
             L="\x00",

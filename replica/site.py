@@ -413,7 +413,7 @@ class Site:
             name = vocab.entry_name(rng)
             if not self._name_taken(name):
                 break
-        target = senses[floor(rng.random() * len(senses))]
+        target = vocab.pick(rng, senses)
         self.synonyms[name] = (self._new_id(rng), target)
         self.synonym_names.append(name)
 
@@ -598,9 +598,9 @@ class Site:
         if roll < 0.025:
             return self._name_link(rng, layout, vocab.missing_name(rng))
         if roll < 0.04 and self.synonym_names:
-            name = self.synonym_names[floor(rng.random() * len(self.synonym_names))]
+            name = vocab.pick(rng, self.synonym_names)
             return self._name_link(rng, layout, name)
-        word = self.linkable[floor(rng.random() * len(self.linkable))]
+        word = vocab.pick(rng, self.linkable)
         return self._name_link(rng, layout, self.word_names[word], 10_000_000 + floor(rng.random() * 89_999_999))
 
     def _paragraph(
@@ -657,9 +657,9 @@ class Site:
             if rng.random() < 0.3:
                 value += ["、", next_link()]
         elif key == "国籍":
-            value = [vocab.COUNTRIES[floor(rng.random() * len(vocab.COUNTRIES))]]
+            value = [vocab.pick(rng, vocab.COUNTRIES)]
         elif key == "民族":
-            value = [vocab.ETHNICITIES[floor(rng.random() * len(vocab.ETHNICITIES))]]
+            value = [vocab.pick(rng, vocab.ETHNICITIES)]
         elif key in ("出生日期", "发现时间", "出版时间", "成立时间"):
             value = [
                 f"{1700 + floor(rng.random() * 320)}年{1 + floor(rng.random() * 12)}月{1 + floor(rng.random() * 28)}日"
@@ -668,18 +668,11 @@ class Site:
             unit = {"面积": "平方千米", "海拔": "米", "人口": "万人"}[key]
             value = [f"{1 + floor(rng.random() * 9000)}{unit}"]
         elif key in ("外文名", "简称"):
-            value = [
-                vocab.LATIN_HEADS[floor(rng.random() * len(vocab.LATIN_HEADS))]
-                + " "
-                + vocab.LATIN_LAST[floor(rng.random() * len(vocab.LATIN_LAST))]
-            ]
+            value = [vocab.pick(rng, vocab.LATIN_HEADS) + " " + vocab.pick(rng, vocab.LATIN_LAST)]
         elif key == "语种":
-            value = [vocab.LANGUAGES[floor(rng.random() * len(vocab.LANGUAGES))]]
+            value = [vocab.pick(rng, vocab.LANGUAGES)]
         else:
-            value = [
-                vocab.ADJECTIVES[floor(rng.random() * len(vocab.ADJECTIVES))]
-                + vocab.NOUNS[floor(rng.random() * len(vocab.NOUNS))]
-            ]
+            value = [vocab.pick(rng, vocab.ADJECTIVES) + vocab.pick(rng, vocab.NOUNS)]
         roll = rng.random()
         if roll < 0.15:
             value = ["\n", *value, "\n"]
@@ -816,7 +809,7 @@ class Site:
         hot = self.hot_links(layout)
         images = [f"{rng.getrandbits(160):040x}" for _ in range(2 + floor(rng.random() * 5))]
         references = [self._reference(rng) for _ in range(2 + floor(rng.random() * 4))]
-        tags = [vocab.NOUNS[floor(rng.random() * len(vocab.NOUNS))] for _ in range(1 + floor(rng.random() * 4))]
+        tags = [vocab.pick(rng, vocab.NOUNS) for _ in range(1 + floor(rng.random() * 4))]
         old_layout = layout != LAYOUT_2023
         version = self.version_of(index)
         if version:
@@ -849,7 +842,7 @@ class Site:
 
     @staticmethod
     def _reference(rng: random.Random) -> tuple[str, str]:
-        head = vocab.LATIN_HEADS[floor(rng.random() * len(vocab.LATIN_HEADS))].lower()
+        head = vocab.pick(rng, vocab.LATIN_HEADS).lower()
         year = 2005 + floor(rng.random() * 19)
         title = f"{vocab.ADJECTIVES[floor(rng.random() * 24)]}{vocab.NOUNS[floor(rng.random() * 36)]}的{vocab.VERBS[floor(rng.random() * 24)]}"
         return title, f"http://www.{head}-news.com.cn/{year}/{rng.getrandbits(32):08x}.shtml"
